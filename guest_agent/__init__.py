@@ -1,0 +1,1 @@
+"""kamado's guest agent role."""

@@ -1,0 +1,1 @@
+"""kamado's host agent role."""

@@ -1,0 +1,1 @@
+"""kamado's worker role and the shared contract: settings, job model, Celery app, errors."""

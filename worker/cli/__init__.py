@@ -1,0 +1,1 @@
+"""The `kamado` command line: the root app and the worker role's commands."""

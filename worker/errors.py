@@ -1,0 +1,133 @@
+"""kamado's error hierarchy: every failure a user can see is one of these.
+
+Third-party exceptions (subprocess, redis, celery, paramiko, libvirt) are converted into
+these at the one adapter module that calls them, with ``raise ... from e``. The message
+names the thing (file, field, job) and the reason.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class KamadoError(Exception):
+    """Raised for any failure kamado reports to a user; the base of all others."""
+
+    exit_code: int = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(KamadoError):
+    """Raised when the config file or a KAMADO_* variable is unreadable or invalid."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or [message]
+
+
+class BadInputError(KamadoError):
+    """Raised when a command-line argument or task payload is invalid."""
+
+    exit_code = 2
+
+
+class ProcessError(KamadoError):
+    """Raised when an external program cannot be started or ends badly."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        argv: list[str] | None = None,
+        returncode: int | None = None,
+        stderr_tail: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.argv = argv or []
+        self.returncode = returncode
+        self.stderr_tail = stderr_tail
+
+
+class ProcessTimeout(ProcessError):
+    """Raised when an external program runs past its time limit and is killed."""
+
+
+class MediaError(KamadoError):
+    """Raised when a source or output file is not usable media."""
+
+    def __init__(self, message: str, *, path: Path | str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class SourceError(MediaError):
+    """Raised when a source recording is missing, empty, unreadable or not a video.
+
+    The same source fails the same way on every attempt, so it is never retried.
+    """
+
+
+class EncodeError(MediaError):
+    """Raised when ffmpeg fails on a source it could read."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: Path | str | None = None,
+        backend: str | None = None,
+        returncode: int | None = None,
+        stderr_tail: str = "",
+        kind: str = "encode",
+    ) -> None:
+        super().__init__(message, path=path)
+        self.backend = backend
+        self.returncode = returncode
+        self.stderr_tail = stderr_tail
+        # "hardware", "option", "crash", "disk", "input" or "encode": see worker/ffmpeg_errors.py
+        self.kind = kind
+
+
+class VerifyError(MediaError):
+    """Raised when an encoded output fails verification (streams, duration, decode)."""
+
+
+class OutputError(MediaError):
+    """Raised when the output cannot be written or moved into place (space, permissions)."""
+
+
+class BackendUnavailable(KamadoError):
+    """Raised when no backend a profile accepts is proven on this worker."""
+
+    def __init__(self, message: str, *, accepted: list[str], available: list[str]) -> None:
+        super().__init__(message)
+        self.accepted = accepted
+        self.available = available
+
+
+class JobCancelled(KamadoError):
+    """Raised inside an attempt when its job was cancelled; ffmpeg is already killed."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"job {job_id} was cancelled")
+        self.job_id = job_id
+
+
+class BrokerError(KamadoError):
+    """Raised when the broker (Redis) cannot be reached or answers with an error."""
+
+
+class EmbeddedBrokerError(BrokerError):
+    """Raised when the embedded Redis-compatible server cannot be started."""
+
+
+class StagingError(KamadoError):
+    """Raised when a source cannot be fetched or an output cannot be delivered."""

@@ -1,0 +1,142 @@
+"""Encode profiles: what an output should be, and which backends may make it.
+
+A profile states an intent (H.264, quality, deinterlace, size, audio) and the backends it
+accepts in order of preference. ``worker/ffmpeg.py`` turns a profile, a backend and a
+probed source into an ffmpeg argv.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from worker.errors import BackendUnavailable, BadInputError
+
+QUEUE_GPU = "encode.gpu"
+QUEUE_CPU = "encode.cpu"
+
+
+class Backend(StrEnum):
+    """An ffmpeg encode path."""
+
+    QSV = "qsv"
+    VAAPI = "vaapi"
+    X264 = "x264"
+
+    @property
+    def hardware(self) -> bool:
+        """True for the Intel GPU paths."""
+        return self is not Backend.X264
+
+
+class Audio(BaseModel):
+    """What happens to the programme's audio streams (all of them are kept)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    codec: Literal["aac", "copy"] = "aac"
+    bitrate: str = Field(default="192k", pattern=r"^[1-9][0-9]{1,3}k$")
+    channels: int = Field(default=2, ge=1, le=8)
+    # ARIB dual mono: main (left) is the safe default, harmless on ordinary stereo.
+    dual_mono: Literal["main", "sub", "both", "auto"] = "main"
+
+
+class Profile(BaseModel):
+    """An encode intent and the backends that may fulfil it, in order of preference."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    description: str = ""
+    backends: list[Backend] = Field(min_length=1)
+    # One scale for every backend: x264 -crf, qsv -global_quality (ICQ), vaapi -qp (CQP).
+    quality: int = Field(default=23, ge=1, le=51)
+    deinterlace: Literal["auto", "on", "off"] = "auto"
+    height: int | None = Field(
+        default=720, ge=144, le=2160, description="output height; none keeps the source's"
+    )
+    audio: Audio = Audio()
+    x264_preset: Literal[
+        "ultrafast",
+        "superfast",
+        "veryfast",
+        "faster",
+        "fast",
+        "medium",
+        "slow",
+        "slower",
+        "veryslow",
+    ] = "veryfast"
+    qsv_preset: Literal["veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"] = (
+        "medium"
+    )
+    # i965 on Haswell supports only CQP, CBR and VBR.
+    vaapi_rc: Literal["CQP", "VBR"] = "CQP"
+    vaapi_bitrate: str = Field(default="6M", pattern=r"^[1-9][0-9]*[kM]$")
+    service_id: int | None = Field(
+        default=None, ge=1, description="MPEG-TS programme to keep; none picks the main one"
+    )
+
+    @field_validator("backends")
+    @classmethod
+    def _unique(cls, value: list[Backend]) -> list[Backend]:
+        if len(set(value)) != len(value):
+            raise ValueError("each backend may be listed once")
+        return value
+
+    @property
+    def hardware_only(self) -> bool:
+        """True when no software backend is accepted: the job never runs on the CPU."""
+        return all(b.hardware for b in self.backends)
+
+    @property
+    def queue(self) -> str:
+        """The capability queue a job with this profile is sent to first."""
+        return QUEUE_GPU if self.backends[0].hardware else QUEUE_CPU
+
+
+BUILTIN_PROFILES: dict[str, Profile] = {
+    "h264-intel": Profile(
+        description="Intel hardware only: QSV, then VAAPI (the Haswell path); never the CPU",
+        backends=[Backend.QSV, Backend.VAAPI],
+    ),
+    "h264-x264": Profile(
+        description="software libx264, bwdif deinterlace",
+        backends=[Backend.X264],
+    ),
+    "h264-auto": Profile(
+        description="Intel hardware when proven, else libx264",
+        backends=[Backend.QSV, Backend.VAAPI, Backend.X264],
+    ),
+}
+
+
+def all_profiles(user: dict[str, Profile]) -> dict[str, Profile]:
+    """Built-in profiles overlaid with the user's (a user profile may replace a built-in)."""
+    return {**BUILTIN_PROFILES, **user}
+
+
+def get_profile(name: str, user: dict[str, Profile]) -> Profile:
+    """The named profile, or a BadInputError listing the known names."""
+    profiles = all_profiles(user)
+    try:
+        return profiles[name]
+    except KeyError:
+        known = ", ".join(sorted(profiles))
+        raise BadInputError(f"unknown profile {name!r}; known profiles: {known}") from None
+
+
+def choose_backend(profile: Profile, available: list[Backend]) -> Backend:
+    """The first backend the profile accepts that this worker has proven."""
+    for backend in profile.backends:
+        if backend in available:
+            return backend
+    accepted = [b.value for b in profile.backends]
+    have = [b.value for b in available]
+    raise BackendUnavailable(
+        f"no accepted backend is proven on this worker (profile accepts {', '.join(accepted)}; "
+        f"this worker has {', '.join(have) or 'none'})",
+        accepted=accepted,
+        available=have,
+    )

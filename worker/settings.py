@@ -1,0 +1,258 @@
+"""kamado's settings: one TOML file plus KAMADO_* environment variables, validated once.
+
+Every process (worker, scheduler, host agent, guest agent, Flower, CLI) builds one
+``Settings`` with :func:`load_settings` at start and passes it down. Unknown keys are
+errors, so a misspelt key never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from worker.config_base import Section
+from worker.errors import ConfigError
+from worker.profiles import QUEUE_CPU, QUEUE_GPU, Profile
+from worker.settings_host import HostSettings
+from worker.settings_staging import StagingSettings
+
+CONFIG_ENV = "KAMADO_CONFIG"
+USER_CONFIG = Path("~/.config/kamado/kamado.toml")
+SYSTEM_CONFIG = Path("/etc/kamado/kamado.toml")
+# Fields whose values never appear in output: URLs may carry a password.
+SECRET_WORDS = ("url", "password", "secret", "token", "auth")
+
+
+class EncodeSettings(Section):
+    """How ffmpeg is run and where outputs go."""
+
+    default_profile: str = "h264-auto"
+    output_dir: Path | None = Field(
+        default=None,
+        description="Where outputs are written; empty means next to the source.",
+    )
+    ffmpeg: str = "ffmpeg"
+    ffprobe: str = "ffprobe"
+    render_node: Path = Path("/dev/dri/renderD128")
+    vaapi_driver: Literal["", "i965", "iHD"] = Field(
+        default="",
+        description="LIBVA_DRIVER_NAME for the vaapi backend; i965 on Haswell, iHD on newer.",
+    )
+    # A 30-minute programme at 1.9 fps software speed takes 8 h; the hard limit covers that.
+    soft_time_limit: int = Field(default=30_000, gt=0, description="seconds")
+    time_limit: int = Field(default=30_600, gt=0, description="seconds")
+    progress_interval: float = Field(default=1.0, gt=0, le=60, description="seconds")
+    stall_timeout: float = Field(
+        default=300.0, gt=0, description="seconds without ffmpeg progress before it is killed"
+    )
+
+    @model_validator(mode="after")
+    def _soft_below_hard(self) -> EncodeSettings:
+        if self.soft_time_limit >= self.time_limit:
+            raise ValueError(
+                f"soft_time_limit ({self.soft_time_limit}) must be below "
+                f"time_limit ({self.time_limit}) so ffmpeg can be killed cleanly"
+            )
+        return self
+
+
+class VerifySettings(Section):
+    """What an output must satisfy before a job is done."""
+
+    duration_tolerance_s: float = Field(default=2.0, ge=0)
+    duration_tolerance_ratio: float = Field(default=0.01, ge=0, le=0.5)
+    decode: Literal["full", "keyframes", "off"] = Field(
+        default="keyframes",
+        description=(
+            "decode check of the output: full decodes every frame, keyframes only I-frames "
+            "(fast), off trusts the container"
+        ),
+    )
+
+
+class WorkerSettings(Section):
+    """The Celery worker on this machine."""
+
+    queues: list[str] = Field(default_factory=lambda: [QUEUE_GPU, QUEUE_CPU])
+    concurrency: int = Field(default=1, ge=1, le=16)
+    backends: list[Literal["qsv", "vaapi", "x264"]] | Literal["auto"] = Field(
+        default="auto",
+        description="backends this worker may use; auto proves each with a one-frame encode",
+    )
+    hostname: str = ""
+
+
+class BrokerSettings(Section):
+    """Transport details shared by every process on the broker."""
+
+    # Must exceed encode.time_limit: a running task is redelivered after this (no renewal).
+    visibility_timeout: int = Field(default=36_000, gt=0, description="seconds")
+    socket_timeout: float = Field(default=30.0, gt=0)
+    health_check_interval: int = Field(default=25, ge=0)
+
+
+class Settings(BaseSettings):
+    """Everything kamado reads from its config file and environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="KAMADO_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    broker_url: SecretStr | None = Field(
+        default=None,
+        description="redis://[:password@]host:port/db; empty starts the embedded broker",
+    )
+    result_backend_url: SecretStr | None = Field(default=None, description="defaults to broker_url")
+    state_dir: Path = Field(
+        default=Path("~/.local/state/kamado"),
+        description="embedded broker data, probe cache, spool",
+    )
+    encode: EncodeSettings = EncodeSettings()
+    verify: VerifySettings = VerifySettings()
+    worker: WorkerSettings = WorkerSettings()
+    broker: BrokerSettings = BrokerSettings()
+    host: HostSettings = HostSettings()
+    staging: StagingSettings = StagingSettings()
+    profiles: dict[str, Profile] = Field(
+        default_factory=dict, description="user profiles, added to (or replacing) the built-ins"
+    )
+
+    @field_validator("state_dir")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @field_validator("broker_url", "result_backend_url")
+    @classmethod
+    def _url_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        raw = value.get_secret_value()
+        if not raw.startswith(("redis://", "rediss://", "redis+socket://", "unix://")):
+            scheme = raw.split("://", 1)[0] if "://" in raw else raw[:20]
+            raise ValueError(f"unsupported scheme {scheme!r}; use redis://, rediss:// or unix://")
+        return value
+
+    @model_validator(mode="after")
+    def _visibility_above_hard_limit(self) -> Settings:
+        if self.broker.visibility_timeout <= self.encode.time_limit:
+            raise ValueError(
+                f"broker.visibility_timeout ({self.broker.visibility_timeout}) must exceed "
+                f"encode.time_limit ({self.encode.time_limit}), or Redis hands a running "
+                "encode to a second worker"
+            )
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment overrides the file; the file arrives as init kwargs (see load_settings).
+        return (env_settings, init_settings)
+
+    @property
+    def embedded(self) -> bool:
+        """True when no broker is configured and kamado runs its own."""
+        return self.broker_url is None
+
+
+def find_config(explicit: Path | None = None) -> Path | None:
+    """The config file to read: --config, then KAMADO_CONFIG, then the user's, then /etc."""
+    if explicit is not None:
+        if not explicit.is_file():
+            raise ConfigError(f"config file {explicit}: not found")
+        return explicit
+    env = os.environ.get(CONFIG_ENV, "")
+    if env:
+        path = Path(env).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"config file {path} (from {CONFIG_ENV}): not found")
+        return path
+    for candidate in (USER_CONFIG.expanduser(), SYSTEM_CONFIG):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse one TOML file, naming the file and line on a syntax error."""
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {path}: {e}") from e
+    except OSError as e:
+        raise ConfigError(f"config file {path}: {e.strerror or e}") from e
+
+
+def describe_validation_error(error: ValidationError, source: str) -> list[str]:
+    """One line per bad field: the dotted field name, the value and the reason."""
+    problems = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        if item["type"] == "extra_forbidden":
+            problems.append(f"{field}: unknown key (in {source})")
+            continue
+        value = item.get("input")
+        if isinstance(value, str) and any(w in field for w in SECRET_WORDS):
+            value = mask_url(value) if field.endswith("url") else "***"
+        shown = "" if isinstance(value, dict) else f" = {value!r}"
+        reason = item["msg"].removeprefix("Value error, ")
+        problems.append(f"{field}{shown}: {reason}")
+    return problems
+
+
+def load_settings(config: Path | None = None) -> Settings:
+    """Build the process's one Settings from the config file and KAMADO_* variables."""
+    path = find_config(config)
+    data = read_toml(path) if path else {}
+    source = str(path) if path else "environment"
+    try:
+        return Settings(**data)
+    except ValidationError as e:
+        problems = describe_validation_error(e, source)
+        raise ConfigError(
+            f"invalid configuration ({source}): " + "; ".join(problems), problems=problems
+        ) from e
+
+
+def masked_dump(settings: Settings) -> dict[str, Any]:
+    """The effective settings as plain data with secrets masked (for `config check`)."""
+    data: dict[str, Any] = settings.model_dump(mode="json")
+    for key in ("broker_url", "result_backend_url"):
+        secret = getattr(settings, key)
+        data[key] = mask_url(secret.get_secret_value()) if secret else None
+    return data
+
+
+def mask_url(url: str) -> str:
+    """A URL with its password replaced by ***."""
+    if "://" not in url or "@" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0] if ":" in creds else ""
+    return f"{scheme}://{user}:***@{host}"
