@@ -1,0 +1,120 @@
+"""What the host agent reads and writes in Redis: the only module that imports ``redis``.
+
+Queue depth follows kombu's Redis transport: a queue is a list under its own name, and
+each priority step other than 0 is another list named ``queue + "\\x06\\x16" + step``.
+Messages a worker has taken but not acknowledged sit in the ``unacked`` hash as JSON
+``[message, exchange, routing_key]``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import redis
+from pydantic import ValidationError
+
+from worker.errors import BrokerError
+from worker.heartbeat import HostHeartbeat, WorkerHeartbeat, host_key, worker_key
+from worker.settings import mask_url
+
+PRIORITY_SEP = "\x06\x16"
+# kombu's default steps are 0, 3, 6, 9; Celery can use all of 0-9, so read every one.
+PRIORITY_STEPS = range(1, 10)
+UNACKED = "unacked"
+
+
+def queue_keys(queue: str) -> list[str]:
+    """Every Redis list kombu may keep this queue's messages in."""
+    return [queue] + [f"{queue}{PRIORITY_SEP}{step}" for step in PRIORITY_STEPS]
+
+
+class RedisState:
+    """A connection to the broker's Redis, reconnecting by itself after a restart."""
+
+    def __init__(self, url: str, *, timeout: float = 5.0) -> None:
+        self.shown_url = mask_url(url)
+        self._client = redis.Redis.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            health_check_interval=10,
+        )
+
+    def _fail(self, operation: str, error: redis.RedisError) -> BrokerError:
+        return BrokerError(f"Redis at {self.shown_url}: cannot {operation}: {error}")
+
+    def ping(self) -> None:
+        """Raise BrokerError unless Redis answers."""
+        try:
+            self._client.ping()
+        except redis.RedisError as e:
+            raise self._fail("ping", e) from e
+
+    def queue_depth(self, queues: Sequence[str]) -> int:
+        """How many messages wait in these queues, over every priority."""
+        try:
+            with self._client.pipeline(transaction=False) as pipe:
+                for queue in queues:
+                    for key in queue_keys(queue):
+                        pipe.llen(key)
+                sizes = pipe.execute()
+        except redis.RedisError as e:
+            raise self._fail("read queue lengths", e) from e
+        return sum(int(size) for size in sizes)
+
+    def in_flight(self, queues: Sequence[str]) -> int:
+        """How many messages of these queues a worker holds without acknowledging yet."""
+        try:
+            values = self._client.hvals(UNACKED)
+        except redis.RedisError as e:
+            raise self._fail("read unacknowledged messages", e) from e
+        wanted = set(queues)
+        count = 0
+        for raw in values:
+            try:
+                _message, exchange, routing_key = json.loads(raw)
+            except (ValueError, TypeError):
+                continue
+            if routing_key in wanted or exchange in wanted:
+                count += 1
+        return count
+
+    def worker_heartbeat(self, hostname: str) -> WorkerHeartbeat | None:
+        """The worker's heartbeat, or None when it expired or never came."""
+        try:
+            raw = self._client.get(worker_key(hostname))
+        except redis.RedisError as e:
+            raise self._fail("read a worker heartbeat", e) from e
+        if raw is None:
+            return None
+        try:
+            return WorkerHeartbeat.model_validate_json(raw)
+        except ValidationError:
+            return None
+
+    def publish_host(self, heartbeat: HostHeartbeat, ttl: float) -> None:
+        """Write the host agent's heartbeat, expiring after ``ttl`` seconds."""
+        try:
+            self._client.set(
+                host_key(heartbeat.name), heartbeat.model_dump_json(), px=int(ttl * 1000)
+            )
+        except redis.RedisError as e:
+            raise self._fail("publish the host heartbeat", e) from e
+
+    def host_heartbeat(self, name: str) -> HostHeartbeat | None:
+        """A host agent's last heartbeat, or None."""
+        try:
+            raw = self._client.get(host_key(name))
+        except redis.RedisError as e:
+            raise self._fail("read a host heartbeat", e) from e
+        if raw is None:
+            return None
+        try:
+            return HostHeartbeat.model_validate_json(raw)
+        except ValidationError:
+            return None
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._client.close()
