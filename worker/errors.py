@@ -121,6 +121,14 @@ class JobCancelled(KamadoError):
         self.job_id = job_id
 
 
+class JobFailed(KamadoError):
+    """Raised by the encode task when an attempt failed; carries only the message.
+
+    Celery rebuilds task exceptions from their arguments on the client side, so the one
+    exception that crosses the result backend takes a single string.
+    """
+
+
 class BrokerError(KamadoError):
     """Raised when the broker (Redis) cannot be reached or answers with an error."""
 

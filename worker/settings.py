@@ -146,9 +146,11 @@ class Settings(BaseSettings):
         if value is None or not value.get_secret_value():
             return None
         raw = value.get_secret_value()
-        if not raw.startswith(("redis://", "rediss://", "redis+socket://", "unix://")):
+        if not raw.startswith(("redis://", "rediss://", "redis+socket://")):
             scheme = raw.split("://", 1)[0] if "://" in raw else raw[:20]
-            raise ValueError(f"unsupported scheme {scheme!r}; use redis://, rediss:// or unix://")
+            raise ValueError(
+                f"unsupported scheme {scheme!r}; use redis://, rediss:// or redis+socket://"
+            )
         return value
 
     @model_validator(mode="after")

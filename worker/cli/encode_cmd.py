@@ -1,0 +1,218 @@
+"""`kamado encode` and `kamado demo`: the one-box pipeline with a progress bar."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from worker import onebox
+from worker.cli.common import (
+    EXIT_FAILED,
+    ConfigOption,
+    JsonOption,
+    console,
+    err_console,
+    fail,
+    print_json,
+    settings_or_exit,
+)
+from worker.errors import BadInputError, KamadoError
+from worker.jobs import Job
+from worker.probe import parse_media, run_ffprobe
+from worker.profiles import get_profile
+from worker.sample import make_sample
+from worker.settings import Settings
+
+
+def _detail(meta: dict[str, Any], state: str) -> str:
+    parts = [str(meta.get("state") or state.lower())]
+    if meta.get("backend"):
+        parts.append(str(meta["backend"]))
+    if meta.get("fps"):
+        parts.append(f"{meta['fps']:.0f} fps")
+    if meta.get("eta_s") is not None and meta.get("state") == "encoding":
+        parts.append(f"ETA {meta['eta_s']:.0f}s")
+    return " · ".join(parts)
+
+
+class Bars:
+    """A rich progress bar per job (to stderr, so --json output stays clean)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description}", markup=False),
+            BarColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[detail]}", markup=False),
+            TimeElapsedColumn(),
+            console=err_console,
+            disable=not enabled,
+        )
+        self.ids: dict[str, TaskID] = {}
+
+    def update(self, item: onebox.Tracked) -> None:
+        """Show the latest state of one job."""
+        if item.task_id not in self.ids:
+            name = Path(item.job.source).name
+            self.ids[item.task_id] = self.progress.add_task(name, total=100, detail="queued")
+        percent = float(item.meta.get("percent") or 0.0)
+        if item.state == "SUCCESS":
+            percent = 100.0
+        self.progress.update(
+            self.ids[item.task_id], completed=percent, detail=_detail(item.meta, item.state)
+        )
+
+
+def run_jobs(
+    settings: Settings,
+    jobs: list[Job],
+    *,
+    config: Path | None,
+    force_embedded: bool,
+    show_progress: bool,
+) -> list[onebox.Outcome]:
+    """Run jobs through the queue (embedded broker + local worker when none is configured)."""
+    bars = Bars(show_progress)
+
+    def status(message: str) -> None:
+        if show_progress:
+            err_console.print(f"[dim]{message}…[/]")
+
+    with (
+        onebox.session(
+            settings, config=config, force_embedded=force_embedded, on_status=status
+        ) as box,
+        bars.progress,
+    ):
+        outcomes = onebox.encode_files(box, settings, jobs, bars.update)
+    return outcomes
+
+
+def outcome_json(outcome: onebox.Outcome) -> dict[str, Any]:
+    """One finished job as JSON."""
+    return {
+        "id": outcome.job.id,
+        "source": outcome.job.source,
+        "output": outcome.job.output,
+        "profile": outcome.job.profile,
+        "state": "done" if outcome.ok else "failed",
+        "error": outcome.error,
+        "result": outcome.result.model_dump(mode="json") if outcome.result else None,
+    }
+
+
+def report(outcomes: list[onebox.Outcome]) -> None:
+    """Print each job's end: where the verified file is, or why it failed."""
+    for outcome in outcomes:
+        name = Path(outcome.job.source).name
+        if outcome.result:
+            r = outcome.result
+            console.print(
+                f"[green]done[/] {name} → {r.output} ({r.backend}, {r.width}x{r.height}, "
+                f"{r.duration_s:.1f} s, {r.size_bytes / 1e6:.1f} MB, "
+                f"{r.average_fps or 0:.0f} fps)",
+                highlight=False,
+            )
+        else:
+            console.print(f"[red]failed[/] {name}: {outcome.error}", highlight=False)
+
+
+def encode(
+    files: Annotated[list[Path], typer.Argument(help="recordings to encode", show_default=False)],
+    profile: Annotated[str | None, typer.Option("--profile", "-p")] = None,
+    output_dir: Annotated[Path | None, typer.Option("--output-dir", "-o", file_okay=False)] = None,
+    priority: Annotated[int, typer.Option(min=0, max=9, help="0 is most urgent")] = 5,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Encode these files through the queue and wait; exit 0 only if every one is verified."""
+    settings = settings_or_exit(config)
+    name = profile or settings.encode.default_profile
+    try:
+        get_profile(name, settings.profiles)
+        out_dir = output_dir or settings.encode.output_dir
+        if out_dir is not None and not out_dir.expanduser().is_dir():
+            raise BadInputError(f"--output-dir {out_dir}: no such directory")
+        for path in files:
+            if not path.exists():
+                raise BadInputError(f"{path}: no such file")
+            if not path.is_file():
+                raise BadInputError(f"{path}: not a regular file")
+        jobs = [Job.create(str(p), name, output_dir=out_dir, priority=priority) for p in files]
+        outcomes = run_jobs(
+            settings, jobs, config=config, force_embedded=False, show_progress=not as_json
+        )
+    except KamadoError as e:
+        fail(e)
+    if as_json:
+        print_json([outcome_json(o) for o in outcomes])
+    else:
+        report(outcomes)
+    if not all(o.ok for o in outcomes):
+        raise typer.Exit(EXIT_FAILED)
+
+
+def summary(ffprobe: str, path: Path) -> dict[str, Any]:
+    """The ffprobe facts a person checks in an output: streams, size, duration."""
+    data = run_ffprobe(ffprobe, path)
+    info = parse_media(path, data)
+    streams = [
+        {
+            "type": s.get("codec_type"),
+            "codec": s.get("codec_name"),
+            **({"size": f"{s.get('width')}x{s.get('height')}"} if s.get("width") else {}),
+            **({"channels": s.get("channels")} if s.get("channels") else {}),
+        }
+        for s in data.get("streams", [])
+    ]
+    return {
+        "file": str(path),
+        "format": info.format_name,
+        "duration_s": info.duration_s,
+        "size_bytes": info.size_bytes,
+        "streams": streams,
+    }
+
+
+def demo(
+    seconds: Annotated[float, typer.Option(min=1, max=600, help="length of the clip")] = 10.0,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Generated 1080i recording → embedded broker → worker → verified MP4."""
+    settings = settings_or_exit(config)
+    demo_dir = settings.state_dir / "demo"
+    try:
+        if not as_json:
+            err_console.print(f"[dim]generating a {seconds:g} s 1080i MPEG-2 broadcast TS…[/]")
+        source = make_sample(demo_dir / "demo-1080i.ts", seconds=seconds,
+                             ffmpeg=settings.encode.ffmpeg)  # fmt: skip
+        (demo_dir / "demo-1080i.mp4").unlink(missing_ok=True)
+        job = Job.create(str(source), settings.encode.default_profile, output_dir=demo_dir)
+        outcomes = run_jobs(
+            settings, [job], config=config, force_embedded=True, show_progress=not as_json
+        )
+        outcome = outcomes[0]
+        facts = summary(settings.encode.ffprobe, Path(job.output)) if outcome.ok else None
+    except KamadoError as e:
+        fail(e)
+    if as_json:
+        print_json({**outcome_json(outcome), "ffprobe": facts})
+    else:
+        report(outcomes)
+        if facts:
+            console.print("ffprobe summary:", highlight=False)
+            console.print(json.dumps(facts, indent=2, ensure_ascii=False), markup=False)
+    if not outcome.ok:
+        raise typer.Exit(EXIT_FAILED)

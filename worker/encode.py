@@ -1,0 +1,151 @@
+"""One job, start to finish: probe, encode to a temporary name, verify, rename into place.
+
+This is the plain function a Celery task calls; it knows nothing of Celery. The source is
+only ever read. The output appears under its final name only after it passed
+verification, and a failed attempt leaves no partial file behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from worker.errors import BadInputError, EncodeError, OutputError
+from worker.ffmpeg import build_command
+from worker.ffmpeg_run import run_encode
+from worker.jobs import EncodeResult, Job, JobState
+from worker.probe import probe_source
+from worker.profiles import Backend, choose_backend, get_profile
+from worker.progress import Progress
+from worker.settings import Settings
+from worker.verify import verify_output
+
+TEMP_MARK = ".kamado-part"
+
+
+def _nothing() -> None:
+    return None
+
+
+@dataclass
+class Attempt:
+    """What one attempt at a job may use and whom it tells about its progress."""
+
+    settings: Settings
+    backends: list[Backend]
+    on_progress: Callable[[Progress], None] = lambda _p: None
+    check_cancel: Callable[[], None] = _nothing
+    # Called with the temporary output just before it is renamed into place; raising
+    # stops the commit (the job registry uses it to check the attempt still holds its lease).
+    before_commit: Callable[[Path], None] = lambda _p: None
+    worker: str = ""
+    attempt_id: str = field(default_factory=lambda: secrets.token_hex(4))
+
+
+def temp_output(output: Path, job_id: str, attempt_id: str) -> Path:
+    """The hidden name an attempt writes to; unique per attempt, so two never collide."""
+    return output.with_name(f".{output.stem}.{job_id}.{attempt_id}{TEMP_MARK}.mp4")
+
+
+def check_output_dir(output: Path) -> None:
+    """The output's directory must exist and be writable before minutes of encoding."""
+    parent = output.parent
+    if not parent.is_dir():
+        raise OutputError(f"{output}: output directory {parent} does not exist", path=output)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"{output}: output directory {parent} is not writable", path=output)
+
+
+def commit(temp: Path, output: Path) -> None:
+    """Rename the verified file into place atomically and make the rename durable."""
+    with temp.open("rb") as fh:
+        os.fsync(fh.fileno())
+    temp.replace(output)
+    dir_fd = os.open(output.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def encode_job(job: Job, attempt: Attempt) -> EncodeResult:
+    """Run one attempt at a job and return what it produced; raise a KamadoError if not."""
+    settings = attempt.settings
+    profile = get_profile(job.profile, settings.profiles)
+    backend = choose_backend(profile, attempt.backends)
+    source = Path(job.source)
+    output = Path(job.output)
+    if output.absolute() == source.absolute():
+        raise BadInputError(f"{output}: the output would overwrite the source")
+
+    attempt.on_progress(Progress(state=JobState.STAGING, backend=backend.value))
+    info = probe_source(settings.encode.ffprobe, source, service_id=profile.service_id)
+    duration = info.duration_s or (job.recording.duration_s if job.recording else None)
+    check_output_dir(output)
+    temp = temp_output(output, job.id, attempt.attempt_id)
+    command = build_command(
+        backend,
+        profile,
+        info,
+        source,
+        temp,
+        ffmpeg=settings.encode.ffmpeg,
+        render_node=settings.encode.render_node,
+        vaapi_driver=settings.encode.vaapi_driver,
+    )
+    started = time.monotonic()
+    try:
+        attempt.on_progress(Progress(state=JobState.ENCODING, backend=backend.value))
+        final = run_encode(
+            command,
+            source=source,
+            duration_s=duration,
+            on_progress=attempt.on_progress,
+            check_cancel=attempt.check_cancel,
+            progress_interval=settings.encode.progress_interval,
+            stall_timeout=settings.encode.stall_timeout,
+        )
+        seconds = time.monotonic() - started
+        attempt.on_progress(
+            Progress(state=JobState.VERIFYING, percent=100.0, backend=backend.value)
+        )
+        out_info = verify_output(
+            temp,
+            info,
+            settings.verify,
+            ffprobe=settings.encode.ffprobe,
+            ffmpeg=settings.encode.ffmpeg,
+        )
+        attempt.before_commit(temp)
+        commit(temp, output)
+    except EncodeError as e:
+        if e.kind == "disk":
+            raise OutputError(
+                f"{output}: no space left on the output file system ({e})", path=output
+            ) from e
+        raise
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+    video = out_info.video
+    assert video is not None  # verify_output guarantees it
+    return EncodeResult(
+        job_id=job.id,
+        output=str(output),
+        backend=backend.value,
+        size_bytes=output.stat().st_size,
+        duration_s=out_info.duration_s or 0.0,
+        source_duration_s=info.duration_s,
+        video_codec=video.codec,
+        width=video.width,
+        height=video.height,
+        audio_streams=len(out_info.audio_codecs),
+        encode_seconds=round(seconds, 3),
+        average_fps=round(final.frame / seconds, 2) if seconds > 0 and final.frame else None,
+        worker=attempt.worker,
+    )

@@ -1,0 +1,207 @@
+"""The ffmpeg argv each backend builds for a profile and a probed source (never a shell string).
+
+qsv: mpeg2_qsv/h264_qsv decode, vpp_qsv deinterlace and scale, h264_qsv (ICQ).
+vaapi: VAAPI decode, deinterlace_vaapi, scale_vaapi, h264_vaapi (CQP or VBR); the only
+hardware path on Haswell (i965). x264: bwdif, scale, libx264 -crf.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from worker.probe import MediaInfo
+from worker.profiles import Backend, Profile
+
+# Decoders QSV can run on the GPU; other sources are decoded in software and uploaded.
+QSV_DECODERS = {"mpeg2video": "mpeg2_qsv", "h264": "h264_qsv", "hevc": "hevc_qsv"}
+VAAPI_DECODABLE = {"mpeg2video", "h264", "hevc"}
+
+
+@dataclass(frozen=True)
+class Command:
+    """An ffmpeg invocation: its argv and the environment it needs."""
+
+    argv: list[str]
+    env: dict[str, str]
+    backend: Backend
+
+
+def output_size(profile: Profile, info: MediaInfo) -> tuple[int, int] | None:
+    """Target width and height in square pixels, or None to keep the source's size."""
+    video = info.video
+    if video is None or profile.height is None or profile.height >= video.height:
+        return None
+    height = profile.height - profile.height % 2
+    width = round(video.display_width * height / video.height)
+    return width - width % 2, height
+
+
+def should_deinterlace(profile: Profile, info: MediaInfo) -> bool:
+    """Deinterlace when asked to, or (auto) when the source is interlaced."""
+    if profile.deinterlace == "auto":
+        return info.video is not None and info.video.interlaced
+    return profile.deinterlace == "on"
+
+
+def input_options(profile: Profile, info: MediaInfo) -> list[str]:
+    """Demuxer and decoder options for broadcast recordings (before -i)."""
+    opts = ["-fflags", "+discardcorrupt+genpts", "-analyzeduration", "10M", "-probesize", "32M"]
+    if "aac" in info.audio_codecs:
+        opts += ["-dual_mono_mode", profile.audio.dual_mono]
+    if info.is_mpegts:
+        # Keep streams across PMT version changes (new PIDs mid-recording).
+        opts += ["-merge_pmt_versions", "1"]
+    return opts
+
+
+def map_options(info: MediaInfo) -> list[str]:
+    """Keep the main programme's first video and all its audio; drop captions and data."""
+    if info.program_id is not None:
+        sel = f"0:p:{info.program_id}"
+        maps = ["-map", f"{sel}:v:0", "-map", f"{sel}:a?"]
+    else:
+        maps = ["-map", "0:v:0", "-map", "0:a?"]
+    return [*maps, "-sn", "-dn", "-ignore_unknown"]
+
+
+def audio_options(profile: Profile) -> list[str]:
+    """Audio encoding: AAC at the profile's bitrate and channels, or a copy."""
+    if profile.audio.codec == "copy":
+        return ["-c:a", "copy"]
+    return [
+        "-c:a", "aac", "-b:a", profile.audio.bitrate, "-ac", str(profile.audio.channels),
+    ]  # fmt: skip
+
+
+def _head() -> list[str]:
+    return ["-hide_banner", "-nostdin", "-y", "-nostats", "-loglevel", "error",
+            "-progress", "pipe:1", "-stats_period", "0.5"]  # fmt: skip
+
+
+def _tail(output: Path) -> list[str]:
+    return ["-max_muxing_queue_size", "1024", "-movflags", "+faststart", "-f", "mp4", str(output)]
+
+
+def x264_args(profile: Profile, info: MediaInfo, source: Path, output: Path) -> list[str]:
+    """libx264 with bwdif: the software path every machine has."""
+    filters = []
+    if should_deinterlace(profile, info):
+        filters.append("bwdif=mode=send_frame:parity=auto:deint=all")
+    size = output_size(profile, info)
+    if size:
+        filters.append(f"scale={size[0]}:{size[1]}")
+    filters.append("setsar=1")
+    return [
+        *_head(),
+        *input_options(profile, info), "-i", str(source),
+        *map_options(info),
+        "-vf", ",".join(filters),
+        "-c:v", "libx264", "-preset", profile.x264_preset, "-crf", str(profile.quality),
+        "-profile:v", "high", "-pix_fmt", "yuv420p",
+        *audio_options(profile),
+        *_tail(output),
+    ]  # fmt: skip
+
+
+def qsv_args(
+    profile: Profile, info: MediaInfo, source: Path, output: Path, render_node: Path
+) -> list[str]:
+    """Intel Quick Sync (Broadwell and newer): decode, vpp_qsv and h264_qsv on the GPU."""
+    codec = info.video.codec if info.video else ""
+    vpp = []
+    if should_deinterlace(profile, info):
+        vpp.append("deinterlace=advanced")
+    size = output_size(profile, info)
+    if size:
+        vpp += [f"w={size[0]}", f"h={size[1]}"]
+    decode: list[str] = []
+    chain = []
+    if codec in QSV_DECODERS:
+        decode = ["-hwaccel", "qsv", "-hwaccel_output_format", "qsv",
+                  "-c:v", QSV_DECODERS[codec], "-extra_hw_frames", "16"]  # fmt: skip
+    else:
+        chain.append("format=nv12,hwupload=extra_hw_frames=64")
+    chain.append("vpp_qsv=" + ":".join(vpp) if vpp else "vpp_qsv")
+    return [
+        *_head(),
+        "-init_hw_device", f"vaapi=va:{render_node}",
+        "-init_hw_device", "qsv=qs@va", "-filter_hw_device", "qs",
+        *input_options(profile, info), *decode, "-i", str(source),
+        *map_options(info),
+        "-vf", ",".join(chain),
+        "-c:v", "h264_qsv", "-preset", profile.qsv_preset, "-profile:v", "high",
+        "-global_quality", str(profile.quality), "-look_ahead", "0",
+        *audio_options(profile),
+        *_tail(output),
+    ]  # fmt: skip
+
+
+def vaapi_args(
+    profile: Profile, info: MediaInfo, source: Path, output: Path, render_node: Path
+) -> list[str]:
+    """VA-API (i965 on Haswell, iHD on newer): deinterlace_vaapi, scale_vaapi, h264_vaapi."""
+    codec = info.video.codec if info.video else ""
+    decode: list[str] = []
+    chain = []
+    if codec in VAAPI_DECODABLE:
+        decode = ["-hwaccel", "vaapi", "-hwaccel_device", "va",
+                  "-hwaccel_output_format", "vaapi"]  # fmt: skip
+    else:
+        chain.append("format=nv12,hwupload")
+    if should_deinterlace(profile, info):
+        chain.append("deinterlace_vaapi=mode=motion_adaptive:rate=frame")
+    size = output_size(profile, info)
+    if size:
+        chain.append(f"scale_vaapi=w={size[0]}:h={size[1]}")
+    rate = (
+        ["-rc_mode", "CQP", "-qp", str(profile.quality)]
+        if profile.vaapi_rc == "CQP"
+        else [
+            "-rc_mode",
+            "VBR",
+            "-b:v",
+            profile.vaapi_bitrate,
+            "-maxrate",
+            _scaled(profile.vaapi_bitrate, 1.5),
+        ]
+    )
+    return [
+        *_head(),
+        "-init_hw_device", f"vaapi=va:{render_node}", "-filter_hw_device", "va",
+        *input_options(profile, info), *decode, "-i", str(source),
+        *map_options(info),
+        *(["-vf", ",".join(chain)] if chain else []),
+        "-c:v", "h264_vaapi", *rate, "-profile:v", "high",
+        *audio_options(profile),
+        *_tail(output),
+    ]  # fmt: skip
+
+
+def _scaled(bitrate: str, factor: float) -> str:
+    number, unit = int(bitrate[:-1]), bitrate[-1]
+    return f"{round(number * factor)}{unit}"
+
+
+def build_command(
+    backend: Backend,
+    profile: Profile,
+    info: MediaInfo,
+    source: Path,
+    output: Path,
+    *,
+    ffmpeg: str = "ffmpeg",
+    render_node: Path = Path("/dev/dri/renderD128"),
+    vaapi_driver: str = "",
+) -> Command:
+    """The complete ffmpeg command for one backend."""
+    env: dict[str, str] = {}
+    if backend is Backend.X264:
+        args = x264_args(profile, info, source, output)
+    elif backend is Backend.QSV:
+        args = qsv_args(profile, info, source, output, render_node)
+    else:
+        args = vaapi_args(profile, info, source, output, render_node)
+        if vaapi_driver:
+            env["LIBVA_DRIVER_NAME"] = vaapi_driver
+    return Command(argv=[ffmpeg, *args], env=env, backend=backend)

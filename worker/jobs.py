@@ -1,0 +1,175 @@
+"""The job contract: what crosses the broker between the scheduler and the workers."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path, PurePosixPath
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from worker.errors import BadInputError
+
+SCHEMA_VERSION = 1
+ENCODE_TASK = "kamado.encode"
+
+
+class JobState(StrEnum):
+    """Where a job is in its life; done, failed and cancelled are final."""
+
+    QUEUED = "queued"
+    HELD = "held"
+    STAGING = "staging"
+    ENCODING = "encoding"
+    VERIFYING = "verifying"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def final(self) -> bool:
+        """True for states a job never leaves (except by an explicit retry)."""
+        return self in (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
+
+
+class Recording(BaseModel):
+    """What the recorder told us about the programme (all optional)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    recorder: str | None = None
+    recorded_id: str | None = None
+    title: str | None = None
+    channel: str | None = None
+    genre: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    drop_count: int | None = Field(default=None, ge=0)
+    error_count: int | None = Field(default=None, ge=0)
+    scrambling_count: int | None = Field(default=None, ge=0)
+
+    @property
+    def duration_s(self) -> float | None:
+        """The programme's length from the recorder, when both times are known."""
+        if self.start and self.end and self.end > self.start:
+            return (self.end - self.start).total_seconds()
+        return None
+
+
+def now() -> datetime:
+    """The current time, timezone-aware (UTC)."""
+    return datetime.now(UTC)
+
+
+def is_uri(source: str) -> bool:
+    """True for a remote location such as ``sftp://recorder/rec/a.ts``."""
+    return "://" in source and not source.startswith("file://")
+
+
+def canonical_source(source: str) -> str:
+    """The stable spelling of a source: an absolute local path, or the URI unchanged."""
+    if is_uri(source):
+        return source
+    raw = source.removeprefix("file://")
+    return str(Path(raw).expanduser().absolute())
+
+
+def derive_job_id(source: str, profile: str) -> str:
+    """The job id: the same recording with the same profile is always the same job."""
+    digest = hashlib.sha256(f"{canonical_source(source)}\0{profile}".encode()).hexdigest()
+    return digest[:20]
+
+
+def default_output(source: str, output_dir: Path | None) -> str:
+    """``<stem>.mp4`` in ``output_dir``, or next to the source when no directory is set."""
+    name = PurePosixPath(source).name if is_uri(source) else Path(source).name
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    if output_dir is not None:
+        return str(output_dir.expanduser().absolute() / f"{stem}.mp4")
+    if is_uri(source):
+        return source.rsplit("/", 1)[0] + f"/{stem}.mp4"
+    return str(Path(canonical_source(source)).with_name(f"{stem}.mp4"))
+
+
+class Job(BaseModel):
+    """One encode: a source recording, where its output goes, and how to encode it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: int = SCHEMA_VERSION
+    id: str = Field(pattern=r"^[0-9a-f]{20}$")
+    source: str = Field(min_length=1)
+    output: str = Field(min_length=1)
+    profile: str = Field(min_length=1, max_length=64)
+    priority: int = Field(default=5, ge=0, le=9, description="0 is most urgent")
+    submitted_at: datetime = Field(default_factory=now)
+    recording: Recording | None = None
+
+    @field_validator("schema_version")
+    @classmethod
+    def _known_schema(cls, value: int) -> int:
+        if value > SCHEMA_VERSION:
+            raise ValueError(
+                f"schema version {value} is newer than this worker's ({SCHEMA_VERSION})"
+            )
+        return value
+
+    @field_validator("source", "output")
+    @classmethod
+    def _no_nul(cls, value: str) -> str:
+        if "\0" in value:
+            raise ValueError("must not contain a NUL character")
+        return value
+
+    @classmethod
+    def create(
+        cls,
+        source: str,
+        profile: str,
+        *,
+        output: str | None = None,
+        output_dir: Path | None = None,
+        priority: int = 5,
+        recording: Recording | None = None,
+    ) -> Job:
+        """A new job with its id derived from the source and profile."""
+        canonical = canonical_source(source)
+        return cls(
+            id=derive_job_id(canonical, profile),
+            source=canonical,
+            output=output or default_output(canonical, output_dir),
+            profile=profile,
+            priority=priority,
+            recording=recording,
+        )
+
+    @classmethod
+    def from_payload(cls, payload: object) -> Job:
+        """Decode a task argument; anything malformed is a BadInputError naming the field."""
+        try:
+            return cls.model_validate(payload)
+        except ValidationError as e:
+            first = e.errors()[0]
+            field = ".".join(str(p) for p in first["loc"]) or "payload"
+            raise BadInputError(f"bad job payload: {field}: {first['msg']}") from e
+
+
+class EncodeResult(BaseModel):
+    """What a finished job produced, as stored in the result backend."""
+
+    model_config = ConfigDict(frozen=True)
+
+    job_id: str
+    output: str
+    backend: str
+    size_bytes: int
+    duration_s: float
+    source_duration_s: float | None
+    video_codec: str
+    width: int
+    height: int
+    audio_streams: int
+    encode_seconds: float
+    average_fps: float | None
+    worker: str = ""

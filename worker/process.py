@@ -1,0 +1,322 @@
+"""The one place kamado starts subprocesses: argv lists, own process group, kill the group.
+
+Every child runs in a new session (its own process group) and on Linux gets
+PR_SET_PDEATHSIG=SIGKILL, so a killed Celery pool child takes ffmpeg with it. Cancel,
+stall and time limits kill the whole group. Results carry a bounded stderr tail.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import select
+import signal
+import subprocess
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from worker.errors import ProcessError, ProcessTimeout
+
+STDERR_TAIL_LINES = 40
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a finished process left behind."""
+
+    argv: list[str]
+    returncode: int
+    stdout: str
+    stderr_tail: str
+    seconds: float
+
+
+def _die_with_parent() -> None:
+    # Runs in the child between fork and exec. If the parent (a Celery pool child) is
+    # SIGKILLed by a hard time limit, the kernel SIGKILLs this child too.
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except OSError:
+        pass
+
+
+def _child_env(env: Mapping[str, str] | None) -> dict[str, str]:
+    merged = dict(os.environ)
+    if env:
+        merged.update(env)
+    return merged
+
+
+def run(
+    argv: list[str],
+    *,
+    timeout: float,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    check: bool = False,
+) -> Result:
+    """Run a short command to completion and return its output; kill its group on timeout."""
+    started = time.monotonic()
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=_child_env(env),
+            cwd=cwd,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+    except OSError as e:
+        raise ProcessError(f"cannot run {argv[0]}: {e.strerror or e}", argv=argv) from e
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        kill_group(proc)
+        proc.communicate()
+        raise ProcessTimeout(
+            f"{Path(argv[0]).name} did not finish within {timeout:g} s and was killed", argv=argv
+        ) from e
+    except BaseException:
+        kill_group(proc)
+        raise
+    tail = _tail(err.decode("utf-8", "replace"))
+    result = Result(
+        argv=argv,
+        returncode=proc.returncode,
+        stdout=out.decode("utf-8", "replace"),
+        stderr_tail=tail,
+        seconds=time.monotonic() - started,
+    )
+    if check and proc.returncode != 0:
+        raise ProcessError(
+            f"{Path(argv[0]).name} exited with {proc.returncode}: {last_line(tail)}",
+            argv=argv,
+            returncode=proc.returncode,
+            stderr_tail=tail,
+        )
+    return result
+
+
+class Supervised:
+    """A long-running child whose stdout lines are read as they come (ffmpeg -progress).
+
+    Use as a context manager: leaving the block by any path (exception, cancel, soft time
+    limit) kills the child's whole process group and reaps it.
+    """
+
+    def __init__(
+        self,
+        argv: list[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        self.argv = argv
+        self._env = env
+        self._cwd = cwd
+        self._stderr: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._stderr_thread: threading.Thread | None = None
+        self.started = 0.0
+
+    def __enter__(self) -> Supervised:
+        try:
+            self._proc = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=_child_env(self._env),
+                cwd=self._cwd,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        except OSError as e:
+            raise ProcessError(
+                f"cannot run {self.argv[0]}: {e.strerror or e}", argv=self.argv
+            ) from e
+        self.started = time.monotonic()
+        self._stderr_thread = threading.Thread(
+            target=self._drain_stderr, name="stderr-drain", daemon=True
+        )
+        self._stderr_thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._proc is not None:
+            kill_group(self._proc)
+        if self._stderr_thread is not None:
+            self._stderr_thread.join(timeout=5)
+
+    @property
+    def pid(self) -> int:
+        """The child's pid, which is also its process-group id."""
+        assert self._proc is not None
+        return self._proc.pid
+
+    def _drain_stderr(self) -> None:
+        assert self._proc is not None and self._proc.stderr is not None
+        for raw in self._proc.stderr:
+            line = raw.decode("utf-8", "replace").rstrip()
+            if line:
+                self._stderr.append(line)
+
+    def lines(self, *, poll: float, on_idle: Callable[[], None]) -> Iterator[str]:
+        """Yield stdout lines; call ``on_idle`` at least every ``poll`` seconds meanwhile.
+
+        ``on_idle`` may raise (cancel, stall) to stop the child: the context manager then
+        kills the group.
+        """
+        assert self._proc is not None and self._proc.stdout is not None
+        fd = self._proc.stdout.fileno()
+        os.set_blocking(fd, False)
+        buffer = b""
+        last_idle = time.monotonic()
+        while True:
+            ready, _, _ = select.select([fd], [], [], poll)
+            if ready:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                buffer += chunk
+                *complete, buffer = buffer.split(b"\n")
+                for raw in complete:
+                    yield raw.decode("utf-8", "replace").rstrip("\r")
+            if time.monotonic() - last_idle >= poll:
+                last_idle = time.monotonic()
+                on_idle()
+        if buffer:
+            yield buffer.decode("utf-8", "replace")
+        on_idle()
+
+    def wait(self, timeout: float = 30.0) -> int:
+        """Wait for the child to exit (after its stdout closed) and return its exit code."""
+        assert self._proc is not None
+        try:
+            code = self._proc.wait(timeout)
+        except subprocess.TimeoutExpired as e:
+            kill_group(self._proc)
+            raise ProcessTimeout(
+                f"{Path(self.argv[0]).name} closed its output but did not exit", argv=self.argv
+            ) from e
+        if self._stderr_thread is not None:
+            self._stderr_thread.join(timeout=5)
+        return code
+
+    @property
+    def stderr_tail(self) -> str:
+        """The last lines ffmpeg wrote to stderr."""
+        return "\n".join(self._stderr)
+
+
+def kill_group(proc: subprocess.Popen[bytes], grace: float = 2.0) -> None:
+    """SIGTERM the child's process group, then SIGKILL it after ``grace`` seconds; reap."""
+    if proc.poll() is None:
+        _signal_group(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(grace)
+    # Kill the whole group even when the leader is gone: its children may live on.
+    _signal_group(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(5)
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def group_alive(pgid: int) -> bool:
+    """True while any process of the group still exists (for tests and the watchdog)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _tail(text: str) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    return "\n".join(lines[-STDERR_TAIL_LINES:])
+
+
+def last_line(text: str) -> str:
+    """The last non-empty line of a stderr tail (the usual reason ffmpeg gives)."""
+    for line in reversed(text.splitlines()):
+        if line.strip():
+            return line.strip()
+    return "(no message)"
+
+
+class Daemon:
+    """A long-running helper process (embedded broker, worker) owned by this process."""
+
+    def __init__(
+        self,
+        argv: list[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        log: Path | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        self.argv = argv
+        self.log = log
+        try:
+            out = log.open("ab") if log else None
+            try:
+                self._proc = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out or subprocess.DEVNULL,
+                    stderr=subprocess.STDOUT if out else subprocess.DEVNULL,
+                    env=_child_env(env),
+                    cwd=cwd,
+                    start_new_session=True,
+                    preexec_fn=_die_with_parent,
+                )
+            finally:
+                if out:
+                    out.close()
+        except OSError as e:
+            raise ProcessError(f"cannot run {argv[0]}: {e.strerror or e}", argv=argv) from e
+
+    @property
+    def pid(self) -> int:
+        """The daemon's pid (and process-group id)."""
+        return self._proc.pid
+
+    def alive(self) -> bool:
+        """True while the daemon runs."""
+        return self._proc.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit code once it has ended."""
+        return self._proc.poll()
+
+    def log_tail(self, lines: int = 20) -> str:
+        """The end of the daemon's log file, for error messages."""
+        if not self.log or not self.log.exists():
+            return ""
+        text = self.log.read_text("utf-8", "replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM, grace: float = 10.0) -> None:
+        """Ask the daemon to stop, wait ``grace`` seconds, then kill its whole group."""
+        if self._proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self._proc.send_signal(sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._proc.wait(grace)
+        kill_group(self._proc, grace=0.5)
