@@ -167,7 +167,7 @@ def check_vfio(host: Host) -> Check:
 
 
 def check_pci_device(host: Host, address: str, label: str, vendor: str = "") -> Check:
-    """The PCI device exists (with the expected vendor, for the iGPU)."""
+    """The PCI device exists (for the iGPU: with the expected vendor and a display class)."""
     name = f"device {address}"
     if not host.path(host.pci(address)).exists():
         return Check(
@@ -185,6 +185,13 @@ def check_pci_device(host: Host, address: str, label: str, vendor: str = "") -> 
             name=name,
             status=Status.FAIL,
             detail=f"{detail}, expected vendor {vendor}",
+            fix="the address points at another device; find the iGPU with lspci -D -d 8086:",
+        )
+    if vendor and not cls.startswith("0x03"):
+        return Check(
+            name=name,
+            status=Status.FAIL,
+            detail=f"{detail}, not a display controller (class 0x03xxxx)",
             fix="the address points at another device; find the iGPU with lspci -D -d 8086:",
         )
     return Check(name=name, status=Status.PASS, detail=detail)

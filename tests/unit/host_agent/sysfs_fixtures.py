@@ -1,0 +1,164 @@
+"""Fixture trees of /sys, /proc and /dev shaped like real VT-d hosts.
+
+These are fixtures built from real-world data: the PCI ids, classes, drivers and IOMMU
+grouping are those `lspci -nnk` and /sys/kernel/iommu_groups show on a Haswell Xeon E3
+v3 (C226 chipset) with HD Graphics P4600, and on a Coffee Lake Xeon E-2100 host with
+GVT-g enabled. No VT-d host exists in CI, so preflight reads these trees instead.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+HASWELL_CMDLINE_ON = (
+    "BOOT_IMAGE=/boot/vmlinuz-6.1.0-18-amd64 root=UUID=3f0c3a9e-1b7d-4c1e-9a53-0d6c2c1e8f21 "
+    "ro quiet intel_iommu=on iommu=pt"
+)
+HASWELL_CMDLINE_OFF = (
+    "BOOT_IMAGE=/boot/vmlinuz-6.1.0-18-amd64 root=UUID=3f0c3a9e-1b7d-4c1e-9a53-0d6c2c1e8f21 "
+    "ro quiet"
+)
+# The flags line of an E3-1245 v3, cut to the ones that matter here plus some neighbours.
+HASWELL_FLAGS = (
+    "fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat pse36 clflush dts "
+    "acpi mmx fxsr sse sse2 ss ht tm pbe syscall nx pdpe1gb rdtscp lm constant_tsc "
+    "arch_perfmon pebs bts rep_good nopl xtopology nonstop_tsc cpuid aperfmperf pni "
+    "pclmulqdq dtes64 monitor ds_cpl vmx smx est tm2 ssse3 sdbg fma cx16 xtpr pdcm pcid "
+    "sse4_1 sse4_2 x2apic movbe popcnt tsc_deadline_timer aes xsave avx f16c rdrand "
+    "lahf_lm abm cpuid_fault epb invpcid_single pti tpr_shadow vnmi flexpriority ept vpid "
+    "fsgsbase tsc_adjust bmi1 hle avx2 smep bmi2 erms invpcid rtm xsaveopt dtherm ida "
+    "arat pln pts"
+)
+
+
+@dataclass(frozen=True)
+class Pci:
+    """One PCI function as sysfs shows it."""
+
+    address: str
+    vendor: str
+    device: str
+    cls: str
+    driver: str = ""
+    group: int | None = None
+    boot_vga: bool | None = None
+
+
+# Haswell Xeon E3-1245 v3 on a C226 board: the iGPU alone in its group; the PT3 tuner
+# card in the CPU's x16 slot shares group 1 only with its root port.
+HASWELL_DEVICES = [
+    Pci("0000:00:00.0", "0x8086", "0x0c08", "0x060000", "", 0),
+    Pci("0000:00:01.0", "0x8086", "0x0c01", "0x060400", "pcieport", 1),
+    # Earthsoft PT3 ISDB-T/S tuner card (Altera FPGA), the recorder's tuner.
+    Pci("0000:01:00.0", "0x1172", "0x4c15", "0x048000", "pt3_drv", 1),
+    Pci("0000:00:02.0", "0x8086", "0x041a", "0x030000", "i915", 2, boot_vga=True),
+    Pci("0000:00:03.0", "0x8086", "0x0c0c", "0x040300", "snd_hda_intel", 3),
+    Pci("0000:00:14.0", "0x8086", "0x8c31", "0x0c0330", "xhci_hcd", 4),
+    Pci("0000:00:16.0", "0x8086", "0x8c3a", "0x078000", "mei_me", 5),
+    Pci("0000:00:19.0", "0x8086", "0x153a", "0x020000", "e1000e", 6),
+    Pci("0000:00:1c.0", "0x8086", "0x8c10", "0x060400", "pcieport", 7),
+    Pci("0000:00:1f.0", "0x8086", "0x8c56", "0x060100", "lpc_ich", 8),
+    Pci("0000:00:1f.2", "0x8086", "0x8c02", "0x010601", "ahci", 8),
+    Pci("0000:00:1f.3", "0x8086", "0x8c22", "0x0c0500", "i801_smbus", 8),
+]
+# The same board with the x16 lanes split x8/x8: the CPU root ports have no ACS, so a NIC
+# in the second slot lands in group 1 with the tuner card.
+HASWELL_SHARED_GROUP = [
+    *HASWELL_DEVICES,
+    Pci("0000:00:01.1", "0x8086", "0x0c05", "0x060400", "pcieport", 1),
+    Pci("0000:02:00.0", "0x8086", "0x1533", "0x020000", "igb", 1),
+]
+
+# Coffee Lake Xeon E-2146G (UHD Graphics P630) booted with i915.enable_gvt=1, kvmgt loaded.
+COFFEELAKE_DEVICES = [
+    Pci("0000:00:00.0", "0x8086", "0x3e31", "0x060000", "", 0),
+    Pci("0000:00:02.0", "0x8086", "0x3e96", "0x030000", "i915", 1, boot_vga=True),
+    Pci("0000:00:14.0", "0x8086", "0xa36d", "0x0c0330", "xhci_hcd", 2),
+]
+GVTG_TYPES = {"i915-GVTg_V5_4": 2, "i915-GVTg_V5_8": 1}
+USB_TUNER = ("0511", "0045")
+
+
+def _link(link: Path, target: Path) -> None:
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(os.path.relpath(target, link.parent))
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text + "\n")
+
+
+def build_host(
+    root: Path,
+    devices: list[Pci],
+    *,
+    iommu: bool = True,
+    cmdline: str = HASWELL_CMDLINE_ON,
+    vfio_loaded: bool = True,
+    usb: list[tuple[str, str]] | None = None,
+    gvtg_types: dict[str, int] | None = None,
+    hugepages_free: int = 0,
+) -> Path:
+    """Write a host tree under ``root`` and return ``root``."""
+    sys_dir = root / "sys"
+    _write(root / "proc/cpuinfo", f"processor\t: 0\nflags\t\t: {HASWELL_FLAGS}")
+    _write(root / "proc/cmdline", cmdline)
+    _write(root / "dev/kvm", "")
+    for dev in devices:
+        real = sys_dir / "devices/pci0000:00" / dev.address
+        real.mkdir(parents=True)
+        for name, value in (("vendor", dev.vendor), ("device", dev.device), ("class", dev.cls)):
+            _write(real / name, value)
+        if dev.boot_vga is not None:
+            _write(real / "boot_vga", "1" if dev.boot_vga else "0")
+        _link(sys_dir / "bus/pci/devices" / dev.address, real)
+        if dev.driver:
+            driver_dir = sys_dir / "bus/pci/drivers" / dev.driver
+            driver_dir.mkdir(parents=True, exist_ok=True)
+            _link(real / "driver", driver_dir)
+        if iommu and dev.group is not None:
+            group = sys_dir / "kernel/iommu_groups" / str(dev.group)
+            (group / "devices").mkdir(parents=True, exist_ok=True)
+            _link(real / "iommu_group", group)
+            _link(group / "devices" / dev.address, real)
+    if iommu:
+        (sys_dir / "class/iommu/dmar0").mkdir(parents=True)
+        (sys_dir / "class/iommu/dmar1").mkdir(parents=True)
+    else:
+        (sys_dir / "class/iommu").mkdir(parents=True)
+        (sys_dir / "kernel/iommu_groups").mkdir(parents=True)
+    if vfio_loaded:
+        for module in ("vfio", "vfio_pci", "vfio_iommu_type1"):
+            (sys_dir / "module" / module).mkdir(parents=True)
+        _write(root / "dev/vfio/vfio", "")
+    for index, (vendor, product) in enumerate(usb or [], start=1):
+        port = sys_dir / "bus/usb/devices" / f"1-{index}"
+        _write(port / "idVendor", vendor)
+        _write(port / "idProduct", product)
+    (sys_dir / "bus/usb/devices").mkdir(parents=True, exist_ok=True)
+    for name, available in (gvtg_types or {}).items():
+        base = sys_dir / "devices/pci0000:00/0000:00:02.0/mdev_supported_types" / name
+        _write(base / "available_instances", str(available))
+        _write(base / "device_api", "vfio-pci")
+    pages = sys_dir / "kernel/mm/hugepages/hugepages-2048kB"
+    _write(pages / "free_hugepages", str(hugepages_free))
+    _write(pages / "nr_hugepages", str(hugepages_free))
+    return root
+
+
+def bind(root: Path, address: str, driver: str) -> None:
+    """Rebind a fixture device to another driver ('' unbinds it)."""
+    link = root / "sys/devices/pci0000:00" / address / "driver"
+    link.unlink(missing_ok=True)
+    if driver:
+        driver_dir = root / "sys/bus/pci/drivers" / driver
+        driver_dir.mkdir(parents=True, exist_ok=True)
+        _link(link, driver_dir)
+
+
+def create_mdev(root: Path, uuid: str) -> None:
+    """Create a mediated device as writing its UUID to the type's create file would."""
+    (root / "sys/bus/mdev/devices" / uuid).mkdir(parents=True)

@@ -1,0 +1,182 @@
+"""Preflight on fixture trees shaped like real VT-d hosts (see sysfs_fixtures)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from host_agent.preflight import LibvirtFacts, Report, Status, run_preflight
+from tests.unit.host_agent.sysfs_fixtures import (
+    COFFEELAKE_DEVICES,
+    GVTG_TYPES,
+    HASWELL_CMDLINE_OFF,
+    HASWELL_DEVICES,
+    HASWELL_SHARED_GROUP,
+    USB_TUNER,
+    bind,
+    build_host,
+    create_mdev,
+)
+from worker.settings_host import HostSettings
+
+UUID = "a297db4a-f4c2-11e6-90f6-d3b88d6c9525"
+DOMCAPS_VFIO = """<domainCapabilities><devices><hostdev supported='yes'>
+<enum name='pciBackend'><value>default</value><value>vfio</value></enum>
+</hostdev></devices></domainCapabilities>"""
+DOMCAPS_NO_VFIO = """<domainCapabilities><devices><hostdev supported='yes'>
+<enum name='pciBackend'/></hostdev></devices></domainCapabilities>"""
+
+
+def recipe(**vm: Any) -> HostSettings:
+    base: dict[str, Any] = {
+        "cpu": {"model": "Haswell", "features": ["+x2apic"]},
+        "usb": [{"vendor": "0511", "product": "0045", "label": "tuner"}],
+        "pci": [{"address": "01:00.0", "label": "PT3"}],
+    }
+    return HostSettings.model_validate({"vm": base | vm})
+
+
+def by_name(report: Report) -> dict[str, Status]:
+    return {c.name: c.status for c in report.checks}
+
+
+def check(report: Report, name: str) -> Any:
+    return next(c for c in report.checks if c.name == name)
+
+
+def test_haswell_with_iommu_on_and_igpu_on_vfio_passes(tmp_path: Path) -> None:
+    root = build_host(tmp_path, HASWELL_DEVICES, usb=[USB_TUNER])
+    bind(root, "0000:00:02.0", "vfio-pci")
+    bind(root, "0000:01:00.0", "vfio-pci")
+    report = run_preflight(recipe(), root)
+    assert report.ok, report.checks
+    assert check(report, "device 0000:00:02.0").detail == "iGPU: 0x8086:0x041a class 0x030000"
+    assert "group 2: 0000:00:02.0 (vfio-pci)" in check(report, "iommu-group 0000:00:02.0").detail
+
+
+def test_haswell_with_iommu_off_fails_with_the_grub_fix(tmp_path: Path) -> None:
+    root = build_host(tmp_path, HASWELL_DEVICES, iommu=False, cmdline=HASWELL_CMDLINE_OFF)
+    report = run_preflight(recipe(), root)
+    assert not report.ok
+    iommu = check(report, "iommu")
+    assert iommu.status == Status.FAIL
+    assert "intel_iommu=on iommu=pt" in iommu.fix
+    assert by_name(report)["iommu-group 0000:00:02.0"] == Status.FAIL
+
+
+def test_iommu_asked_for_but_absent_points_at_the_firmware(tmp_path: Path) -> None:
+    root = build_host(tmp_path, HASWELL_DEVICES, iommu=False)
+    assert "VT-d" in check(run_preflight(recipe(), root), "iommu").fix
+
+
+def test_igpu_bound_to_i915_is_a_warning_with_the_vfio_ids_fix(tmp_path: Path) -> None:
+    root = build_host(tmp_path, HASWELL_DEVICES, usb=[USB_TUNER])
+    bind(root, "0000:01:00.0", "vfio-pci")
+    report = run_preflight(recipe(), root)
+    driver = check(report, "gpu-driver")
+    assert driver.status == Status.WARN
+    assert "vfio-pci.ids=8086:041a" in driver.fix
+    assert check(report, "boot-vga").status == Status.WARN
+    assert report.ok
+
+
+def test_card_sharing_a_group_with_a_host_nic_fails_naming_the_nic(tmp_path: Path) -> None:
+    root = build_host(tmp_path, HASWELL_SHARED_GROUP, usb=[USB_TUNER])
+    report = run_preflight(recipe(), root)
+    group = check(report, "iommu-group 0000:01:00.0")
+    assert group.status == Status.FAIL
+    assert "0000:02:00.0 (igb)" in group.detail
+    assert "0000:00:01.1" not in group.detail.split("shared with")[1], "bridges do not block"
+
+
+def test_card_whose_group_holds_only_bridges_and_itself_passes(tmp_path: Path) -> None:
+    root = build_host(tmp_path, HASWELL_DEVICES)
+    assert check(run_preflight(recipe(), root), "iommu-group 0000:01:00.0").status == Status.PASS
+
+
+def test_missing_vfio_modules_fail_with_modprobe(tmp_path: Path) -> None:
+    root = build_host(tmp_path, HASWELL_DEVICES, vfio_loaded=False)
+    vfio = check(run_preflight(recipe(), root), "vfio")
+    assert vfio.status == Status.FAIL and "modprobe vfio-pci" in vfio.fix
+
+
+def test_wrong_address_is_caught_by_the_vendor_check(tmp_path: Path) -> None:
+    root = build_host(tmp_path, HASWELL_DEVICES)
+    report = run_preflight(recipe(gpu={"address": "0000:00:19.0"}), root)
+    assert check(report, "device 0000:00:19.0").status == Status.FAIL
+    report = run_preflight(
+        recipe(gpu={"address": "0000:00:02.0", "expected_vendor": "0x1002"}), root
+    )
+    assert "expected vendor 0x1002" in check(report, "device 0000:00:02.0").detail
+
+
+def test_unplugged_usb_tuner_warns_unless_required(tmp_path: Path) -> None:
+    root = build_host(tmp_path, HASWELL_DEVICES)
+    assert check(run_preflight(recipe(), root), "usb 0511:0045").status == Status.WARN
+    required = recipe(usb=[{"vendor": "0511", "product": "0045", "required": True}])
+    assert check(run_preflight(required, root), "usb 0511:0045").status == Status.FAIL
+
+
+def test_gvtg_type_present_and_mdev_created_passes(tmp_path: Path) -> None:
+    root = build_host(tmp_path, COFFEELAKE_DEVICES, gvtg_types=GVTG_TYPES)
+    settings = HostSettings.model_validate({"vm": {"gpu": {"kind": "gvtg", "mdev_uuid": UUID}}})
+    report = run_preflight(settings, root)
+    assert check(report, "mdev-device").status == Status.FAIL
+    assert f"echo {UUID} > sys/" in check(report, "mdev-device").fix
+    create_mdev(root, UUID)
+    report = run_preflight(settings, root)
+    assert report.ok, report.checks
+    assert check(report, "gvtg-type").detail == "2 free"
+    assert check(report, "gpu-driver").status == Status.PASS
+
+
+def test_gvtg_on_haswell_fails_saying_it_is_not_covered(tmp_path: Path) -> None:
+    root = build_host(tmp_path, HASWELL_DEVICES)
+    settings = HostSettings.model_validate({"vm": {"gpu": {"kind": "gvtg", "mdev_uuid": UUID}}})
+    gvtg = check(run_preflight(settings, root), "gvtg-type")
+    assert gvtg.status == Status.FAIL and "not Haswell" in gvtg.fix
+
+
+def test_missing_sriov_vf_fails_with_the_numvfs_fix(tmp_path: Path) -> None:
+    root = build_host(tmp_path, COFFEELAKE_DEVICES)
+    settings = HostSettings.model_validate({"vm": {"gpu": {"kind": "sriov", "address": "00:02.1"}}})
+    vf = check(run_preflight(settings, root), "sriov-vf")
+    assert vf.status == Status.FAIL and "sriov_numvfs" in vf.fix
+
+
+def test_hugepages_are_checked_only_when_asked(tmp_path: Path) -> None:
+    root = build_host(tmp_path, HASWELL_DEVICES, hugepages_free=1024)
+    assert "hugepages" not in by_name(run_preflight(recipe(), root))
+    report = run_preflight(recipe(hugepages=True, memory_mib=4096), root)
+    assert check(report, "hugepages").status == Status.FAIL
+    assert "vm.nr_hugepages=2048" in check(report, "hugepages").fix
+    assert (
+        check(run_preflight(recipe(hugepages=True, memory_mib=2048), root), "hugepages").status
+        == Status.PASS
+    )
+
+
+def test_libvirt_without_the_vfio_backend_fails(tmp_path: Path) -> None:
+    root = build_host(tmp_path, HASWELL_DEVICES)
+    with_vfio = run_preflight(
+        recipe(), root, lambda: LibvirtFacts(domain_capabilities=DOMCAPS_VFIO)
+    )
+    assert check(with_vfio, "libvirt-vfio").status == Status.PASS
+    without = run_preflight(
+        recipe(), root, lambda: LibvirtFacts(domain_capabilities=DOMCAPS_NO_VFIO)
+    )
+    assert check(without, "libvirt-vfio").status == Status.FAIL
+
+
+def test_unreachable_libvirt_fails_with_the_reason(tmp_path: Path) -> None:
+    root = build_host(tmp_path, HASWELL_DEVICES)
+    report = run_preflight(recipe(), root, lambda: LibvirtFacts(error="cannot connect: refused"))
+    assert check(report, "libvirt").detail == "cannot connect: refused"
+    assert not report.ok
+
+
+def test_vm_without_passthrough_skips_the_iommu_checks(tmp_path: Path) -> None:
+    root = build_host(tmp_path, HASWELL_DEVICES, iommu=False)
+    settings = HostSettings.model_validate({"vm": {"gpu": {"kind": "none"}}})
+    report = run_preflight(settings, root)
+    assert report.ok and "iommu" not in by_name(report)
