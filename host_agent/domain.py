@@ -228,3 +228,15 @@ def domain_xml(vm: VmSettings) -> str:
     domain = build_domain(vm)
     ET.indent(domain)
     return ET.tostring(domain, encoding="unicode") + "\n"
+
+
+def with_uuid(xml: str, uuid: str) -> str:
+    """The same domain XML carrying ``uuid``, so redefining updates rather than conflicts."""
+    # Our own XML, from domain_xml; not untrusted input.
+    domain = ET.fromstring(xml)  # noqa: S314
+    for old in domain.findall("uuid"):
+        domain.remove(old)
+    element = ET.Element("uuid")
+    element.text = uuid
+    domain.insert(1, element)
+    return ET.tostring(domain, encoding="unicode") + "\n"

@@ -17,6 +17,7 @@ from typing import Any
 import libvirt
 import libvirt_qemu  # type: ignore[import-untyped]  # ships without stubs
 
+from host_agent.domain import with_uuid
 from host_agent.errors import (
     DomainDefinitionError,
     DomainNotFound,
@@ -254,8 +255,15 @@ class Hypervisor:
         return conn.lookupByName(name)
 
     def define(self, xml: str, name: str) -> None:
-        """Define the domain, or replace its persistent definition."""
+        """Define the domain, or replace its persistent definition (keeping its UUID)."""
         with self._calling("define the domain", name) as conn:
+            try:
+                uuid = self._domain(conn, name).UUIDString()
+            except libvirt.libvirtError as e:
+                if e.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                    raise
+            else:
+                xml = with_uuid(xml, uuid)
             conn.defineXML(xml)
 
     def exists(self, name: str) -> bool:
