@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.media import Clips, make_clips
 from tests.support.redis_proc import RedisProcess
 
 
@@ -25,3 +26,9 @@ def own_redis(tmp_path: Path) -> Iterator[RedisProcess]:
     yield server
     server.resume() if server.proc and server.proc.poll() is None else None
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> Clips:
+    """Broadcast-like and broken recordings made by real ffmpeg, once per session."""
+    return make_clips(tmp_path_factory.mktemp("clips"))

@@ -156,6 +156,10 @@ class Supervised:
             kill_group(self._proc)
         if self._stderr_thread is not None:
             self._stderr_thread.join(timeout=5)
+        if self._proc is not None:
+            for stream in (self._proc.stdout, self._proc.stderr):
+                if stream is not None:
+                    stream.close()
 
     @property
     def pid(self) -> int:

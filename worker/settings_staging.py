@@ -93,7 +93,7 @@ class StagingSettings(Section):
     """How sources are pulled to this machine and outputs delivered."""
 
     scratch_dir: Path = Field(
-        default=Path("/var/tmp/kamado"),
+        default=Path("~/.cache/kamado/scratch"),
         description="pulled sources and streaming pipes; needs room for the largest recording",
     )
     min_free_mb: int = Field(

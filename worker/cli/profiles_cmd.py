@@ -67,7 +67,7 @@ def argv(
         profile = get_profile(name, settings.profiles)
         if backend not in profile.backends:
             accepted = ", ".join(b.value for b in profile.backends)
-            raise KamadoError(
+            raise BadInputError(
                 f"profile {name} does not accept {backend.value} (it accepts {accepted})"
             )
         info = probe_source(settings.encode.ffprobe, input_file, service_id=profile.service_id)

@@ -1,0 +1,144 @@
+"""The argv each backend builds, from a probe of a real synthetic ISDB recording."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from worker.ffmpeg import build_command, output_size
+from worker.probe import MediaInfo, parse_media
+from worker.profiles import BUILTIN_PROFILES, Audio, Backend, Profile
+
+FIXTURE = Path(__file__).parents[2] / "fixtures" / "ffprobe_synth_isdb_1080i.json"
+
+
+@pytest.fixture
+def isdb() -> MediaInfo:
+    """ffprobe's real output for a 1440x1080i MPEG-2 + AAC TS, service 1024."""
+    return parse_media(Path("/rec/a.ts"), json.loads(FIXTURE.read_text()))
+
+
+def argv(backend: Backend, info: MediaInfo, profile: Profile | None = None) -> list[str]:
+    profile = profile or BUILTIN_PROFILES["h264-auto"]
+    return build_command(backend, profile, info, Path("/rec/a.ts"), Path("/out/a.mp4")).argv
+
+
+def test_probe_fixture_is_the_broadcast_shape(isdb: MediaInfo) -> None:
+    assert isdb.is_mpegts and isdb.program_id == 1024
+    assert isdb.video is not None and isdb.video.interlaced
+    assert isdb.video.sar == (4, 3)
+    assert isdb.audio_codecs == ["aac"]
+
+
+def test_anamorphic_1440_wide_source_scales_to_square_pixel_720p(isdb: MediaInfo) -> None:
+    assert output_size(BUILTIN_PROFILES["h264-auto"], isdb) == (1280, 720)
+
+
+def test_no_upscaling_when_the_profile_asks_for_more_than_the_source(isdb: MediaInfo) -> None:
+    assert output_size(Profile(backends=[Backend.X264], height=2160), isdb) is None
+
+
+@pytest.mark.parametrize("backend", list(Backend))
+def test_every_backend_has_the_broadcast_input_options_and_keeps_the_programme(
+    backend: Backend, isdb: MediaInfo
+) -> None:
+    args = argv(backend, isdb)
+    assert all(isinstance(a, str) for a in args)
+    before_input = args[: args.index("-i")]
+    for opt in (
+        "-fflags",
+        "-analyzeduration",
+        "-probesize",
+        "-dual_mono_mode",
+        "-merge_pmt_versions",
+    ):
+        assert opt in before_input, opt
+    assert args[args.index("-fflags") + 1] == "+discardcorrupt+genpts"
+    assert args[
+        args.index("-map") : args.index("-map") + 4
+    ] == ["-map", "0:p:1024:v:0", "-map", "0:p:1024:a?"]
+    assert "-sn" in args and "-dn" in args
+    assert args[args.index("-movflags") + 1] == "+faststart"
+    assert args[-1] == "/out/a.mp4" and args[-3:-1] == ["-f", "mp4"]
+    assert args[args.index("-progress") + 1] == "pipe:1"
+
+
+def test_x264_deinterlaces_with_bwdif_and_uses_crf(isdb: MediaInfo) -> None:
+    args = argv(Backend.X264, isdb)
+    assert args[args.index("-vf") + 1] == (
+        "bwdif=mode=send_frame:parity=auto:deint=all,scale=1280:720,setsar=1"
+    )
+    assert args[args.index("-c:v") + 1] == "libx264"
+    assert args[args.index("-crf") + 1] == "23"
+
+
+def test_qsv_decodes_mpeg2_on_the_gpu_and_deinterlaces_with_vpp_qsv(isdb: MediaInfo) -> None:
+    args = argv(Backend.QSV, isdb)
+    assert args[args.index("-c:v") + 1] == "mpeg2_qsv"
+    assert args.index("-c:v") < args.index("-i")
+    assert args[args.index("-vf") + 1] == "vpp_qsv=deinterlace=advanced:w=1280:h=720"
+    encoder = len(args) - 1 - args[::-1].index("-c:v")
+    assert args[encoder + 1] == "h264_qsv"
+    assert args[args.index("-global_quality") + 1] == "23"
+    assert "qsv=qs@va" in args
+
+
+def test_vaapi_uses_deinterlace_vaapi_scale_vaapi_and_cqp(isdb: MediaInfo) -> None:
+    args = argv(Backend.VAAPI, isdb)
+    assert args[args.index("-vf") + 1] == (
+        "deinterlace_vaapi=mode=motion_adaptive:rate=frame,scale_vaapi=w=1280:h=720"
+    )
+    assert args[args.index("-rc_mode") + 1] == "CQP"
+    assert args[args.index("-qp") + 1] == "23"
+
+
+def test_vaapi_vbr_profile_sets_bitrate_and_maxrate(isdb: MediaInfo) -> None:
+    profile = Profile(backends=[Backend.VAAPI], vaapi_rc="VBR", vaapi_bitrate="4M")
+    args = argv(Backend.VAAPI, isdb, profile)
+    assert args[args.index("-rc_mode") + 1] == "VBR"
+    assert args[args.index("-b:v") + 1] == "4M"
+    assert args[args.index("-maxrate") + 1] == "6M"
+
+
+def test_vaapi_driver_is_passed_in_the_environment_not_the_argv(isdb: MediaInfo) -> None:
+    command = build_command(
+        Backend.VAAPI,
+        BUILTIN_PROFILES["h264-intel"],
+        isdb,
+        Path("/rec/a.ts"),
+        Path("/out/a.mp4"),
+        vaapi_driver="i965",
+    )
+    assert command.env == {"LIBVA_DRIVER_NAME": "i965"}
+
+
+def test_progressive_source_is_not_deinterlaced(isdb: MediaInfo) -> None:
+    assert isdb.video is not None
+    progressive = isdb.model_copy(
+        update={"video": isdb.video.model_copy(update={"field_order": "progressive"})}
+    )
+    assert "bwdif" not in " ".join(argv(Backend.X264, progressive))
+    assert "deinterlace_vaapi" not in " ".join(argv(Backend.VAAPI, progressive))
+
+
+def test_audio_copy_and_channel_settings_are_honoured(isdb: MediaInfo) -> None:
+    copy = Profile(backends=[Backend.X264], audio=Audio(codec="copy"))
+    args = argv(Backend.X264, isdb, copy)
+    assert args[args.index("-c:a") + 1] == "copy"
+    assert "-b:a" not in args
+
+
+def test_hostile_file_names_stay_single_argv_items(isdb: MediaInfo) -> None:
+    name = Path("/rec/ニュース $(rm -rf ~) 'a' \"b\"\n.ts")
+    command = build_command(Backend.X264, BUILTIN_PROFILES["h264-x264"], isdb, name, Path("/o.mp4"))
+    assert str(name) in command.argv
+    assert command.argv[command.argv.index("-i") + 1] == str(name)
+
+
+def test_non_ts_input_gets_no_mpegts_demuxer_options(isdb: MediaInfo) -> None:
+    mp4 = isdb.model_copy(update={"format_name": "mov,mp4,m4a,3gp,3g2,mj2", "program_id": None})
+    args = argv(Backend.X264, mp4)
+    assert "-merge_pmt_versions" not in args
+    assert args[args.index("-map") : args.index("-map") + 4] == ["-map", "0:v:0", "-map", "0:a?"]

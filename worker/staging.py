@@ -1,0 +1,52 @@
+"""File staging: bring a job's source to this machine and deliver its output.
+
+The encode pipeline calls, with ``settings.staging``:
+
+- :func:`stage_in` (a context manager): the source as a local path, either the shared
+  mount itself, a copy pulled to scratch with its sha256, or a FIFO that ffmpeg reads
+  while the download runs (``mode = "stream"``); scratch files are removed on exit;
+- :func:`stage_out`: push the verified output to a temporary name next to the
+  destination; :meth:`PendingOutput.commit` renames it into place;
+- :class:`worker.staging_prefetch.Prefetcher`: pull the next job's source meanwhile.
+
+A dropped SFTP link is retried (``retries``, doubling ``retry_delay``) and the transfer
+resumes where the last acknowledged byte left it. URIs: see :mod:`worker.staging_uri`.
+"""
+
+from __future__ import annotations
+
+from worker.settings_staging import StagingSettings
+from worker.staging_core import StagedSource, check_space, connect, scratch_path, with_retries
+from worker.staging_in import clean_scratch, stage_in
+from worker.staging_local import Files
+from worker.staging_out import PendingOutput, deliver, stage_out
+from worker.staging_prefetch import Prefetcher
+from worker.staging_pull import discard, pull
+from worker.staging_uri import Target, resolve, sftp_uri
+
+__all__ = [
+    "Files",
+    "PendingOutput",
+    "Prefetcher",
+    "StagedSource",
+    "Target",
+    "check_space",
+    "clean_scratch",
+    "deliver",
+    "discard",
+    "open_location",
+    "pull",
+    "resolve",
+    "scratch_path",
+    "sftp_uri",
+    "stage_in",
+    "stage_out",
+    "with_retries",
+]
+
+
+def open_location(settings: StagingSettings, where: str) -> Files:
+    """Connect to a location named by its config name or by any URI on it (close it after)."""
+    if where in settings.locations:
+        return connect(settings, where)
+    return connect(settings, resolve(settings, where).location)

@@ -1,0 +1,164 @@
+"""What every staging step shares: connecting, retries, scratch names and space, resumable reads."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Protocol, TypeVar
+
+from worker.settings_staging import LocalLocation, StagingSettings
+from worker.sftp import Progress, RemoteStat, SftpSession
+from worker.staging_errors import (
+    BadUriError,
+    LocationError,
+    NoSpaceError,
+    RemoteNotFoundError,
+    TransferError,
+)
+from worker.staging_local import Files, LocalFiles, free_bytes
+from worker.staging_uri import Target
+
+T = TypeVar("T")
+MIB = 1024 * 1024
+
+
+class Finisher(Protocol):
+    """A background download a StagedSource waits for."""
+
+    def finish(self, timeout: float | None = None) -> str: ...
+
+
+@dataclass
+class StagedSource:
+    """A source ready for ffmpeg at ``path`` (a mount, a scratch copy, or a FIFO)."""
+
+    uri: str
+    path: Path
+    size: int
+    sha256: str | None = None
+    copied: bool = False
+    streaming: bool = False
+    stream: Finisher | None = field(default=None, repr=False)
+
+    def finish(self, timeout: float | None = None) -> None:
+        """Wait for a streamed download to end; raise its StagingError if it failed."""
+        if self.stream is not None:
+            self.sha256 = self.stream.finish(timeout)
+
+
+def connect(settings: StagingSettings, name: str) -> Files:
+    if not name:
+        return LocalFiles()
+    location = settings.locations.get(name)
+    if location is None:
+        raise BadUriError(f"no location named {name!r} in [staging.locations]", location=name)
+    if isinstance(location, LocalLocation):
+        return LocalFiles(name)
+    return SftpSession.connect(
+        name, location, window_mb=settings.window_mb, max_requests=settings.max_requests
+    )
+
+
+def with_retries(settings: StagingSettings, attempt: Callable[[int], T]) -> T:
+    """Run ``attempt(n)`` until it succeeds or a non-transient error or the last retry."""
+    for n in range(settings.retries + 1):
+        try:
+            return attempt(n)
+        except LocationError as e:
+            if not e.transient or isinstance(e, NoSpaceError):
+                raise
+            if n == settings.retries:
+                e.message += f" (gave up after {n + 1} attempts)"
+                raise
+            time.sleep(settings.retry_delay * 2**n)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def scratch_path(scratch_dir: Path, uri: str) -> Path:
+    """Where a source is pulled: a name derived from the URI, keeping a simple suffix."""
+    digest = hashlib.sha256(uri.encode("utf-8", "surrogateescape")).hexdigest()[:24]
+    suffix = PurePosixPath(uri).suffix
+    keep = suffix if 1 < len(suffix) <= 8 and suffix[1:].isalnum() and suffix.isascii() else ""
+    return scratch_dir / f"src-{digest}{keep}"
+
+
+def check_space(settings: StagingSettings, directory: Path, needed: int) -> None:
+    """Raise NoSpaceError unless ``needed`` bytes plus ``min_free_mb`` fit in ``directory``."""
+    free = free_bytes(directory)
+    want = needed + settings.min_free_mb * MIB
+    if free < want:
+        raise NoSpaceError(
+            f"scratch {str(directory)!r}: {free // MIB} MiB free, {want // MIB} MiB needed "
+            f"({needed // MIB} MiB file + min_free_mb {settings.min_free_mb}); free space "
+            "or point staging.scratch_dir elsewhere",
+            path=str(directory),
+            free=free,
+            needed=want,
+        )
+
+
+def local_source(target: Target) -> StagedSource:
+    st = LocalFiles(target.location).stat(target.path)
+    if st.is_dir:
+        raise RemoteNotFoundError(
+            f"source {target.path!r} is a directory, not a recording", path=target.path
+        )
+    return StagedSource(target.uri, Path(target.path), st.size)
+
+
+def read_resumable(
+    settings: StagingSettings,
+    target: Target,
+    sink: Callable[[bytes], object],
+    progress: Progress,
+    *,
+    files: Files | None = None,
+    first: RemoteStat | None = None,
+    on_changed: Callable[[RemoteStat], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> RemoteStat:
+    """Read a whole source into ``sink`` from ``progress.done``, reconnecting after drops.
+
+    ``files`` (an open connection) is used for the first attempt and closed. If the source
+    changed between attempts, ``on_changed`` resets the sink and the copy restarts at 0;
+    without it the read fails.
+    """
+    held: list[Files] = [files] if files is not None else []
+    seen = [first]
+
+    def attempt(_n: int) -> RemoteStat:
+        conn = held.pop() if held else connect(settings, target.location)
+        try:
+            st = conn.stat(target.path)
+            before = seen[0]
+            if before is not None and (st.size, st.mtime) != (before.size, before.mtime):
+                if on_changed is None:
+                    raise TransferError(
+                        f"{target.describe()!r} changed while being streamed",
+                        location=target.location,
+                        path=target.path,
+                    )
+                on_changed(st)
+                progress.done = 0
+            seen[0] = st
+            conn.read_to(
+                target.path, sink, progress, offset=progress.done, size=st.size, cancel=cancel
+            )
+            if cancel is not None and cancel.is_set():
+                return st
+            end = conn.stat(target.path)
+            if (end.size, end.mtime) != (st.size, st.mtime):
+                raise TransferError(
+                    f"{target.describe()!r} changed during the transfer (still being recorded?)",
+                    location=target.location,
+                    path=target.path,
+                )
+            return st
+        finally:
+            conn.close()
+
+    return with_retries(settings, attempt)

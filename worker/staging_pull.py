@@ -1,0 +1,144 @@
+"""Pulling an SFTP source to scratch with its sha256, resuming a partial copy."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from contextlib import suppress
+from pathlib import Path
+from typing import BinaryIO
+
+from worker.settings_staging import StagingSettings
+from worker.sftp import Progress, RemoteStat
+from worker.staging_core import (
+    MIB,
+    StagedSource,
+    check_space,
+    connect,
+    local_source,
+    read_resumable,
+)
+from worker.staging_errors import NoSpaceError, RemoteNotFoundError, TransferError
+from worker.staging_local import LocalFiles, fsync_dir
+from worker.staging_uri import resolve
+
+WRITE_BUFFER = 8 * MIB
+
+
+def discard(dest: Path) -> None:
+    """Remove a pulled source and its partial and resume files."""
+    for path in (dest, _part(dest), _meta(dest)):
+        with suppress(FileNotFoundError):
+            path.unlink()
+
+
+def _part(dest: Path) -> Path:
+    return dest.with_name(dest.name + ".part")
+
+
+def _meta(dest: Path) -> Path:
+    return dest.with_name(dest.name + ".part.json")
+
+
+class _HashingWriter:
+    """Writes to a file and hashes what was written, so both always agree."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self.out = out
+        self.hasher = hashlib.sha256()
+
+    def write(self, data: bytes) -> None:
+        self.out.write(data)
+        self.hasher.update(data)
+
+    def reset(self) -> None:
+        self.out.seek(0)
+        self.out.truncate()
+        self.hasher = hashlib.sha256()
+
+
+def pull(
+    settings: StagingSettings, uri: str, dest: Path, *, cancel: threading.Event | None = None
+) -> StagedSource:
+    """Copy an SFTP source to ``dest`` with its sha256, resuming a partial copy of it."""
+    target = resolve(settings, uri)
+    if target.kind == "local":
+        return local_source(target)
+    scratch = LocalFiles("scratch")
+    with scratch.errors("create", str(dest.parent)):
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    conn = connect(settings, target.location)
+    try:
+        first = conn.stat(target.path)
+    except BaseException:
+        conn.close()
+        raise
+    if first.is_dir:
+        conn.close()
+        raise RemoteNotFoundError(
+            f"source {target.describe()!r} is a directory", location=target.location
+        )
+    identity = {"uri": uri, "size": first.size, "mtime": first.mtime}
+    resumable = _meta(dest).is_file() and _read_meta(_meta(dest)) == identity
+    have = _part(dest).stat().st_size if resumable and _part(dest).is_file() else 0
+    have = have if have <= first.size else 0
+    try:
+        check_space(settings, dest.parent, first.size - have)
+    except NoSpaceError:
+        conn.close()
+        raise
+    with scratch.errors("write", str(_part(dest))):
+        _meta(dest).write_text(json.dumps(identity))
+        with _part(dest).open("r+b" if have else "wb", buffering=WRITE_BUFFER) as out:
+            writer = _HashingWriter(out)
+            if have:
+                _rehash(out, writer, have)
+            progress = Progress(have)
+
+            def restart(st: RemoteStat) -> None:
+                writer.reset()
+                _meta(dest).write_text(json.dumps({**identity, "size": st.size, "mtime": st.mtime}))
+
+            def sink(data: bytes) -> None:
+                writer.write(data)
+
+            st = read_resumable(
+                settings,
+                target,
+                sink,
+                progress,
+                files=conn,
+                first=first,
+                on_changed=restart,
+                cancel=cancel,
+            )
+            if cancel is not None and cancel.is_set():
+                raise TransferError(f"pull of {target.describe()!r} cancelled", path=target.path)
+            out.flush()
+            os.fsync(out.fileno())
+        _part(dest).replace(dest)
+        _meta(dest).unlink()
+        fsync_dir(dest.parent)
+    return StagedSource(uri, dest, st.size, writer.hasher.hexdigest(), copied=True)
+
+
+def _read_meta(path: Path) -> object:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _rehash(out: BinaryIO, writer: _HashingWriter, have: int) -> None:
+    out.seek(0)
+    left = have
+    while left:
+        data = out.read(min(MIB, left))
+        if not data:
+            break
+        writer.hasher.update(data)
+        left -= len(data)
+    out.seek(have)
+    out.truncate()

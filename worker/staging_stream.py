@@ -1,0 +1,139 @@
+"""Streaming a source into ffmpeg through a FIFO while it downloads (no scratch copy)."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from worker.settings_staging import StagingSettings
+from worker.sftp import Progress, RemoteStat
+from worker.staging_core import StagedSource, connect, read_resumable, scratch_path
+from worker.staging_errors import LocationError, RemoteNotFoundError, TransferError
+from worker.staging_local import Files, LocalFiles
+from worker.staging_uri import Target
+
+PIPE_BUFFER = 1024 * 1024
+
+
+class Stream:
+    """A thread that writes one remote file into a FIFO, reconnecting after drops."""
+
+    def __init__(
+        self,
+        settings: StagingSettings,
+        target: Target,
+        fifo: Path,
+        files: Files,
+        first: RemoteStat,
+    ) -> None:
+        self.settings = settings
+        self.target = target
+        self.fifo = fifo
+        self.progress = Progress()
+        self.hasher = hashlib.sha256()
+        self.error: LocationError | None = None
+        self.cancel = threading.Event()
+        self._opened = threading.Event()
+        self._files: Files | None = files
+        self._first = first
+        self._thread = threading.Thread(target=self._run, name="kamado-stream", daemon=True)
+
+    def start(self) -> Stream:
+        """Start writing; the thread blocks until a reader opens the FIFO."""
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        files, self._files = self._files, None
+        try:
+            fd = os.open(self.fifo, os.O_WRONLY)
+        except OSError as e:
+            if files is not None:
+                files.close()
+            self.error = TransferError(f"cannot open pipe {str(self.fifo)!r}: {e.strerror}")
+            return
+        self._opened.set()
+        try:
+            with os.fdopen(fd, "wb", buffering=PIPE_BUFFER) as out:
+
+                def sink(data: bytes) -> None:
+                    out.write(data)
+                    self.hasher.update(data)
+
+                read_resumable(
+                    self.settings,
+                    self.target,
+                    sink,
+                    self.progress,
+                    files=files,
+                    first=self._first,
+                    cancel=self.cancel,
+                )
+        except LocationError as e:
+            self.error = e
+        except OSError as e:  # the reader went away (EPIPE) or the pipe broke
+            if not self.cancel.is_set():
+                reason = "ffmpeg stopped reading" if e.errno == errno.EPIPE else e.strerror
+                self.error = TransferError(
+                    f"streaming {self.target.describe()!r}: {reason} after "
+                    f"{self.progress.done} bytes",
+                    location=self.target.location,
+                    path=self.target.path,
+                )
+
+    def finish(self, timeout: float | None = None) -> str:
+        """Wait for the download to end; its sha256, or raise its error."""
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise TransferError(
+                f"streaming {self.target.describe()!r} still running after {timeout}s",
+                location=self.target.location,
+                path=self.target.path,
+            )
+        if self.error is not None:
+            raise self.error
+        return self.hasher.hexdigest()
+
+    def stop(self) -> None:
+        """Stop the download and release a writer still waiting for a reader."""
+        self.cancel.set()
+        if not self._opened.is_set():
+            # Opening the read end unblocks the writer's open(); closing it breaks its writes.
+            with contextlib.suppress(OSError):
+                os.close(os.open(self.fifo, os.O_RDONLY | os.O_NONBLOCK))
+        self._thread.join(30)
+
+
+@contextmanager
+def streamed(settings: StagingSettings, target: Target, scratch: Path) -> Iterator[StagedSource]:
+    """A FIFO in scratch that an SFTP source is written into while ffmpeg reads it."""
+    scratch_files = LocalFiles("scratch")
+    fifo = scratch_path(scratch, target.uri).with_suffix(".fifo")
+    files = connect(settings, target.location)
+    try:
+        first = files.stat(target.path)
+        if first.is_dir:
+            raise RemoteNotFoundError(
+                f"source {target.describe()!r} is a directory", location=target.location
+            )
+        with scratch_files.errors("create pipe", str(fifo)):
+            scratch.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                fifo.unlink()
+            os.mkfifo(fifo, 0o600)
+    except BaseException:
+        files.close()
+        raise
+    stream = Stream(settings, target, fifo, files, first).start()
+    try:
+        yield StagedSource(target.uri, fifo, first.size, streaming=True, stream=stream)
+    finally:
+        stream.stop()
+        with contextlib.suppress(FileNotFoundError):
+            fifo.unlink()
