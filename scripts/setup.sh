@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Set up kamado on a fresh Debian/Ubuntu machine: system packages, a virtualenv, kamado.
+# Usage: scripts/setup.sh [runtime|dev]   (dev adds the test tools and the host extra)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode="${1:-runtime}"
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+runtime_pkgs=(ffmpeg python3-venv python3-dev gcc)
+# Test suite: a real redis-server, sshd for SFTP staging, libvirt for the host agent,
+# virt-xml-validate, systemd-analyze for the units, iproute2 for network namespaces.
+dev_pkgs=(redis-server openssh-server openssh-client pkg-config libvirt-dev libvirt-clients
+          libvirt-daemon-driver-qemu qemu-system-x86 libxml2-utils systemd iproute2 procps
+          busybox-static kmod)
+
+wanted=("${runtime_pkgs[@]}")
+if [ "$mode" = "dev" ]; then wanted+=("${dev_pkgs[@]}"); fi
+missing=()
+for pkg in "${wanted[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "installing system packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+if [ "$mode" = "dev" ]; then
+  .venv/bin/python -m pip install -q -e '.[dev,host]'
+else
+  .venv/bin/python -m pip install -q -e .
+fi
+echo "kamado installed in $(pwd)/.venv ($(.venv/bin/kamado --help >/dev/null && echo ok))"
