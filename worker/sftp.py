@@ -63,11 +63,22 @@ class DiskSpace:
     total: int
 
 
+ProgressCallback = Callable[[int, int], object]
+
+
 @dataclass
 class Progress:
-    """Bytes completed contiguously from the start offset (delivered or acknowledged)."""
+    """Position up to which bytes are delivered or acknowledged, contiguously."""
 
     done: int = 0
+    total: int = 0
+    callback: ProgressCallback | None = None
+
+    def advance(self, count: int) -> None:
+        """Count ``count`` more bytes done and tell the callback (done, total)."""
+        self.done += count
+        if self.callback is not None:
+            self.callback(self.done, self.total)
 
 
 class _Answers:
@@ -290,7 +301,7 @@ class SftpSession:
                             path=path,
                         )
                     sink(data)
-                    progress.done += len(data)
+                    progress.advance(len(data))
                     if len(data) < length:  # a short read: ask for the rest first
                         rest = (start + len(data), length - len(data))
                         num = raw._async_request(
@@ -359,7 +370,7 @@ class SftpSession:
                 position += len(chunk)
             num, length = pending.popleft()
             self._answer(raw, answers, num, None, path)
-            progress.done += length
+            progress.advance(length)
 
     def _answer(
         self, raw: Any, answers: _Answers, num: int, expect: int | None, path: str

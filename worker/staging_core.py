@@ -145,6 +145,7 @@ def read_resumable(
                 on_changed(st)
                 progress.done = 0
             seen[0] = st
+            progress.total = st.size
             conn.read_to(
                 target.path, sink, progress, offset=progress.done, size=st.size, cancel=cancel
             )

@@ -8,6 +8,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from worker.settings_staging import StagingSettings
+from worker.sftp import ProgressCallback
 from worker.staging_core import StagedSource, local_source, scratch_path
 from worker.staging_errors import LocationError
 from worker.staging_pull import discard, pull
@@ -22,6 +23,7 @@ def stage_in(
     scratch_dir: Path | None = None,
     *,
     stream: bool | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> Iterator[StagedSource]:
     """The source of ``uri`` as a local path for the duration of the block; scratch cleaned.
 
@@ -37,12 +39,12 @@ def stage_in(
         return
     streaming = settings.mode == "stream" if stream is None else stream
     if streaming:
-        with streamed(settings, target, scratch) as source:
+        with streamed(settings, target, scratch, on_progress) as source:
             yield source
         return
     dest = scratch_path(scratch, uri)
     try:
-        source = pull(settings, uri, dest)
+        source = pull(settings, uri, dest, on_progress=on_progress)
     except LocationError as e:
         if not e.transient:
             discard(dest)

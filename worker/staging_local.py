@@ -164,7 +164,7 @@ class LocalFiles:
                         f"{path!r} ended at {position} bytes, expected {size}", path=path
                     )
                 sink(data)
-                progress.done += len(data)
+                progress.advance(len(data))
                 position += len(data)
 
     def write_from(
@@ -184,7 +184,7 @@ class LocalFiles:
                         path=path,
                     )
                 out.write(data)
-                progress.done += len(data)
+                progress.advance(len(data))
                 position += len(data)
             out.flush()
             os.fsync(out.fileno())

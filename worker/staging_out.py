@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from worker.settings_staging import StagingSettings
-from worker.sftp import Progress
+from worker.sftp import Progress, ProgressCallback
 from worker.staging_core import MIB, connect, with_retries
 from worker.staging_errors import (
     AccessDeniedError,
@@ -80,7 +80,13 @@ class PendingOutput:
             self.abort()
 
 
-def stage_out(settings: StagingSettings, local_file: Path, dest_uri: str) -> PendingOutput:
+def stage_out(
+    settings: StagingSettings,
+    local_file: Path,
+    dest_uri: str,
+    *,
+    on_progress: ProgressCallback | None = None,
+) -> PendingOutput:
     """Push ``local_file`` next to ``dest_uri`` under a temporary name, fsynced and size-checked.
 
     Nothing appears at the destination until the caller verifies and calls ``commit()``;
@@ -97,7 +103,7 @@ def stage_out(settings: StagingSettings, local_file: Path, dest_uri: str) -> Pen
         )
     size = LocalFiles().stat(str(local_file)).size
     temp = temp_name(target.path)
-    progress = Progress()
+    progress = Progress(0, size, on_progress)
     with LocalFiles().errors("read", str(local_file)), local_file.open("rb") as source:
 
         def attempt(n: int) -> None:

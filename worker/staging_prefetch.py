@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Self
 
 from worker.settings_staging import StagingSettings
+from worker.sftp import ProgressCallback
 from worker.staging_core import StagedSource, scratch_path
 from worker.staging_errors import LocationError
 from worker.staging_in import stage_in
@@ -76,7 +77,9 @@ class Prefetcher:
             return list(self._jobs)
 
     @contextmanager
-    def stage_in(self, uri: str, *, stream: bool | None = None) -> Iterator[StagedSource]:
+    def stage_in(
+        self, uri: str, *, stream: bool | None = None, on_progress: ProgressCallback | None = None
+    ) -> Iterator[StagedSource]:
         """Like :func:`worker.staging.stage_in`, using a prefetched copy when there is one."""
         with self._lock:
             job = self._jobs.pop(uri, None)
@@ -88,7 +91,9 @@ class Prefetcher:
                 finally:
                     discard(job.dest)
                 return
-        with stage_in(self.settings, uri, self.scratch, stream=stream) as source:
+        with stage_in(
+            self.settings, uri, self.scratch, stream=stream, on_progress=on_progress
+        ) as source:
             yield source
 
     def cancel(self, uri: str) -> None:

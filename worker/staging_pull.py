@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from worker.settings_staging import StagingSettings
-from worker.sftp import Progress, RemoteStat
+from worker.sftp import Progress, ProgressCallback, RemoteStat
 from worker.staging_core import (
     MIB,
     StagedSource,
@@ -60,7 +60,12 @@ class _HashingWriter:
 
 
 def pull(
-    settings: StagingSettings, uri: str, dest: Path, *, cancel: threading.Event | None = None
+    settings: StagingSettings,
+    uri: str,
+    dest: Path,
+    *,
+    cancel: threading.Event | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> StagedSource:
     """Copy an SFTP source to ``dest`` with its sha256, resuming a partial copy of it."""
     target = resolve(settings, uri)
@@ -95,7 +100,7 @@ def pull(
             writer = _HashingWriter(out)
             if have:
                 _rehash(out, writer, have)
-            progress = Progress(have)
+            progress = Progress(have, first.size, on_progress)
 
             def restart(st: RemoteStat) -> None:
                 writer.reset()

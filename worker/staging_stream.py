@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from worker.settings_staging import StagingSettings
-from worker.sftp import Progress, RemoteStat
+from worker.sftp import Progress, ProgressCallback, RemoteStat
 from worker.staging_core import StagedSource, connect, read_resumable, scratch_path
 from worker.staging_errors import LocationError, RemoteNotFoundError, TransferError
 from worker.staging_local import Files, LocalFiles
@@ -111,7 +111,12 @@ class Stream:
 
 
 @contextmanager
-def streamed(settings: StagingSettings, target: Target, scratch: Path) -> Iterator[StagedSource]:
+def streamed(
+    settings: StagingSettings,
+    target: Target,
+    scratch: Path,
+    on_progress: ProgressCallback | None = None,
+) -> Iterator[StagedSource]:
     """A FIFO in scratch that an SFTP source is written into while ffmpeg reads it."""
     scratch_files = LocalFiles("scratch")
     fifo = scratch_path(scratch, target.uri).with_suffix(".fifo")
@@ -130,7 +135,9 @@ def streamed(settings: StagingSettings, target: Target, scratch: Path) -> Iterat
     except BaseException:
         files.close()
         raise
-    stream = Stream(settings, target, fifo, files, first).start()
+    stream = Stream(settings, target, fifo, files, first)
+    stream.progress = Progress(0, first.size, on_progress)
+    stream.start()
     try:
         yield StagedSource(target.uri, fifo, first.size, streaming=True, stream=stream)
     finally:

@@ -1,0 +1,137 @@
+"""A real OpenSSH sshd on a free loopback port, with its own host key and one authorized key."""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from tests.support.redis_proc import free_port
+
+SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
+SSH_KEYGEN = shutil.which("ssh-keygen") or "/usr/bin/ssh-keygen"
+
+
+def sshd_available() -> bool:
+    """True when OpenSSH's sshd and ssh-keygen are installed."""
+    return Path(SSHD).is_file() and Path(SSH_KEYGEN).is_file()
+
+
+def keygen(path: Path, kind: str = "ed25519") -> Path:
+    """Write a new passphrase-less key pair at path (and path.pub)."""
+    argv = [SSH_KEYGEN, "-q", "-t", kind, "-N", "", "-C", "kamado-test", "-f", str(path)]
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, timeout=30)
+    return path
+
+
+class SshdProcess:
+    """One sshd in the foreground (-D) serving SFTP with internal-sftp, owned by a test."""
+
+    def __init__(self, directory: Path, port: int | None = None) -> None:
+        self.directory = directory
+        self.port = port or free_port()
+        self.user = getpass.getuser()
+        self.host_key = directory / "ssh_host_ed25519_key"
+        self.user_key = directory / "id_ed25519"
+        self.known_hosts = directory / "known_hosts"
+        self.config = directory / "sshd_config"
+        self.log = directory / "sshd.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def prepare(self) -> SshdProcess:
+        """Generate the keys, authorized_keys, known_hosts and sshd_config (once)."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if not self.host_key.exists():
+            keygen(self.host_key)
+            keygen(self.user_key)
+        authorized = self.directory / "authorized_keys"
+        authorized.write_text(self.user_key.with_suffix(".pub").read_text())
+        host_pub = self.host_key.with_suffix(".pub").read_text().split()
+        self.known_hosts.write_text(f"[127.0.0.1]:{self.port} {host_pub[0]} {host_pub[1]}\n")
+        # sshd refuses to start without its privilege-separation directory.
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+        self.config.write_text(
+            "\n".join(
+                [
+                    f"Port {self.port}",
+                    "ListenAddress 127.0.0.1",
+                    f"HostKey {self.host_key}",
+                    f"PidFile {self.directory / 'sshd.pid'}",
+                    f"AuthorizedKeysFile {authorized}",
+                    "PermitRootLogin prohibit-password",
+                    "PasswordAuthentication no",
+                    "KbdInteractiveAuthentication no",
+                    "PubkeyAuthentication yes",
+                    "StrictModes no",
+                    "UsePAM no",
+                    "UseDNS no",
+                    "MaxStartups 100",
+                    "MaxSessions 50",
+                    "LogLevel ERROR",
+                    "Subsystem sftp internal-sftp",
+                    "",
+                ]
+            )
+        )
+        return self
+
+    def start(self) -> SshdProcess:
+        """Start sshd and wait until it answers with its banner."""
+        self.prepare()
+        argv = [SSHD, "-D", "-e", "-f", str(self.config)]
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(argv, stdout=log, stderr=log)
+        self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        """Block until the port answers with an SSH banner, or raise."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"sshd exited: {self.log.read_text(errors='replace')[-2000:]}")
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s,
+            ):
+                if s.recv(64).startswith(b"SSH-2.0"):
+                    return
+            time.sleep(0.05)
+        raise RuntimeError(f"sshd on port {self.port} not ready after {timeout}s")
+
+    def session_pids(self) -> list[int]:
+        """Pids of the sshd children serving connections right now."""
+        if self.proc is None:
+            return []
+        pids = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError):
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                if int(fields[1]) == self.proc.pid:
+                    pids.append(int(stat.parent.name))
+        return pids
+
+    def kill_sessions(self) -> int:
+        """SIGKILL every connection's sshd (a dropped link); returns how many were killed."""
+        pids = self.session_pids()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        return len(pids)
+
+    def stop(self) -> None:
+        """Stop the listener and any sessions it still serves."""
+        self.kill_sessions()
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
