@@ -173,9 +173,11 @@ class SftpSession:
         return cls(name, location, transport, client, max_requests=max_requests)
 
     def close(self) -> None:
-        """Close the SFTP session and the connection."""
-        self.client.close()
-        self.transport.close()
+        """Close the SFTP session and the connection (quietly: the link may be gone)."""
+        with contextlib.suppress(Exception):
+            self.client.close()
+        with contextlib.suppress(Exception):
+            self.transport.close()
 
     def __enter__(self) -> Self:
         return self
@@ -196,17 +198,12 @@ class SftpSession:
     def _raise(self, e: Exception, action: str, path: str) -> NoReturn:
         where = f"location {self.name!r}: {action} {path!r}"
         code = getattr(e, "errno", None)
-        lost = (paramiko.SSHException, socket.timeout, ConnectionError)
+        # paramiko raises EOFError when a send finds the socket dead.
+        lost = (paramiko.SSHException, socket.timeout, ConnectionError, EOFError)
         if isinstance(e, lost) or not self.transport.is_active():
             reason = str(e) or type(e).__name__
             raise UnreachableError(
                 f"{where}: connection lost ({reason})", location=self.name, path=path
-            ) from e
-        if isinstance(e, EOFError):
-            raise TransferError(
-                f"{where}: the file ended early (truncated while being read?)",
-                location=self.name,
-                path=path,
             ) from e
         if code == errno.ENOENT:
             raise RemoteNotFoundError(
@@ -379,7 +376,14 @@ class SftpSession:
             raw._read_response()
         t, msg = answers.got.pop(num)
         if t != expect:
-            raw._convert_status(msg)  # raises on an error status; OK is what a write expects
+            try:
+                raw._convert_status(msg)  # raises on an error status; OK is what a write expects
+            except EOFError as e:
+                raise TransferError(
+                    f"location {self.name!r}: {path!r} ended early (truncated while being read?)",
+                    location=self.name,
+                    path=path,
+                ) from e
         return msg
 
     def _fsync(self, raw: Any, handle: object) -> None:

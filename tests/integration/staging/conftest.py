@@ -32,7 +32,9 @@ def remote(tmp_path: Path) -> Path:
     return path
 
 
-def make_settings(sshd: SshdProcess, remote: Path, scratch: Path, **extra: object) -> StagingSettings:
+def make_settings(
+    sshd: SshdProcess, remote: Path, scratch: Path, **extra: object
+) -> StagingSettings:
     """Staging settings with one SFTP location `rec` rooted at ``remote``."""
     location = {
         "kind": "sftp",

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 MakeFile = Callable[[Path, int], bytes]
 HOSTILE_NAMES = [
     "録画/ニュース 7時 (再).ts",
-    "it's a \"quoted\" name.ts",
+    'it\'s a "quoted" name.ts',
     "$(touch pwned) `id` ; rm -rf x.ts",
     "line\nbreak.ts",
     " leading and trailing space .ts",
