@@ -94,6 +94,7 @@ class StagingSettings(Section):
 
     scratch_dir: Path = Field(
         default=Path("~/.cache/kamado/scratch"),
+        validate_default=True,
         description="pulled sources and streaming pipes; needs room for the largest recording",
     )
     min_free_mb: int = Field(
