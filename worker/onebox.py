@@ -28,7 +28,7 @@ from worker.profiles import get_profile
 from worker.settings import Settings
 
 WORKER_READY_TIMEOUT = 90.0
-POLL = 0.25
+POLL = 0.1
 
 
 @dataclass

@@ -139,8 +139,11 @@ def parse_media(path: Path, data: dict[str, Any], service_id: int | None = None)
     packets = None
     if video is not None:
         raw: dict[str, Any] = next((s for s in streams if int(s["index"]) == video.index), {})
-        if "nb_read_packets" in raw:
-            packets = int(raw["nb_read_packets"])
+        # MP4 keeps its sample count in the sample table: no need to read the whole file.
+        for key in ("nb_read_packets", "nb_frames"):
+            if str(raw.get(key, "")).isdigit():
+                packets = int(raw[key])
+                break
     return MediaInfo(
         path=str(path),
         format_name=str(fmt.get("format_name", "")),

@@ -10,6 +10,7 @@ import socket
 from typing import Any
 
 from celery import Celery, Task
+from celery.exceptions import SoftTimeLimitExceeded
 
 from worker.capabilities import cached_probe
 from worker.encode import Attempt, encode_job
@@ -54,6 +55,13 @@ def register_tasks(app: Celery, settings: Settings) -> None:
         except KamadoError as e:
             log.warning("job failed: %s", e)
             raise JobFailed(str(e)) from None
+        except SoftTimeLimitExceeded:
+            limit = settings.encode.soft_time_limit
+            log.warning("job ran past the soft time limit (%s s); ffmpeg was stopped", limit)
+            raise JobFailed(
+                f"{payload.get('source', 'job')}: ran past encode.soft_time_limit ({limit} s); "
+                "ffmpeg was stopped"
+            ) from None
         log.info("job %s done: %s (%s)", job.id, result["output"], result["backend"])
         return result
 

@@ -93,7 +93,7 @@ def verify_output(
     if "mdat" in boxes and boxes.index("moov") > boxes.index("mdat"):
         raise VerifyError(f"{output}: moov is after mdat (not faststart)", path=output)
     try:
-        data = run_ffprobe(ffprobe, output, ["-count_packets"])
+        data = run_ffprobe(ffprobe, output)
     except SourceError as e:
         raise VerifyError(f"{output}: output is unreadable: {e}", path=output) from e
     info = parse_media(output, data)

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from celery import Celery
 
@@ -61,9 +62,9 @@ def running_worker(
         app.close()
 
 
-def client_settings(broker_url: str, state_dir: Path) -> Settings:
+def client_settings(broker_url: str, state_dir: Path, **fields: Any) -> Settings:
     """Settings a submitting client uses."""
-    return Settings(broker_url=broker_url, state_dir=state_dir)
+    return Settings(broker_url=broker_url, state_dir=state_dir, **fields)
 
 
 def environ_without_kamado() -> dict[str, str]:
