@@ -197,16 +197,16 @@ class Agent:
             log.error("%s", e)
             if decision.action is Action.START:
                 self.policy.start_failed(now, str(e))
-                self._record("start failed", str(e), now)
+                self._record("start failed", str(e))
             else:
-                self._record(f"{decision.action.value} failed", str(e), now)
+                self._record(f"{decision.action.value} failed", str(e))
             return
         self.policy.acted(decision, now)
-        self._record(decision.action.value, decision.reason, now)
+        self._record(decision.action.value, decision.reason)
 
-    def _record(self, action: str, reason: str, at: float | None = None) -> None:
+    def _record(self, action: str, reason: str) -> None:
         log.info("%s %s: %s", action, self.name, reason)
-        self.history.append(ActionRecord(action, reason, self.clock() if at is None else at))
+        self.history.append(ActionRecord(action, reason, self.clock()))
 
     def heartbeat(self, status: DomainStatus | None) -> HostHeartbeat:
         """The heartbeat this agent publishes for ``status``."""

@@ -142,6 +142,8 @@ class Policy:
         else:
             self.last_work_at = now
             self.stop_requested_at = None
+            # Running from now on: a death before the next poll still counts as a crash.
+            self.was_active = True
 
     def start_failed(self, now: float, reason: str) -> None:
         """A start the agent tried failed: count it as a crash and retry with back-off."""

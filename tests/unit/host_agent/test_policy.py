@@ -155,3 +155,11 @@ def test_power_windows_are_checked_against_local_time() -> None:
     assert in_windows(host, time(1, 0)) and in_windows(host, time(22, 30))
     assert not in_windows(host, time(7, 0)) and not in_windows(host, time(12, 0))
     assert in_windows(HostSettings(), time(12, 0))
+
+
+def test_vm_dying_before_the_next_poll_still_counts_as_a_crash() -> None:
+    p = policy(restart_backoff=5)
+    assert step(p, 0, OFF, QUEUED) is Action.START
+    assert step(p, 1, VmView(active=False, reason="crashed"), QUEUED) is None, "back-off"
+    assert p.crashes and p.last_crash == "crashed"
+    assert step(p, 6, OFF, QUEUED) is Action.START
