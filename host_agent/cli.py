@@ -8,17 +8,14 @@ import socket
 import sys
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from host_agent.agent import Agent
 from host_agent.domain import domain_xml
 from host_agent.errors import DomainNotFound, HostAgentError
-from host_agent.lifecycle import Hypervisor
 from host_agent.preflight import LibvirtFacts, Report, Status, run_preflight
-from host_agent.redis_state import RedisState
 from worker.cli.common import (
     EXIT_FAILED,
     ConfigOption,
@@ -32,6 +29,9 @@ from worker.errors import BrokerError, ConfigError, KamadoError
 from worker.settings import Settings
 from worker.settings_host import HostSettings
 
+if TYPE_CHECKING:
+    from host_agent.lifecycle import Hypervisor
+
 app = typer.Typer(
     help="The KVM host: passthrough checks, the VM's XML and lifecycle, the agent loop.",
     no_args_is_help=True,
@@ -44,9 +44,18 @@ def register(root: typer.Typer) -> None:
     root.add_typer(app, name="host")
 
 
+def hypervisor_for(host: HostSettings) -> Hypervisor:
+    """An unopened libvirt connection; libvirt-python is imported only here, on the host."""
+    try:
+        from host_agent.lifecycle import Hypervisor
+    except ImportError as e:
+        fail(ConfigError(f"libvirt-python is not installed ({e}): pip install 'kamado[host]'"))
+    return Hypervisor(host.libvirt_uri)
+
+
 def libvirt_facts(host: HostSettings) -> LibvirtFacts:
     """Connect to libvirt and read the domain capabilities preflight needs."""
-    hypervisor = Hypervisor(host.libvirt_uri)
+    hypervisor = hypervisor_for(host)
     try:
         hypervisor.open()
     except HostAgentError as e:
@@ -100,7 +109,7 @@ def xml(config: ConfigOption = None) -> None:
 
 
 def _connected(host: HostSettings) -> Hypervisor:
-    hypervisor = Hypervisor(host.libvirt_uri)
+    hypervisor = hypervisor_for(host)
     try:
         hypervisor.open()
     except HostAgentError as e:
@@ -153,8 +162,10 @@ def down(
 def collect_status(settings: Settings) -> dict[str, Any]:
     """The VM's libvirt state, guest agent answer and the heartbeats in Redis."""
     host = settings.host
+    from host_agent.redis_state import RedisState
+
     data: dict[str, Any] = {"name": host.vm.name, "uri": host.libvirt_uri}
-    hypervisor = Hypervisor(host.libvirt_uri)
+    hypervisor = hypervisor_for(host)
     try:
         hypervisor.open()
         status = hypervisor.status(host.vm.name)
@@ -203,6 +214,10 @@ def run(config: ConfigOption = None) -> None:
         fail(ConfigError("broker_url: the host agent needs the broker the VM's worker uses"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     host = settings.host
+    hypervisor = hypervisor_for(host)
+    from host_agent.agent import Agent
+    from host_agent.redis_state import RedisState
+
     report = run_preflight(host, libvirt=lambda: libvirt_facts(host))
     for check in report.checks:
         if check.status != Status.PASS:
@@ -212,6 +227,7 @@ def run(config: ConfigOption = None) -> None:
     agent = Agent(
         host,
         state=RedisState(settings.broker_url.get_secret_value()),
+        hypervisor=hypervisor,
         preflight_ok=report.ok,
     )
 
