@@ -43,8 +43,10 @@ def main() -> None:
         argv = build_command(Backend.X264, profile, info, source, bare_out).argv
         bare: list[float] = []
         kamado: list[float] = []
-        print(f"clip: {args.seconds:g} s 1440x1080i MPEG-2, profile {args.profile}, "
-              f"{args.rounds} rounds")
+        print(
+            f"clip: {args.seconds:g} s 1440x1080i MPEG-2, profile {args.profile}, "
+            f"{args.rounds} rounds"
+        )
         with onebox.session(settings, force_embedded=True) as box:
             for n in range(args.rounds):
                 started = time.perf_counter()
@@ -54,7 +56,7 @@ def main() -> None:
 
                 job = Job.create(str(source), args.profile, output_dir=root)
                 started = time.perf_counter()
-                (outcome,) = onebox.encode_files(box, settings, [job], lambda _i: None)
+                (outcome,) = onebox.encode_files(box, [job], lambda _i: None, force=True)
                 kamado.append(time.perf_counter() - started)
                 if not outcome.ok:
                     raise SystemExit(f"kamado job failed: {outcome.error}")

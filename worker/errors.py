@@ -121,6 +121,16 @@ class JobCancelled(KamadoError):
         self.job_id = job_id
 
 
+class LeaseLost(KamadoError):
+    """Raised inside an attempt that no longer holds its job's lease; it must not commit."""
+
+    def __init__(self, job_id: str, reason: str = "") -> None:
+        super().__init__(
+            f"job {job_id}: this attempt lost its lease{': ' + reason if reason else ''}"
+        )
+        self.job_id = job_id
+
+
 class JobFailed(KamadoError):
     """Raised by the encode task when an attempt failed; carries only the message.
 

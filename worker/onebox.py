@@ -22,10 +22,12 @@ from celery import Celery
 from worker import process
 from worker.celery_app import create_app
 from worker.embedded import EmbeddedBroker
-from worker.errors import BrokerError, KamadoError
-from worker.jobs import ENCODE_TASK, EncodeResult, Job
-from worker.profiles import get_profile
+from worker.errors import KamadoError
+from worker.jobs import EncodeResult, Job, JobState
+from worker.reconcile import reconcile
+from worker.registry import Registry
 from worker.settings import Settings
+from worker.submit import submit_job
 
 WORKER_READY_TIMEOUT = 90.0
 POLL = 0.1
@@ -36,14 +38,14 @@ class Outcome:
     """How one submitted job ended."""
 
     job: Job
-    task_id: str
+    state: JobState
     result: EncodeResult | None = None
     error: str | None = None
 
     @property
     def ok(self) -> bool:
         """True when the job ended verified."""
-        return self.result is not None
+        return self.state is JobState.DONE and self.result is not None
 
 
 @dataclass
@@ -51,77 +53,48 @@ class Tracked:
     """A job being waited for, with its latest progress."""
 
     job: Job
-    task_id: str
     meta: dict[str, Any] = field(default_factory=dict)
-    state: str = "PENDING"
+    state: JobState = JobState.QUEUED
 
 
 ProgressCallback = Callable[[Tracked], None]
 
 
-def submit(app: Celery, settings: Settings, job: Job) -> str:
-    """Send one job to the queue of its profile's capability; returns the Celery task id."""
-    profile = get_profile(job.profile, settings.profiles)
-    task_id = f"{job.id}-{secrets.token_hex(4)}"
-    try:
-        app.send_task(
-            ENCODE_TASK,
-            args=[job.model_dump(mode="json")],
-            task_id=task_id,
-            queue=profile.queue,
-            priority=job.priority,
-        )
-    except Exception as e:  # kombu/redis raise many types; all mean the broker is away
-        raise BrokerError(f"cannot submit job {job.id} to the broker: {e}") from e
-    return task_id
-
-
 def wait_all(
-    app: Celery,
+    registry: Registry,
     tracked: list[Tracked],
     on_update: ProgressCallback,
     *,
     timeout: float | None = None,
-    alive: Callable[[], None] = lambda: None,
+    tick: Callable[[], None] = lambda: None,
 ) -> list[Outcome]:
-    """Poll the result backend until every job finished; report progress as it comes."""
+    """Poll the job registry until every job is final; report progress as it comes."""
     deadline = time.monotonic() + timeout if timeout else None
     outcomes: dict[str, Outcome] = {}
     while len(outcomes) < len(tracked):
-        alive()
+        tick()
         for item in tracked:
-            if item.task_id in outcomes:
+            if item.job.id in outcomes:
                 continue
-            meta = app.backend.get_task_meta(item.task_id)
-            state = str(meta.get("status", "PENDING"))
-            item.state = state
-            if state == "SUCCESS":
-                value = EncodeResult.model_validate(meta.get("result"))
-                outcomes[item.task_id] = Outcome(item.job, item.task_id, result=value)
-            elif state in ("FAILURE", "REVOKED"):
-                error = meta.get("result")
-                reason = _exception_message(error) if error else state
-                outcomes[item.task_id] = Outcome(item.job, item.task_id, error=reason)
-            elif isinstance(meta.get("result"), dict):
-                item.meta = meta["result"]
+            record = registry.get(item.job.id)
+            if record is None:
+                raise KamadoError(f"job {item.job.id} vanished from the registry")
+            item.state = record.state
+            item.meta = record.progress.model_dump(mode="json") if record.progress else {}
+            item.meta["state"] = record.state.value
+            if record.state.final:
+                result = (
+                    EncodeResult.model_validate(record.result)
+                    if record.state is JobState.DONE and record.result
+                    else None
+                )
+                outcomes[item.job.id] = Outcome(item.job, record.state, result, record.error)
             on_update(item)
         if deadline and time.monotonic() > deadline:
             raise KamadoError(f"jobs did not finish within {timeout:g} s")
         if len(outcomes) < len(tracked):
             time.sleep(POLL)
-    return [outcomes[t.task_id] for t in tracked]
-
-
-def _exception_message(error: object) -> str:
-    """The message of a task exception as the result backend returns it."""
-    if isinstance(error, BaseException):
-        return str(error)
-    if isinstance(error, dict):
-        message = error.get("exc_message")
-        if isinstance(message, list | tuple) and message:
-            return str(message[0])
-        return str(message or error.get("exc_type") or error)
-    return str(error)
+    return [outcomes[t.job.id] for t in tracked]
 
 
 class LocalWorker:
@@ -173,15 +146,23 @@ class LocalWorker:
 
 @dataclass
 class Session:
-    """A Celery app to submit to, and the local worker when kamado started one."""
+    """A Celery app and registry to submit to, and the local worker kamado started."""
 
     app: Celery
+    registry: Registry
+    settings: Settings
     worker: LocalWorker | None = None
+    _last_reconcile: float = 0.0
 
-    def check(self) -> None:
-        """Raise if the session's local worker died."""
-        if self.worker is not None:
-            self.worker.check()
+    def tick(self) -> None:
+        """While waiting: fail if the local worker died; on one box, run the reconciler."""
+        if self.worker is None:
+            return
+        self.worker.check()
+        interval = self.settings.jobs.reconcile_interval
+        if time.monotonic() - self._last_reconcile >= interval:
+            self._last_reconcile = time.monotonic()
+            reconcile(self.app, self.registry, grace=self.settings.jobs.lease_ttl)
 
 
 @contextlib.contextmanager
@@ -195,9 +176,11 @@ def session(
     """A Celery app on the configured broker, or on an embedded broker with a local worker."""
     if settings.broker_url is not None and not force_embedded:
         app = create_app(settings)
+        registry = open_registry(settings, str(app.conf.broker_url))
         try:
-            yield Session(app)
+            yield Session(app, registry, settings)
         finally:
+            registry.close()
             app.close()
         return
     on_status("starting the embedded broker")
@@ -206,26 +189,42 @@ def session(
         on_status("starting a local worker (proving encoders)")
         worker = LocalWorker(settings, broker.url, config)
         try:
+            registry = open_registry(settings, broker.url)
             worker.wait_ready(app)
-            yield Session(app, worker)
+            yield Session(app, registry, settings, worker)
         finally:
             on_status("stopping the local worker")
             worker.stop()
             app.close()
 
 
+def open_registry(settings: Settings, url: str) -> Registry:
+    """The job registry on the session's broker."""
+    return Registry.connect(
+        url, lease_ttl=settings.jobs.lease_ttl, max_attempts=settings.jobs.max_attempts
+    )
+
+
 def encode_files(
     box: Session,
-    settings: Settings,
     jobs: list[Job],
     on_update: ProgressCallback,
+    *,
     timeout: float | None = None,
+    force: bool = False,
 ) -> list[Outcome]:
-    """Submit jobs and wait for all of them; never raises for a single failed job."""
-    tracked = [Tracked(job, submit(box.app, settings, job)) for job in jobs]
-    try:
-        return wait_all(box.app, tracked, on_update, timeout=timeout, alive=box.check)
-    except KamadoError:
-        raise
-    except Exception as e:
-        raise BrokerError(f"lost the broker while waiting for jobs: {e}") from e
+    """Submit jobs and wait for all of them; never raises for a single failed job.
+
+    A job the registry already finished is run again when ``force`` is set, when it
+    failed or was cancelled, or when its output has gone missing since.
+    """
+    for job in jobs:
+        known = box.registry.get(job.id)
+        again = force or (
+            known is not None
+            and known.state.final
+            and (known.state is not JobState.DONE or not Path(job.output).exists())
+        )
+        submit_job(box.app, box.registry, box.settings, job, force=again)
+    tracked = [Tracked(job) for job in jobs]
+    return wait_all(box.registry, tracked, on_update, timeout=timeout, tick=box.tick)

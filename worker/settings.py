@@ -97,6 +97,20 @@ class WorkerSettings(Section):
     hostname: str = ""
 
 
+class JobsSettings(Section):
+    """The job registry: leases, attempts, the reconciler."""
+
+    lease_ttl: float = Field(
+        default=60.0, ge=2, le=3600, description="seconds an attempt's lease lives unrenewed"
+    )
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    retry_delay: float = Field(default=30.0, ge=0, description="seconds before a retry")
+    reconcile_interval: float = Field(
+        default=30.0, gt=0, le=3600, description="seconds between reconciler passes"
+    )
+    keep_done_days: int = Field(default=90, ge=1, description="how long finished jobs are listed")
+
+
 class BrokerSettings(Section):
     """Transport details shared by every process on the broker."""
 
@@ -129,6 +143,7 @@ class Settings(BaseSettings):
     verify: VerifySettings = VerifySettings()
     worker: WorkerSettings = WorkerSettings()
     broker: BrokerSettings = BrokerSettings()
+    jobs: JobsSettings = JobsSettings()
     host: HostSettings = HostSettings()
     staging: StagingSettings = StagingSettings()
     profiles: dict[str, Profile] = Field(

@@ -118,7 +118,7 @@ class StagingSettings(Section):
         default=64, ge=1, le=1024, description="SSH channel window; larger is faster on fast links"
     )
     max_requests: int = Field(
-        default=64, ge=1, le=1024, description="SFTP read/write requests in flight"
+        default=16, ge=1, le=1024, description="SFTP read/write requests in flight"
     )
     locations: dict[str, Location] = Field(default_factory=dict)
 

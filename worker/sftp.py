@@ -81,6 +81,15 @@ class Progress:
             self.callback(self.done, self.total)
 
 
+class SinkError(Exception):
+    """Carries an error of the caller's sink (a full scratch disk, a closed pipe) out of
+    :meth:`SftpSession.read_to` unconverted: it is not the location's fault."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class _Answers:
     """Collects answers to pipelined requests (paramiko calls ``_async_response``)."""
 
@@ -123,7 +132,7 @@ class SftpSession:
 
     @classmethod
     def connect(
-        cls, name: str, location: SftpLocation, *, window_mb: int = 64, max_requests: int = 64
+        cls, name: str, location: SftpLocation, *, window_mb: int = 64, max_requests: int = 16
     ) -> SftpSession:
         """Connect, check the host key, authenticate and open SFTP; raise a LocationError."""
         where = f"location {name!r} ({location.user}@{location.host}:{location.port})"
@@ -190,7 +199,7 @@ class SftpSession:
         """Convert paramiko and socket errors raised inside into LocationErrors."""
         try:
             yield
-        except LocationError:
+        except (LocationError, SinkError):
             raise
         except Exception as e:  # every paramiko/socket failure type ends here
             self._raise(e, action, path)
@@ -297,7 +306,10 @@ class SftpSession:
                             location=self.name,
                             path=path,
                         )
-                    sink(data)
+                    try:
+                        sink(data)
+                    except Exception as e:
+                        raise SinkError(e) from e
                     progress.advance(len(data))
                     if len(data) < length:  # a short read: ask for the rest first
                         rest = (start + len(data), length - len(data))

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, NoReturn, Protocol, Self
 
-from worker.sftp import DiskSpace, Progress, RemoteStat
+from worker.sftp import DiskSpace, Progress, RemoteStat, SinkError
 from worker.staging_errors import (
     AccessDeniedError,
     LocationError,
@@ -88,7 +88,7 @@ class LocalFiles:
         """Convert OSErrors raised inside into LocationErrors."""
         try:
             yield
-        except LocationError:
+        except (LocationError, SinkError):
             raise
         except OSError as e:
             self._raise(e, action, path)
@@ -163,7 +163,10 @@ class LocalFiles:
                     raise TransferError(
                         f"{path!r} ended at {position} bytes, expected {size}", path=path
                     )
-                sink(data)
+                try:
+                    sink(data)
+                except Exception as e:
+                    raise SinkError(e) from e
                 progress.advance(len(data))
                 position += len(data)
 

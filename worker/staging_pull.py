@@ -14,6 +14,7 @@ from worker.settings_staging import StagingSettings
 from worker.sftp import Progress, ProgressCallback, RemoteStat
 from worker.staging_core import (
     MIB,
+    BackgroundSink,
     StagedSource,
     check_space,
     connect,
@@ -23,8 +24,6 @@ from worker.staging_core import (
 from worker.staging_errors import NoSpaceError, RemoteNotFoundError, TransferError
 from worker.staging_local import LocalFiles, fsync_dir
 from worker.staging_uri import resolve
-
-WRITE_BUFFER = 8 * MIB
 
 
 def discard(dest: Path) -> None:
@@ -96,29 +95,30 @@ def pull(
         raise
     with scratch.errors("write", str(_part(dest))):
         _meta(dest).write_text(json.dumps(identity))
-        with _part(dest).open("r+b" if have else "wb", buffering=WRITE_BUFFER) as out:
+        # Unbuffered: reads arrive in blocks of about 256 KiB and a writer thread takes them.
+        with _part(dest).open("r+b" if have else "wb", buffering=0) as out:
             writer = _HashingWriter(out)
             if have:
                 _rehash(out, writer, have)
             progress = Progress(have, first.size, on_progress)
+            with BackgroundSink(writer.write) as sink:
 
-            def restart(st: RemoteStat) -> None:
-                writer.reset()
-                _meta(dest).write_text(json.dumps({**identity, "size": st.size, "mtime": st.mtime}))
+                def restart(st: RemoteStat) -> None:
+                    sink.drain()
+                    writer.reset()
+                    changed = {**identity, "size": st.size, "mtime": st.mtime}
+                    _meta(dest).write_text(json.dumps(changed))
 
-            def sink(data: bytes) -> None:
-                writer.write(data)
-
-            st = read_resumable(
-                settings,
-                target,
-                sink,
-                progress,
-                files=conn,
-                first=first,
-                on_changed=restart,
-                cancel=cancel,
-            )
+                st = read_resumable(
+                    settings,
+                    target,
+                    sink,
+                    progress,
+                    files=conn,
+                    first=first,
+                    on_changed=restart,
+                    cancel=cancel,
+                )
             if cancel is not None and cancel.is_set():
                 raise TransferError(f"pull of {target.describe()!r} cancelled", path=target.path)
             out.flush()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from worker.settings_staging import StagingSettings
 from worker.sftp import Progress, ProgressCallback, RemoteStat
-from worker.staging_core import StagedSource, connect, read_resumable, scratch_path
+from worker.staging_core import BackgroundSink, StagedSource, connect, read_resumable, scratch_path
 from worker.staging_errors import LocationError, RemoteNotFoundError, TransferError
 from worker.staging_local import Files, LocalFiles
 from worker.staging_uri import Target
@@ -62,19 +62,20 @@ class Stream:
         try:
             with os.fdopen(fd, "wb", buffering=PIPE_BUFFER) as out:
 
-                def sink(data: bytes) -> None:
+                def write(data: bytes) -> None:
                     out.write(data)
                     self.hasher.update(data)
 
-                read_resumable(
-                    self.settings,
-                    self.target,
-                    sink,
-                    self.progress,
-                    files=files,
-                    first=self._first,
-                    cancel=self.cancel,
-                )
+                with BackgroundSink(write) as sink:
+                    read_resumable(
+                        self.settings,
+                        self.target,
+                        sink,
+                        self.progress,
+                        files=files,
+                        first=self._first,
+                        cancel=self.cancel,
+                    )
         except LocationError as e:
             self.error = e
         except OSError as e:  # the reader went away (EPIPE) or the pipe broke

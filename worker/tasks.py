@@ -1,11 +1,17 @@
-"""The encode task: decode the payload, run the plain pipeline, report progress, map errors.
+"""The encode task: decode the payload, hold the job's lease, run the plain pipeline.
 
-Kept thin on purpose: all the work is in worker/encode.py, which knows nothing of Celery.
+Kept thin on purpose: the work is in worker/encode.py (which knows nothing of Celery),
+the lease in worker/lease.py, the registry in worker/registry.py. This module maps
+outcomes to registry states and Celery results: a duplicate delivery is dropped, an
+input that fails the same way every time fails at once, a crash or a transient error is
+retried up to the attempt limit.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import secrets
 import socket
 from typing import Any
 
@@ -14,16 +20,31 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from worker.capabilities import cached_probe
 from worker.encode import Attempt, encode_job
-from worker.errors import JobFailed, KamadoError
-from worker.jobs import ENCODE_TASK, Job
-from worker.profiles import Backend
+from worker.errors import (
+    BackendUnavailable,
+    BadInputError,
+    EncodeError,
+    JobCancelled,
+    JobFailed,
+    KamadoError,
+    LeaseLost,
+    OutputError,
+    SourceError,
+    VerifyError,
+)
+from worker.jobs import ENCODE_TASK, Job, JobState
+from worker.lease import LeaseKeeper
+from worker.profiles import Backend, get_profile
 from worker.progress import Progress
+from worker.registry import Registry
 from worker.settings import Settings
 
 log = logging.getLogger("kamado.worker")
 
 PROGRESS_STATE = "PROGRESS"
 PROGRESS_EVENT = "task-progress"
+# ffmpeg failures that will repeat on every attempt: a broken input or a bad option.
+PERMANENT_KINDS = {"input", "option", "disk"}
 
 
 def worker_backends(app: Celery, settings: Settings) -> list[Backend]:
@@ -38,35 +59,89 @@ def worker_backends(app: Celery, settings: Settings) -> list[Backend]:
     return [Backend(b) for b in proven]
 
 
+def is_permanent(error: KamadoError) -> bool:
+    """True when retrying cannot help: the same input fails the same way every time."""
+    if isinstance(error, EncodeError):
+        return error.kind in PERMANENT_KINDS
+    return isinstance(
+        error, SourceError | BadInputError | VerifyError | BackendUnavailable | OutputError
+    )
+
+
 def progress_meta(job: Job, progress: Progress) -> dict[str, Any]:
     """What Flower, `kamado status` and the one-box client read while a job runs."""
     return {"job_id": job.id, "source": job.source, **progress.model_dump(mode="json")}
 
 
+class _Registries:
+    """One registry connection per worker process (pool children must not share sockets)."""
+
+    def __init__(self, app: Celery, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+        self._by_pid: dict[int, Registry] = {}
+
+    def get(self) -> Registry:
+        pid = os.getpid()
+        if pid not in self._by_pid:
+            self._by_pid = {
+                pid: Registry.connect(
+                    str(self.app.conf.broker_url),
+                    lease_ttl=self.settings.jobs.lease_ttl,
+                    max_attempts=self.settings.jobs.max_attempts,
+                )
+            }
+        return self._by_pid[pid]
+
+
 def register_tasks(app: Celery, settings: Settings) -> None:
     """Define kamado's tasks on ``app``, bound to ``settings``."""
+    registries = _Registries(app, settings)
 
-    @app.task(name=ENCODE_TASK, bind=True, throws=(JobFailed,))
+    @app.task(name=ENCODE_TASK, bind=True, throws=(JobFailed,), max_retries=None)
     def encode(self: Task[Any, Any], payload: dict[str, Any]) -> dict[str, Any]:
         """Encode one job; the payload is a Job as JSON."""
         try:
             job = Job.from_payload(payload)
-            result = _run(self, job)
+            get_profile(job.profile, settings.profiles)
         except KamadoError as e:
-            log.warning("job failed: %s", e)
+            log.warning("rejected a task: %s", e)
             raise JobFailed(str(e)) from None
-        except SoftTimeLimitExceeded:
-            limit = settings.encode.soft_time_limit
-            log.warning("job ran past the soft time limit (%s s); ffmpeg was stopped", limit)
-            raise JobFailed(
-                f"{payload.get('source', 'job')}: ran past encode.soft_time_limit ({limit} s); "
-                "ffmpeg was stopped"
-            ) from None
-        log.info("job %s done: %s (%s)", job.id, result["output"], result["backend"])
-        return result
+        return run_attempt(self, app, settings, registries.get(), job)
 
-    def _run(task: Task[Any, Any], job: Job) -> dict[str, Any]:
+
+def run_attempt(
+    task: Task[Any, Any], app: Celery, settings: Settings, registry: Registry, job: Job
+) -> dict[str, Any]:
+    """One delivery of a job: take the lease or drop the delivery, encode, record the end."""
+    worker = task.request.hostname or socket.gethostname()
+    attempt_id = secrets.token_hex(6)
+    profile = get_profile(job.profile, settings.profiles)
+    if registry.get(job.id) is None:  # sent by something other than kamado's submit
+        registry.record(job, queue=profile.queue)
+    got = registry.acquire(job.id, attempt_id, worker)
+    if got.status == "held":
+        registry.end_duplicate(job.id, attempt_id, worker, f"lease held by attempt {got.detail}")
+        log.info("job %s: dropped a duplicate delivery (lease held)", job.id)
+        return {"job_id": job.id, "skipped": "duplicate delivery: another attempt holds the lease"}
+    if got.status in ("final", "cancelled"):
+        record = registry.get(job.id)
+        log.info("job %s: nothing to do (%s)", job.id, got.detail or got.status)
+        if record and record.state is JobState.DONE and record.result:
+            return record.result
+        raise JobFailed(f"job {job.id} is {record.state.value if record else got.status}")
+    if got.status == "exhausted":
+        reasons = "; ".join(
+            f"attempt {r.number}: {r.error}" for r in registry.history(job.id) if r.error
+        )
+        message = f"{job.source}: gave up after {got.detail} attempts ({reasons or 'no reason'})"
+        registry.settle(job.id, JobState.FAILED, message)
+        raise JobFailed(message)
+
+    with LeaseKeeper(registry, job.id, attempt_id) as keeper:
+
         def on_progress(progress: Progress) -> None:
+            registry.update(job.id, attempt_id, progress)
             meta = progress_meta(job, progress)
             task.update_state(state=PROGRESS_STATE, meta=meta)
             task.send_event(PROGRESS_EVENT, **meta)
@@ -75,6 +150,52 @@ def register_tasks(app: Celery, settings: Settings) -> None:
             settings=settings,
             backends=worker_backends(app, settings),
             on_progress=on_progress,
-            worker=task.request.hostname or socket.gethostname(),
+            check_cancel=keeper.check,
+            before_commit=lambda _temp: keeper.guard_commit(),
+            worker=worker,
+            attempt_id=attempt_id,
         )
-        return encode_job(job, attempt).model_dump(mode="json")
+        try:
+            result = encode_job(job, attempt).model_dump(mode="json")
+        except LeaseLost as e:
+            log.warning("%s; its output was not committed", e)
+            return {"job_id": job.id, "skipped": str(e)}
+        except JobCancelled as e:
+            registry.finish(job.id, attempt_id, JobState.CANCELLED, error="cancelled")
+            raise JobFailed(str(e)) from None
+        except SoftTimeLimitExceeded:
+            limit = settings.encode.soft_time_limit
+            message = (
+                f"{job.source}: ran past encode.soft_time_limit ({limit} s); ffmpeg was stopped"
+            )
+            registry.finish(job.id, attempt_id, JobState.FAILED, error=message, kind="timeout")
+            raise JobFailed(message) from None
+        except KamadoError as e:
+            return fail_or_retry(task, settings, registry, job, attempt_id, got.attempt, e)
+    if not registry.finish(
+        job.id, attempt_id, JobState.DONE, result=result, backend=result.get("backend")
+    ):
+        log.warning("job %s: lease lost right after the commit; the output is in place", job.id)
+    log.info("job %s done: %s (%s)", job.id, result["output"], result["backend"])
+    return result
+
+
+def fail_or_retry(
+    task: Task[Any, Any],
+    settings: Settings,
+    registry: Registry,
+    job: Job,
+    attempt_id: str,
+    number: int,
+    error: KamadoError,
+) -> dict[str, Any]:
+    """Fail at once for permanent errors; otherwise requeue until the attempt limit."""
+    kind = getattr(error, "kind", None) or type(error).__name__
+    if is_permanent(error) or number >= settings.jobs.max_attempts:
+        registry.finish(job.id, attempt_id, JobState.FAILED, error=str(error), kind=kind)
+        log.warning("job %s failed: %s", job.id, error)
+        raise JobFailed(str(error))
+    registry.finish(job.id, attempt_id, JobState.QUEUED, error=str(error), kind=kind)
+    delay = settings.jobs.retry_delay * number
+    log.warning("job %s attempt %d failed (%s); retrying in %g s", job.id, number, error, delay)
+    raise task.retry(countdown=delay, exc=JobFailed(str(error)))

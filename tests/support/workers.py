@@ -14,7 +14,7 @@ from typing import Any
 
 from celery import Celery
 
-from worker import process
+from worker import onebox, process
 from worker.celery_app import create_app
 from worker.settings import Settings
 
@@ -60,6 +60,12 @@ def running_worker(
     finally:
         daemon.stop(grace=15)
         app.close()
+
+
+def client_session(app: Celery, settings: Settings) -> onebox.Session:
+    """A submitting client's session on a configured broker (no local worker)."""
+    registry = onebox.open_registry(settings, str(app.conf.broker_url))
+    return onebox.Session(app, registry, settings)
 
 
 def client_settings(broker_url: str, state_dir: Path, **fields: Any) -> Settings:

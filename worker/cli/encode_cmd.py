@@ -28,7 +28,7 @@ from worker.cli.common import (
     settings_or_exit,
 )
 from worker.errors import BadInputError, KamadoError
-from worker.jobs import Job
+from worker.jobs import Job, JobState
 from worker.probe import parse_media, run_ffprobe
 from worker.profiles import get_profile
 from worker.sample import make_sample
@@ -63,14 +63,14 @@ class Bars:
 
     def update(self, item: onebox.Tracked) -> None:
         """Show the latest state of one job."""
-        if item.task_id not in self.ids:
+        if item.job.id not in self.ids:
             name = Path(item.job.source).name
-            self.ids[item.task_id] = self.progress.add_task(name, total=100, detail="queued")
+            self.ids[item.job.id] = self.progress.add_task(name, total=100, detail="queued")
         percent = float(item.meta.get("percent") or 0.0)
-        if item.state == "SUCCESS":
+        if item.state is JobState.DONE:
             percent = 100.0
         self.progress.update(
-            self.ids[item.task_id], completed=percent, detail=_detail(item.meta, item.state)
+            self.ids[item.job.id], completed=percent, detail=_detail(item.meta, item.state.value)
         )
 
 
@@ -81,6 +81,7 @@ def run_jobs(
     config: Path | None,
     force_embedded: bool,
     show_progress: bool,
+    force: bool = False,
 ) -> list[onebox.Outcome]:
     """Run jobs through the queue (embedded broker + local worker when none is configured)."""
     bars = Bars(show_progress)
@@ -95,7 +96,7 @@ def run_jobs(
         ) as box,
         bars.progress,
     ):
-        outcomes = onebox.encode_files(box, settings, jobs, bars.update)
+        outcomes = onebox.encode_files(box, jobs, bars.update, force=force)
     return outcomes
 
 
@@ -106,7 +107,7 @@ def outcome_json(outcome: onebox.Outcome) -> dict[str, Any]:
         "source": outcome.job.source,
         "output": outcome.job.output,
         "profile": outcome.job.profile,
-        "state": "done" if outcome.ok else "failed",
+        "state": outcome.state.value,
         "error": outcome.error,
         "result": outcome.result.model_dump(mode="json") if outcome.result else None,
     }
@@ -125,7 +126,7 @@ def report(outcomes: list[onebox.Outcome]) -> None:
                 highlight=False,
             )
         else:
-            console.print(f"[red]failed[/] {name}: {outcome.error}", highlight=False)
+            console.print(f"[red]{outcome.state.value}[/] {name}: {outcome.error}", highlight=False)
 
 
 def encode(
@@ -133,6 +134,7 @@ def encode(
     profile: Annotated[str | None, typer.Option("--profile", "-p")] = None,
     output_dir: Annotated[Path | None, typer.Option("--output-dir", "-o", file_okay=False)] = None,
     priority: Annotated[int, typer.Option(min=0, max=9, help="0 is most urgent")] = 5,
+    force: Annotated[bool, typer.Option(help="encode again even if already done")] = False,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -151,7 +153,12 @@ def encode(
                 raise BadInputError(f"{path}: not a regular file")
         jobs = [Job.create(str(p), name, output_dir=out_dir, priority=priority) for p in files]
         outcomes = run_jobs(
-            settings, jobs, config=config, force_embedded=False, show_progress=not as_json
+            settings,
+            jobs,
+            config=config,
+            force_embedded=False,
+            show_progress=not as_json,
+            force=force,
         )
     except KamadoError as e:
         fail(e)
@@ -201,7 +208,12 @@ def demo(
         (demo_dir / "demo-1080i.mp4").unlink(missing_ok=True)
         job = Job.create(str(source), settings.encode.default_profile, output_dir=demo_dir)
         outcomes = run_jobs(
-            settings, [job], config=config, force_embedded=True, show_progress=not as_json
+            settings,
+            [job],
+            config=config,
+            force_embedded=True,
+            show_progress=not as_json,
+            force=True,
         )
         outcome = outcomes[0]
         facts = summary(settings.encode.ffprobe, Path(job.output)) if outcome.ok else None

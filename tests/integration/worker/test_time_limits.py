@@ -14,9 +14,10 @@ import redis
 from tests.support.media import Clips, leftovers
 from tests.support.procs import parent_of, pids_with, wait_for
 from tests.support.redis_proc import RedisProcess
-from tests.support.workers import client_settings, running_worker
+from tests.support.workers import client_session, client_settings, running_worker
 from worker import onebox
 from worker.jobs import Job
+from worker.submit import submit_job
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +38,7 @@ def test_soft_time_limit_stops_ffmpeg_and_fails_the_job_clearly(
         settings = client_settings(redis_server.url, tmp_path / "state", profiles=json.loads(SLOW))
         job = Job.create(str(source), "slow")
         (outcome,) = onebox.encode_files(
-            onebox.Session(app), settings, [job], lambda _i: None, timeout=60
+            client_session(app, settings), [job], lambda _i: None, timeout=60
         )
         assert not outcome.ok
         assert outcome.error is not None
@@ -57,7 +58,8 @@ def test_a_killed_pool_child_takes_its_ffmpeg_with_it(
         daemon,
     ):
         settings = client_settings(redis_server.url, tmp_path / "state", profiles=json.loads(SLOW))
-        onebox.submit(app, settings, Job.create(str(source), "slow"))
+        box = client_session(app, settings)
+        submit_job(app, box.registry, settings, Job.create(str(source), "slow"))
         assert wait_for(lambda: pids_with(str(tmp_path)), timeout=30), "ffmpeg never started"
         (ffmpeg,) = pids_with(str(tmp_path))
         pool_child = parent_of(ffmpeg)
