@@ -56,9 +56,12 @@ def test_every_backend_has_the_broadcast_input_options_and_keeps_the_programme(
     ):
         assert opt in before_input, opt
     assert args[args.index("-fflags") + 1] == "+discardcorrupt+genpts"
-    assert args[
-        args.index("-map") : args.index("-map") + 4
-    ] == ["-map", "0:p:1024:v:0", "-map", "0:p:1024:a?"]
+    assert args[args.index("-map") : args.index("-map") + 4] == [
+        "-map",
+        "0:p:1024:v:0",
+        "-map",
+        "0:p:1024:a?",
+    ]
     assert "-sn" in args and "-dn" in args
     assert args[args.index("-movflags") + 1] == "+faststart"
     assert args[-1] == "/out/a.mp4" and args[-3:-1] == ["-f", "mp4"]
