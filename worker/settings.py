@@ -28,7 +28,10 @@ from pydantic_settings import (
 from worker.config_base import Section
 from worker.errors import ConfigError
 from worker.profiles import QUEUE_CPU, QUEUE_GPU, Profile
+from worker.settings_admin import FlowerSettings, MetricsSettings, NotifySettings
+from worker.settings_guest import GuestSettings
 from worker.settings_host import HostSettings
+from worker.settings_scheduler import SchedulerSettings
 from worker.settings_staging import StagingSettings
 
 CONFIG_ENV = "KAMADO_CONFIG"
@@ -145,6 +148,11 @@ class Settings(BaseSettings):
     broker: BrokerSettings = BrokerSettings()
     jobs: JobsSettings = JobsSettings()
     host: HostSettings = HostSettings()
+    guest: GuestSettings = GuestSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
+    flower: FlowerSettings = FlowerSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    notify: NotifySettings = NotifySettings()
     staging: StagingSettings = StagingSettings()
     profiles: dict[str, Profile] = Field(
         default_factory=dict, description="user profiles, added to (or replacing) the built-ins"
