@@ -51,12 +51,14 @@ class Stream:
 
     def _run(self) -> None:
         files, self._files = self._files, None
+        fd: int | None = None
         try:
-            fd = os.open(self.fifo, os.O_WRONLY)
+            fd = self._open_writer()
         except OSError as e:
+            self.error = TransferError(f"cannot open pipe {str(self.fifo)!r}: {e.strerror}")
+        if fd is None or self.error is not None:
             if files is not None:
                 files.close()
-            self.error = TransferError(f"cannot open pipe {str(self.fifo)!r}: {e.strerror}")
             return
         self._opened.set()
         try:
@@ -88,6 +90,20 @@ class Stream:
                     path=self.target.path,
                 )
 
+    def _open_writer(self) -> int | None:
+        """Open the FIFO once a reader has; None if stopped first (a blocking open could hang)."""
+        while not self.cancel.is_set():
+            try:
+                fd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError as e:
+                if e.errno != errno.ENXIO:  # ENXIO: no reader yet
+                    raise
+                self.cancel.wait(0.02)
+                continue
+            os.set_blocking(fd, True)
+            return fd
+        return None
+
     def finish(self, timeout: float | None = None) -> str:
         """Wait for the download to end; its sha256, or raise its error."""
         self._thread.join(timeout)
@@ -102,12 +118,8 @@ class Stream:
         return self.hasher.hexdigest()
 
     def stop(self) -> None:
-        """Stop the download and release a writer still waiting for a reader."""
+        """Stop the download (a writer still waiting for a reader gives up)."""
         self.cancel.set()
-        if not self._opened.is_set():
-            # Opening the read end unblocks the writer's open(); closing it breaks its writes.
-            with contextlib.suppress(OSError):
-                os.close(os.open(self.fifo, os.O_RDONLY | os.O_NONBLOCK))
         self._thread.join(30)
 
 
