@@ -146,7 +146,8 @@ class Registry:
         """Close the Redis connections."""
         self.client.close()
 
-    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    def call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run one Redis call, turning its errors into BrokerError naming ``what``."""
         try:
             return fn(*args, **kwargs)
         except redis.RedisError as e:
@@ -168,7 +169,7 @@ class Registry:
             job.model_dump_json(), state.value, queue, _iso(),
             job.submitted_at.timestamp(), "1" if force else "0", job.id,
         ]  # fmt: skip
-        outcome, before = self._call("record a job", self._record, keys=keys, args=args)
+        outcome, before = self.call("record a job", self._record, keys=keys, args=args)
         return str(outcome), JobState(before)
 
     # -- attempts -----------------------------------------------------------------------
@@ -177,7 +178,7 @@ class Registry:
         """Take the job's lease for this attempt, unless it is final, held or exhausted."""
         keys = [job_key(job_id), lease_key(job_id), ACTIVE]
         args = [attempt_id, worker, self._ttl_ms, _iso(), self.max_attempts, job_id]
-        status, detail = self._call("acquire a lease", self._acquire, keys=keys, args=args)
+        status, detail = self.call("acquire a lease", self._acquire, keys=keys, args=args)
         if status != "ok":
             return Acquired(str(status), str(detail))
         number = int(detail)
@@ -185,7 +186,7 @@ class Registry:
         record = AttemptRecord(
             number=number, attempt_id=attempt_id, worker=worker, started_at=now()
         )
-        self._call(
+        self.call(
             "record an attempt",
             self.client.hset,
             attempts_key(job_id),
@@ -216,18 +217,18 @@ class Registry:
 
     def renew(self, job_id: str, attempt_id: str) -> bool:
         """Extend this attempt's lease; False when it no longer holds it."""
-        result = self._call(
+        result = self.call(
             "renew a lease", self._renew, keys=[lease_key(job_id)], args=[attempt_id, self._ttl_ms]
         )
         return bool(result)
 
     def holds(self, job_id: str, attempt_id: str) -> bool:
         """True while this attempt holds the job's lease."""
-        return bool(self._call("read a lease", self.client.get, lease_key(job_id)) == attempt_id)
+        return bool(self.call("read a lease", self.client.get, lease_key(job_id)) == attempt_id)
 
     def lease_alive(self, job_id: str) -> bool:
         """True while any attempt holds the job's lease."""
-        return bool(self._call("read a lease", self.client.exists, lease_key(job_id)))
+        return bool(self.call("read a lease", self.client.exists, lease_key(job_id)))
 
     def update(self, job_id: str, attempt_id: str, progress: Progress) -> bool:
         """Store an attempt's progress and state (only while it holds the lease)."""
@@ -236,7 +237,7 @@ class Registry:
             attempt_id, progress.state.value, progress.model_dump_json(),
             progress.backend or "", _iso(),
         ]  # fmt: skip
-        return bool(self._call("store progress", self._update, keys=keys, args=args))
+        return bool(self.call("store progress", self._update, keys=keys, args=args))
 
     def finish(
         self,
@@ -256,7 +257,7 @@ class Registry:
             attempt_id, state.value, _iso(), error or "", kind or "",
             json.dumps(result) if result else "", worker, job_id,
         ]  # fmt: skip
-        ok = bool(self._call("finish an attempt", self._finish, keys=keys, args=args))
+        ok = bool(self.call("finish an attempt", self._finish, keys=keys, args=args))
         if ok:
             records = {r.attempt_id: r for r in self.history(job_id)}
             if attempt_id in records:
@@ -279,7 +280,7 @@ class Registry:
             error=reason,
             kind="duplicate",
         )
-        self._call(
+        self.call(
             "record a dropped delivery",
             self.client.hset,
             attempts_key(job_id),
@@ -292,29 +293,29 @@ class Registry:
     def request_cancel(self, job_id: str) -> str:
         """Cancel a job: at once when queued, else flag it for the running attempt."""
         keys = [job_key(job_id), lease_key(job_id), ACTIVE]
-        return str(self._call("cancel a job", self._cancel, keys=keys, args=[_iso(), job_id]))
+        return str(self.call("cancel a job", self._cancel, keys=keys, args=[_iso(), job_id]))
 
     def cancel_requested(self, job_id: str) -> bool:
         """True when someone asked to cancel the job."""
-        return bool(self._call("read a job", self.client.hget, job_key(job_id), "cancel") == "1")
+        return bool(self.call("read a job", self.client.hget, job_key(job_id), "cancel") == "1")
 
     def settle(self, job_id: str, state: JobState, error: str = "") -> bool:
         """Set the state of a job nobody holds (the reconciler's requeue or give-up)."""
         keys = [job_key(job_id), lease_key(job_id), ACTIVE]
         args = [state.value, _iso(), error, job_id]
-        return bool(self._call("settle a job", self._settle, keys=keys, args=args))
+        return bool(self.call("settle a job", self._settle, keys=keys, args=args))
 
     # -- reading ------------------------------------------------------------------------
 
     def history(self, job_id: str) -> list[AttemptRecord]:
         """Every attempt at a job, oldest first."""
-        raw = self._call("read attempts", self.client.hgetall, attempts_key(job_id))
+        raw = self.call("read attempts", self.client.hgetall, attempts_key(job_id))
         records = [AttemptRecord.model_validate_json(v) for v in raw.values()]
         return sorted(records, key=lambda r: (r.started_at, r.number))
 
     def get(self, job_id: str, *, with_history: bool = False) -> JobRecord | None:
         """One job, or None when the registry does not know it."""
-        raw = self._call("read a job", self.client.hgetall, job_key(job_id))
+        raw = self.call("read a job", self.client.hgetall, job_key(job_id))
         if not raw:
             return None
         history = self.history(job_id) if with_history else []
@@ -322,19 +323,19 @@ class Registry:
 
     def active_ids(self) -> list[str]:
         """Ids of jobs that are not final."""
-        return sorted(self._call("list active jobs", self.client.smembers, ACTIVE))
+        return sorted(self.call("list active jobs", self.client.smembers, ACTIVE))
 
     def jobs_with_messages(self, queues: list[str]) -> set[str]:
         """Ids of jobs with a message waiting in these queues or delivered but unacked."""
-        return set(self._call("read the queues", _jobs_with_messages, self.client, queues))
+        return set(self.call("read the queues", _jobs_with_messages, self.client, queues))
 
     def list(self, limit: int = 200) -> list[JobRecord]:
         """The most recently submitted jobs, newest first."""
-        ids = self._call("list jobs", self.client.zrevrange, INDEX, 0, limit - 1)
+        ids = self.call("list jobs", self.client.zrevrange, INDEX, 0, limit - 1)
         pipe = self.client.pipeline(transaction=False)
         for job_id in ids:
             pipe.hgetall(job_key(job_id))
-        rows = self._call("list jobs", pipe.execute)
+        rows = self.call("list jobs", pipe.execute)
         return [_parse(raw, []) for raw in rows if raw]
 
 

@@ -34,6 +34,7 @@ from worker.errors import (
 )
 from worker.jobs import ENCODE_TASK, Job, JobState
 from worker.lease import LeaseKeeper
+from worker.presence import record_speed
 from worker.profiles import Backend, get_profile
 from worker.progress import Progress
 from worker.registry import Registry
@@ -177,7 +178,19 @@ def run_attempt(
     ):
         log.warning("job %s: lease lost right after the commit; the output is in place", job.id)
     log.info("job %s done: %s (%s)", job.id, result["output"], result["backend"])
+    note_speed(registry, worker, result)
     return result
+
+
+def note_speed(registry: Registry, worker: str, result: dict[str, Any]) -> None:
+    """Record the backend's measured speed for routing; never fail a done job over it."""
+    seconds = float(result.get("encode_seconds") or 0)
+    duration = float(result.get("source_duration_s") or result.get("duration_s") or 0)
+    realtime = duration / seconds if seconds > 0 and duration > 0 else None
+    try:
+        record_speed(registry, worker, str(result["backend"]), result.get("average_fps"), realtime)
+    except KamadoError as e:
+        log.warning("could not record the encode speed: %s", e)
 
 
 def fail_or_retry(

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import socket
+from typing import Annotated, Any
 
 import typer
+from celery import Celery
+from celery.signals import worker_ready, worker_shutdown
 from rich.table import Table
 
 from worker.capabilities import ProbeReport, Status, cached_probe
 from worker.celery_app import create_app
 from worker.cli.common import ConfigOption, err_console, fail, settings_or_exit
 from worker.errors import BadInputError, KamadoError
+from worker.heartbeat import BackendSpeed, WorkerHeartbeat
+from worker.presence import HeartbeatPublisher, current_job, speeds
 from worker.profiles import QUEUE_GPU
+from worker.registry import Registry
+from worker.settings import Settings
 
 
 def probe_table(report: ProbeReport) -> Table:
@@ -75,4 +82,54 @@ def worker(
     name = hostname or settings.worker.hostname
     if name:
         argv += ["--hostname", name]
+    beat = HeartbeatHook(settings, str(app.conf.broker_url), chosen, proven_fps(app, settings))
+    worker_ready.connect(beat.start, weak=False)
+    worker_shutdown.connect(beat.stop, weak=False)
     app.worker_main(argv)
+
+
+def proven_fps(app: Celery, settings: Settings) -> dict[str, float | None]:
+    """The backends this worker will use, with the probe's speed where known."""
+    if settings.worker.backends != "auto":
+        return {b: None for b in settings.worker.backends}
+    report = cached_probe(settings)
+    return {b.value: report.backends[b].fps for b in report.proven}
+
+
+class HeartbeatHook:
+    """Starts the heartbeat when the Celery worker is ready and stops it at shutdown."""
+
+    def __init__(
+        self, settings: Settings, url: str, queues: list[str], backends: dict[str, float | None]
+    ) -> None:
+        self.settings = settings
+        self.url = url
+        self.queues = queues
+        self.backends = backends
+        self.publisher: HeartbeatPublisher | None = None
+
+    def start(self, sender: Any = None, **_: Any) -> None:
+        """worker_ready: begin publishing under the worker's real hostname."""
+        hostname = str(getattr(sender, "hostname", "") or socket.gethostname())
+        registry = Registry.connect(self.url, lease_ttl=self.settings.jobs.lease_ttl)
+
+        def make() -> WorkerHeartbeat:
+            measured = speeds(registry, hostname)
+            return WorkerHeartbeat(
+                hostname=hostname,
+                queues=self.queues,
+                backends=[
+                    measured.get(b) or BackendSpeed(backend=b, fps=fps)
+                    for b, fps in self.backends.items()
+                ],
+                current_job=current_job(registry, hostname),
+            )
+
+        self.publisher = HeartbeatPublisher(registry, make)
+        self.publisher.start()
+
+    def stop(self, **_: Any) -> None:
+        """worker_shutdown: remove the heartbeat."""
+        if self.publisher is not None:
+            self.publisher.stop()
+            self.publisher.registry.close()

@@ -12,10 +12,13 @@ import pytest
 from celery import Celery
 
 from tests.support.media import Clips, leftovers, sha256
+from tests.support.procs import wait_for
 from tests.support.redis_proc import RedisProcess
 from tests.support.workers import client_session, client_settings, running_worker
-from worker import onebox
+from worker import onebox, presence
+from worker.heartbeat import WorkerHeartbeat
 from worker.jobs import ENCODE_TASK, Job
+from worker.registry import Registry
 from worker.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -148,3 +151,27 @@ def test_progress_reaches_event_listeners_such_as_flower(
     assert progress, "no task-progress event was sent"
     assert progress[0]["job_id"] == outcome.job.id
     assert {"percent", "fps", "state", "backend"} <= set(progress[-1])
+
+
+def test_the_worker_publishes_a_heartbeat_with_its_backends_and_measured_speed(
+    worker: tuple[Celery, str, Settings], clips: Clips, tmp_path: Path
+) -> None:
+    app, hostname, settings = worker
+    source = Path(shutil.copy2(clips.isdb_1080i, tmp_path / "c.ts"))
+    outcome, _ = run(app, settings, Job.create(str(source), "h264-x264"))
+    assert outcome.ok
+    registry = Registry.connect(str(app.conf.broker_url))
+    try:
+        assert wait_for(lambda: any(b.fps for b in beat_of(registry, hostname).backends), 15)
+        beat = beat_of(registry, hostname)
+        assert beat.queues == ["encode.gpu", "encode.cpu"]
+        (x264,) = beat.backends
+        assert x264.backend == "x264" and x264.fps and x264.fps > 1 and x264.realtime
+        assert beat.current_job is None
+    finally:
+        registry.close()
+
+
+def beat_of(registry: Registry, hostname: str) -> WorkerHeartbeat:
+    (beat,) = [b for b in presence.workers(registry) if b.hostname == hostname]
+    return beat
