@@ -162,6 +162,8 @@ def test_the_worker_publishes_a_heartbeat_with_its_backends_and_measured_speed(
     assert outcome.ok
     registry = Registry.connect(str(app.conf.broker_url))
     try:
+        # The heartbeat is published every 5 s: wait for one written after the job ended.
+        assert wait_for(lambda: beat_of(registry, hostname).current_job is None, 15)
         assert wait_for(lambda: any(b.fps for b in beat_of(registry, hostname).backends), 15)
         beat = beat_of(registry, hostname)
         assert beat.queues == ["encode.gpu", "encode.cpu"]
