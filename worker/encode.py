@@ -19,10 +19,11 @@ from worker.errors import BadInputError, EncodeError, OutputError
 from worker.ffmpeg import build_command
 from worker.ffmpeg_run import run_encode
 from worker.jobs import EncodeResult, Job, JobState
-from worker.probe import probe_source
-from worker.profiles import Backend, choose_backend, get_profile
+from worker.probe import check_readable, probe_source
+from worker.profiles import Backend, Profile, choose_backend, get_profile
 from worker.progress import Progress
 from worker.settings import Settings
+from worker.staging import Target, resolve, stage_in, stage_out
 from worker.verify import verify_output
 
 TEMP_MARK = ".kamado-part"
@@ -63,14 +64,17 @@ def check_output_dir(output: Path) -> None:
 
 def commit(temp: Path, output: Path) -> None:
     """Rename the verified file into place atomically and make the rename durable."""
-    with temp.open("rb") as fh:
-        os.fsync(fh.fileno())
-    temp.replace(output)
-    dir_fd = os.open(output.parent, os.O_RDONLY)
     try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+        with temp.open("rb") as fh:
+            os.fsync(fh.fileno())
+        temp.replace(output)
+        dir_fd = os.open(output.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as e:
+        raise OutputError(f"{output}: cannot move the output into place: {e.strerror}") from e
 
 
 def encode_job(job: Job, attempt: Attempt) -> EncodeResult:
@@ -78,16 +82,44 @@ def encode_job(job: Job, attempt: Attempt) -> EncodeResult:
     settings = attempt.settings
     profile = get_profile(job.profile, settings.profiles)
     backend = choose_backend(profile, attempt.backends)
-    source = Path(job.source)
-    output = Path(job.output)
-    if output.absolute() == source.absolute():
-        raise BadInputError(f"{output}: the output would overwrite the source")
-
+    destination = resolve(settings.staging, job.output)
+    origin = resolve(settings.staging, job.source)
+    if origin.kind == "local":
+        check_readable(Path(origin.path))  # the clearest words for a local file's problem
     attempt.on_progress(Progress(state=JobState.STAGING, backend=backend.value))
+    # Sources are pulled (or used in place on a shared mount), never streamed here:
+    # the probe must read the file before ffmpeg does.
+    with stage_in(settings.staging, job.source, stream=False) as staged:
+        source = staged.path
+        if destination.kind == "local":
+            output = Path(destination.path)
+            if output.absolute() == source.absolute():
+                raise BadInputError(f"{output}: the output would overwrite the source")
+            check_output_dir(output)
+            temp = temp_output(output, job.id, attempt.attempt_id)
+        else:
+            scratch = settings.staging.scratch_dir
+            scratch.mkdir(parents=True, exist_ok=True)
+            temp = temp_output(scratch / Path(destination.path).name, job.id, attempt.attempt_id)
+        try:
+            return _encode_and_commit(job, attempt, backend, profile, source, temp, destination)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+
+
+def _encode_and_commit(
+    job: Job,
+    attempt: Attempt,
+    backend: Backend,
+    profile: Profile,
+    source: Path,
+    temp: Path,
+    destination: Target,
+) -> EncodeResult:
+    settings = attempt.settings
     info = probe_source(settings.encode.ffprobe, source, service_id=profile.service_id)
     duration = info.duration_s or (job.recording.duration_s if job.recording else None)
-    check_output_dir(output)
-    temp = temp_output(output, job.id, attempt.attempt_id)
     command = build_command(
         backend,
         profile,
@@ -110,35 +142,32 @@ def encode_job(job: Job, attempt: Attempt) -> EncodeResult:
             progress_interval=settings.encode.progress_interval,
             stall_timeout=settings.encode.stall_timeout,
         )
-        seconds = time.monotonic() - started
-        attempt.on_progress(
-            Progress(state=JobState.VERIFYING, percent=100.0, backend=backend.value)
-        )
-        out_info = verify_output(
-            temp,
-            info,
-            settings.verify,
-            ffprobe=settings.encode.ffprobe,
-            ffmpeg=settings.encode.ffmpeg,
-        )
-        attempt.before_commit(temp)
-        commit(temp, output)
     except EncodeError as e:
         if e.kind == "disk":
             raise OutputError(
-                f"{output}: no space left on the output file system ({e})", path=output
+                f"{job.output}: no space left on the output file system ({e})", path=job.output
             ) from e
         raise
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            temp.unlink()
+    seconds = time.monotonic() - started
+    attempt.on_progress(Progress(state=JobState.VERIFYING, percent=100.0, backend=backend.value))
+    out_info = verify_output(
+        temp, info, settings.verify, ffprobe=settings.encode.ffprobe, ffmpeg=settings.encode.ffmpeg
+    )
+    size = temp.stat().st_size
+    if destination.kind == "local":
+        attempt.before_commit(temp)
+        commit(temp, Path(destination.path))
+    else:
+        with stage_out(settings.staging, temp, job.output) as pending:
+            attempt.before_commit(temp)
+            pending.commit()
     video = out_info.video
     assert video is not None  # verify_output guarantees it
     return EncodeResult(
         job_id=job.id,
-        output=str(output),
+        output=job.output,
         backend=backend.value,
-        size_bytes=output.stat().st_size,
+        size_bytes=size,
         duration_s=out_info.duration_s or 0.0,
         source_duration_s=info.duration_s,
         video_codec=video.codec,

@@ -30,6 +30,7 @@ from worker.errors import (
     LeaseLost,
     OutputError,
     SourceError,
+    StagingError,
     VerifyError,
 )
 from worker.jobs import ENCODE_TASK, Job, JobState
@@ -64,6 +65,8 @@ def is_permanent(error: KamadoError) -> bool:
     """True when retrying cannot help: the same input fails the same way every time."""
     if isinstance(error, EncodeError):
         return error.kind in PERMANENT_KINDS
+    if isinstance(error, StagingError):
+        return not bool(getattr(error, "transient", False))
     return isinstance(
         error, SourceError | BadInputError | VerifyError | BackendUnavailable | OutputError
     )
