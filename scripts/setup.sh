@@ -13,7 +13,7 @@ runtime_pkgs=(ffmpeg python3-venv python3-dev gcc)
 # virt-xml-validate, systemd-analyze for the units, iproute2 for network namespaces.
 dev_pkgs=(redis-server openssh-server openssh-client pkg-config libvirt-dev libvirt-clients
           libvirt-daemon-driver-qemu qemu-system-x86 libxml2-utils systemd iproute2 procps
-          busybox-static kmod)
+          busybox-static cpio util-linux)
 
 wanted=("${runtime_pkgs[@]}")
 if [ "$mode" = "dev" ]; then wanted+=("${dev_pkgs[@]}"); fi
@@ -25,6 +25,25 @@ if [ "${#missing[@]}" -gt 0 ]; then
   echo "installing system packages: ${missing[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if [ "$mode" = "dev" ]; then
+  # libvirt's embedded QEMU driver wants this account even when told to run as root.
+  if ! getent group libvirt-qemu >/dev/null; then $SUDO groupadd --system libvirt-qemu; fi
+  if ! getent passwd libvirt-qemu >/dev/null; then
+    $SUDO useradd --system --gid libvirt-qemu --no-create-home --home-dir /var/lib/libvirt \
+      --shell /usr/sbin/nologin libvirt-qemu
+  fi
+  # A distribution kernel for the host agent's real-guest test (booted under QEMU TCG).
+  kit="${KAMADO_TEST_GUEST_DIR:-$HOME/.cache/kamado/test-guest}"
+  if ! ls "$kit"/linux-image-*-amd64_*.deb >/dev/null 2>&1 && [ "$(dpkg --print-architecture)" = amd64 ]; then
+    kernel=$(apt-cache pkgnames linux-image- 2>/dev/null \
+      | grep -E '^linux-image-[0-9]+\.[0-9]+\.[0-9]+-[0-9]+-amd64$' | sort -V | tail -n 1 || true)
+    if [ -n "$kernel" ]; then
+      mkdir -p "$kit"
+      (cd "$kit" && apt-get download -qq "$kernel") || echo "could not download $kernel; the real-guest test will skip"
+    fi
+  fi
 fi
 
 PYTHON="${PYTHON:-python3}"
