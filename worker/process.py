@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import os
 import select
 import signal
@@ -19,6 +20,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from worker.errors import ProcessError, ProcessTimeout
 
@@ -324,3 +326,97 @@ class Daemon:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._proc.wait(grace)
         kill_group(self._proc, grace=0.5)
+
+
+class Piped:
+    """A child this process talks to over its stdin and stdout (``ssh -s sftp``).
+
+    Both pipes are unbuffered and enlarged to ``pipe_size`` where Linux allows, so bulk
+    data crosses them in few system calls; stderr is drained into a bounded tail. Use as a
+    context manager or call ``close()``: either kills the child's whole group and reaps it.
+    """
+
+    def __init__(
+        self,
+        argv: list[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        pipe_size: int = 1024 * 1024,
+    ) -> None:
+        self.argv = argv
+        self._stderr: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
+        try:
+            self._proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                bufsize=0,
+                env=_child_env(env),
+                cwd=cwd,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        except OSError as e:
+            raise ProcessError(f"cannot run {argv[0]}: {e.strerror or e}", argv=argv) from e
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        self.stdin: IO[bytes] = self._proc.stdin
+        self.stdout: IO[bytes] = self._proc.stdout
+        for stream in (self.stdin, self.stdout):
+            with contextlib.suppress(OSError, AttributeError):  # not Linux, or over the limit
+                fcntl.fcntl(stream.fileno(), fcntl.F_SETPIPE_SZ, pipe_size)
+        self._stderr_thread = threading.Thread(
+            target=self._drain_stderr, name="stderr-drain", daemon=True
+        )
+        self._stderr_thread.start()
+
+    def _drain_stderr(self) -> None:
+        assert self._proc.stderr is not None
+        for raw in self._proc.stderr:
+            line = raw.decode("utf-8", "replace").rstrip()
+            if line:
+                self._stderr.append(line)
+
+    @property
+    def pid(self) -> int:
+        """The child's pid, which is also its process-group id."""
+        return self._proc.pid
+
+    def poll(self) -> int | None:
+        """The exit code once the child has ended, else None."""
+        return self._proc.poll()
+
+    def wait(self, timeout: float) -> int | None:
+        """Wait up to ``timeout`` seconds for the child to exit; its exit code, or None."""
+        try:
+            code = self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        self._stderr_thread.join(timeout=2)
+        return code
+
+    @property
+    def stderr_tail(self) -> str:
+        """The last lines the child wrote to stderr."""
+        return "\n".join(self._stderr)
+
+    def close(self, grace: float = 1.0) -> None:
+        """Close stdin (a polite end), give the child ``grace`` seconds, then kill its group."""
+        with contextlib.suppress(OSError):
+            self.stdin.close()
+        if grace > 0:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._proc.wait(grace)
+        kill_group(self._proc, grace=0.5)
+        self._stderr_thread.join(timeout=2)
+        for stream in (self.stdout, self._proc.stderr):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+
+    def __enter__(self) -> Piped:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,4 +1,5 @@
-"""The SFTP adapter: the only module that imports paramiko.
+"""The paramiko SFTP transport, for keys with a passphrase (OpenSSH's client cannot use
+them without a prompt) and where no ``ssh`` client is installed.
 
 Connects with strict host-key checking against the location's known_hosts, then moves
 data with pipelined SFTP requests of the size the server allows (``limits@openssh.com``),
@@ -6,31 +7,37 @@ a large channel window and AES-GCM first: paramiko's defaults (32 KiB requests, 
 window, one request at a time unless prefetching) reach about half of OpenSSH's speed.
 paramiko's own prefetch buffers a whole file in memory when the reader is slow (a
 streaming ffmpeg), so reads and writes here keep a bounded number of requests in flight.
-Every paramiko or socket error becomes a :mod:`worker.staging_errors` error here.
+With :mod:`worker.sftp_hostkey`, the only modules that import paramiko. Every
+paramiko or socket error becomes a :mod:`worker.staging_errors` error here.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import errno
-import hashlib
 import socket
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, BinaryIO, NoReturn, Self
 
 import paramiko
 from paramiko.sftp import CMD_DATA, CMD_EXTENDED, CMD_EXTENDED_REPLY, CMD_READ, CMD_WRITE, int64
 
 from worker.settings_staging import SftpLocation
+from worker.sftp_common import (
+    DEFAULT_REQUEST,
+    DiskSpace,
+    Progress,
+    RemoteStat,
+    SinkError,
+    clamp_request,
+)
+from worker.sftp_hostkey import check_host_key, load_key, load_known_hosts, prefer
 from worker.staging_errors import (
     AccessDeniedError,
     AuthenticationError,
-    HostKeyError,
     LocationError,
     NoSpaceError,
     RemoteNotFoundError,
@@ -38,56 +45,7 @@ from worker.staging_errors import (
     UnreachableError,
 )
 
-# AES-GCM needs no separate MAC pass and runs on AES-NI: the fastest paramiko offers.
-FAST_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
-DEFAULT_REQUEST = 32 * 1024  # every SFTP server accepts this much per read or write
-MAX_REQUEST = 255 * 1024  # OpenSSH's limit (256 KiB message less headers)
 MAX_PACKET = 256 * 1024 - 1024
-RSA_TYPES = ("rsa-sha2-512", "rsa-sha2-256", "ssh-rsa")
-
-
-@dataclass(frozen=True)
-class RemoteStat:
-    """Size, modification time and type of a remote path."""
-
-    size: int
-    mtime: int
-    is_dir: bool
-
-
-@dataclass(frozen=True)
-class DiskSpace:
-    """Free and total bytes of the file system holding a remote path."""
-
-    free: int
-    total: int
-
-
-ProgressCallback = Callable[[int, int], object]
-
-
-@dataclass
-class Progress:
-    """Position up to which bytes are delivered or acknowledged, contiguously."""
-
-    done: int = 0
-    total: int = 0
-    callback: ProgressCallback | None = None
-
-    def advance(self, count: int) -> None:
-        """Count ``count`` more bytes done and tell the callback (done, total)."""
-        self.done += count
-        if self.callback is not None:
-            self.callback(self.done, self.total)
-
-
-class SinkError(Exception):
-    """Carries an error of the caller's sink (a full scratch disk, a closed pipe) out of
-    :meth:`SftpSession.read_to` unconverted: it is not the location's fault."""
-
-    def __init__(self, error: BaseException) -> None:
-        super().__init__(str(error))
-        self.error = error
 
 
 class _Answers:
@@ -98,17 +56,6 @@ class _Answers:
 
     def _async_response(self, t: int, msg: paramiko.Message, num: int) -> None:
         self.got[num] = (t, msg)
-
-
-def fingerprint(key: paramiko.PKey) -> str:
-    """OpenSSH's SHA256 fingerprint of a public key."""
-    digest = hashlib.sha256(key.asbytes()).digest()
-    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
-
-
-def known_hosts_name(host: str, port: int) -> str:
-    """How known_hosts names a host: ``host`` on port 22, else ``[host]:port``."""
-    return host if port == 22 else f"[{host}]:{port}"
 
 
 class SftpSession:
@@ -136,8 +83,8 @@ class SftpSession:
     ) -> SftpSession:
         """Connect, check the host key, authenticate and open SFTP; raise a LocationError."""
         where = f"location {name!r} ({location.user}@{location.host}:{location.port})"
-        pkey = _load_key(name, location)
-        known = _load_known_hosts(name, location)
+        pkey = load_key(name, location)
+        known = load_known_hosts(name, location)
         try:
             sock = socket.create_connection(
                 (location.host, location.port), timeout=location.connect_timeout
@@ -153,9 +100,9 @@ class SftpSession:
             sock, default_window_size=window, default_max_packet_size=MAX_PACKET
         )
         try:
-            _prefer(transport, known)
+            prefer(transport, known)
             transport.start_client(timeout=location.connect_timeout)
-            _check_host_key(name, location, transport.get_remote_server_key(), known)
+            check_host_key(name, location, transport.get_remote_server_key(), known)
             transport.auth_publickey(location.user, pkey)
             transport.set_keepalive(30)
             client = paramiko.SFTPClient.from_transport(
@@ -415,10 +362,7 @@ class SftpSession:
         if t != CMD_EXTENDED_REPLY:
             return DEFAULT_REQUEST, DEFAULT_REQUEST
         _packet, read, write = msg.get_int64(), msg.get_int64(), msg.get_int64()
-        return (
-            max(DEFAULT_REQUEST, min(MAX_REQUEST, read or DEFAULT_REQUEST)),
-            max(DEFAULT_REQUEST, min(MAX_REQUEST, write or DEFAULT_REQUEST)),
-        )
+        return clamp_request(read), clamp_request(write)
 
     def space_error(self, path: str, needed: int) -> NoSpaceError:
         """A NoSpaceError for ``path`` naming free and needed bytes."""
@@ -442,86 +386,3 @@ def _quietly_close(handle: paramiko.SFTPFile) -> None:
     # When the link is already gone the server has closed the handle with it.
     with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
         handle.close()
-
-
-def _load_key(name: str, location: SftpLocation) -> paramiko.PKey:
-    where = f"location {name!r}: key_file {str(location.key_file)!r}"
-    secret = location.key_passphrase.get_secret_value() if location.key_passphrase else None
-    try:
-        return paramiko.PKey.from_path(location.key_file, secret)
-    except paramiko.PasswordRequiredException as e:
-        raise AuthenticationError(
-            f"{where} is encrypted; set key_passphrase or use a key without one",
-            location=name,
-        ) from e
-    except FileNotFoundError as e:
-        raise AuthenticationError(
-            f"{where} not found; create it with ssh-keygen -t ed25519 -f {location.key_file}",
-            location=name,
-        ) from e
-    except (OSError, paramiko.SSHException, ValueError) as e:
-        raise AuthenticationError(f"{where} is unreadable: {e}", location=name) from e
-
-
-def _load_known_hosts(name: str, location: SftpLocation) -> dict[str, paramiko.PKey]:
-    hosts = paramiko.HostKeys()
-    try:
-        hosts.load(str(location.known_hosts))
-    except FileNotFoundError as e:
-        raise HostKeyError(
-            f"location {name!r}: known_hosts file {str(location.known_hosts)!r} not found; "
-            f"create it with ssh-keyscan -p {location.port} {location.host} after checking "
-            "the fingerprint with the host",
-            location=name,
-        ) from e
-    except (OSError, paramiko.SSHException) as e:
-        raise HostKeyError(
-            f"location {name!r}: known_hosts {str(location.known_hosts)!r} unreadable: {e}",
-            location=name,
-        ) from e
-    entry = hosts.lookup(known_hosts_name(location.host, location.port))
-    return dict(entry) if entry else {}
-
-
-def _prefer(transport: paramiko.Transport, known: dict[str, paramiko.PKey]) -> None:
-    """Put fast ciphers first and offer the host-key types known_hosts holds first."""
-    options = transport.get_security_options()
-    ciphers = list(options.ciphers)
-    options.ciphers = [c for c in FAST_CIPHERS if c in ciphers] + [
-        c for c in ciphers if c not in FAST_CIPHERS
-    ]
-    wanted: list[str] = []
-    for key_type in known:
-        wanted.extend(RSA_TYPES if key_type == "ssh-rsa" else (key_type,))
-    if wanted:
-        types = list(options.key_types)
-        options.key_types = [t for t in wanted if t in types] + [
-            t for t in types if t not in wanted
-        ]
-
-
-def _check_host_key(
-    name: str, location: SftpLocation, key: paramiko.PKey, known: dict[str, paramiko.PKey]
-) -> None:
-    shown = f"{key.get_name()} {fingerprint(key)}"
-    host = known_hosts_name(location.host, location.port)
-    if not known:
-        raise HostKeyError(
-            f"location {name!r}: host key of {host} ({shown}) is not in "
-            f"{str(location.known_hosts)!r}; refusing to connect. Check the fingerprint with "
-            f"the host's admin, then add it: ssh-keyscan -p {location.port} {location.host} "
-            f">> {location.known_hosts}",
-            location=name,
-            fingerprint=fingerprint(key),
-        )
-    expected = known.get(key.get_name())
-    if expected is None or expected.asbytes() != key.asbytes():
-        raise HostKeyError(
-            f"location {name!r}: host key of {host} CHANGED (now {shown}); refusing to "
-            "connect (possible man-in-the-middle). If the host was reinstalled, confirm the "
-            f"new fingerprint, then: ssh-keygen -R '{host}' -f {location.known_hosts} and "
-            "add the new key",
-            location=name,
-            fingerprint=fingerprint(key),
-            changed=True,
-        )

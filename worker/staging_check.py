@@ -9,7 +9,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from worker.settings_staging import LocalLocation, SftpLocation, StagingSettings
-from worker.sftp import Progress
+from worker.sftp_common import Progress
 from worker.staging_core import MIB, connect
 from worker.staging_errors import (
     AuthenticationError,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -12,8 +14,11 @@ from pathlib import Path, PurePosixPath
 from types import TracebackType
 from typing import Protocol, Self, TypeVar
 
-from worker.settings_staging import LocalLocation, StagingSettings
-from worker.sftp import Progress, RemoteStat, SftpSession, SinkError
+from worker.settings_staging import LocalLocation, SftpLocation, StagingSettings
+from worker.sftp import SftpSession
+from worker.sftp_common import Progress, RemoteStat, SinkError
+from worker.sftp_openssh import OpenSshSession
+from worker.ssh_command import ssh_binary
 from worker.staging_errors import (
     BadUriError,
     LocationError,
@@ -26,6 +31,10 @@ from worker.staging_uri import Target
 
 T = TypeVar("T")
 MIB = 1024 * 1024
+log = logging.getLogger("kamado.staging")
+# ssh reads these paths as config values: whitespace splits them, % and ${ are expanded.
+_SSH_UNSAFE_PATH = re.compile(r"[\s\"'\\%$#]")
+_told: set[tuple[str, str]] = set()
 
 
 class Finisher(Protocol):
@@ -60,9 +69,28 @@ def connect(settings: StagingSettings, name: str) -> Files:
         raise BadUriError(f"no location named {name!r} in [staging.locations]", location=name)
     if isinstance(location, LocalLocation):
         return LocalFiles(name)
-    return SftpSession.connect(
-        name, location, window_mb=settings.window_mb, max_requests=settings.max_requests
-    )
+    ssh = ssh_binary()
+    why_not = openssh_unusable(location, ssh)
+    if ssh is None or why_not:
+        if (name, why_not) not in _told:  # once per location and reason, not per transfer
+            _told.add((name, why_not))
+            log.warning("location %r uses the slower paramiko transport: %s", name, why_not)
+        return SftpSession.connect(
+            name, location, window_mb=settings.window_mb, max_requests=settings.max_requests
+        )
+    return OpenSshSession.connect(name, location, ssh=ssh, max_requests=settings.max_requests)
+
+
+def openssh_unusable(location: SftpLocation, ssh: str | None) -> str:
+    """Why OpenSSH's client cannot carry this location (empty when it can)."""
+    if ssh is None:
+        return "no OpenSSH client (ssh) is installed"
+    if location.key_passphrase is not None:
+        return "key_passphrase is set and OpenSSH cannot take a passphrase without a prompt"
+    for setting, path in (("key_file", location.key_file), ("known_hosts", location.known_hosts)):
+        if _SSH_UNSAFE_PATH.search(str(path)):
+            return f"{setting} path {str(path)!r} holds characters ssh would expand or split"
+    return ""
 
 
 def with_retries(settings: StagingSettings, attempt: Callable[[int], T]) -> T:

@@ -8,7 +8,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from worker.settings_staging import StagingSettings
-from worker.sftp import ProgressCallback
+from worker.sftp_common import ProgressCallback
 from worker.staging_core import StagedSource, local_source, scratch_path
 from worker.staging_errors import LocationError
 from worker.staging_pull import discard, pull

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, NoReturn, Protocol, Self
 
-from worker.sftp import DiskSpace, Progress, RemoteStat, SinkError
+from worker.sftp_common import DiskSpace, Progress, RemoteStat, SinkError
 from worker.staging_errors import (
     AccessDeniedError,
     LocationError,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from worker.settings_staging import StagingSettings
-from worker.sftp import Progress, ProgressCallback
+from worker.sftp_common import Progress, ProgressCallback
 from worker.staging_core import MIB, connect, with_retries
 from worker.staging_errors import (
     AccessDeniedError,

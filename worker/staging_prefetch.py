@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Self
 
 from worker.settings_staging import StagingSettings
-from worker.sftp import ProgressCallback
+from worker.sftp_common import ProgressCallback
 from worker.staging_core import StagedSource, scratch_path
 from worker.staging_errors import LocationError
 from worker.staging_in import stage_in

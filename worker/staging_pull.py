@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from worker.settings_staging import StagingSettings
-from worker.sftp import Progress, ProgressCallback, RemoteStat
+from worker.sftp_common import Progress, ProgressCallback, RemoteStat
 from worker.staging_core import (
     MIB,
     BackgroundSink,

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from worker.settings_staging import StagingSettings
-from worker.sftp import Progress, ProgressCallback, RemoteStat
+from worker.sftp_common import Progress, ProgressCallback, RemoteStat
 from worker.staging_core import BackgroundSink, StagedSource, connect, read_resumable, scratch_path
 from worker.staging_errors import LocationError, RemoteNotFoundError, TransferError
 from worker.staging_local import Files, LocalFiles

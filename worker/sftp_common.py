@@ -1,0 +1,63 @@
+"""What both SFTP transports share: stat and space results, progress, request sizes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+DEFAULT_REQUEST = 32 * 1024  # every SFTP server accepts this much per read or write
+MAX_REQUEST = 255 * 1024  # OpenSSH's limit (256 KiB message less headers)
+
+
+@dataclass(frozen=True)
+class RemoteStat:
+    """Size, modification time and type of a remote path."""
+
+    size: int
+    mtime: int
+    is_dir: bool
+
+
+@dataclass(frozen=True)
+class DiskSpace:
+    """Free and total bytes of the file system holding a remote path."""
+
+    free: int
+    total: int
+
+
+ProgressCallback = Callable[[int, int], object]
+
+
+@dataclass
+class Progress:
+    """Position up to which bytes are delivered or acknowledged, contiguously."""
+
+    done: int = 0
+    total: int = 0
+    callback: ProgressCallback | None = None
+
+    def advance(self, count: int) -> None:
+        """Count ``count`` more bytes done and tell the callback (done, total)."""
+        self.done += count
+        if self.callback is not None:
+            self.callback(self.done, self.total)
+
+
+class SinkError(Exception):
+    """Carries an error of the caller's sink (a full scratch disk, a closed pipe) out of a
+    session's ``read_to`` unconverted: it is not the location's fault."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def known_hosts_name(host: str, port: int) -> str:
+    """How known_hosts names a host: ``host`` on port 22, else ``[host]:port``."""
+    return host if port == 22 else f"[{host}]:{port}"
+
+
+def clamp_request(size: int) -> int:
+    """A request size a server announced, kept between the safe and OpenSSH's maximum."""
+    return max(DEFAULT_REQUEST, min(MAX_REQUEST, size or DEFAULT_REQUEST))

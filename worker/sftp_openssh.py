@@ -1,0 +1,372 @@
+"""SFTP over OpenSSH's own client: ``ssh -s sftp`` carries the bytes, Python speaks SFTP.
+
+OpenSSH does the encryption and the SSH packets in C, so on a small machine the data
+path no longer competes with sshd for the cores the way paramiko's per-packet Python
+work does; Python only frames 255 KiB SFTP requests. The child is started through
+:mod:`worker.process` (argv list, own process group, killed with the session). Every
+failure becomes a :mod:`worker.staging_errors` error here, with the same messages as
+the paramiko transport (:mod:`worker.sftp`), which stays for keys with a passphrase.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import BinaryIO, NoReturn, Self
+
+from worker import sftp_wire as w
+from worker.errors import ProcessError
+from worker.process import Piped
+from worker.settings_staging import SftpLocation
+from worker.sftp_common import (
+    DEFAULT_REQUEST,
+    DiskSpace,
+    Progress,
+    RemoteStat,
+    SinkError,
+    clamp_request,
+    known_hosts_name,
+)
+from worker.sftp_hostkey import explain_host_key, preflight
+from worker.ssh_command import diagnose, sftp_argv
+from worker.staging_errors import (
+    AccessDeniedError,
+    AuthenticationError,
+    HostKeyError,
+    LocationError,
+    NoSpaceError,
+    RemoteNotFoundError,
+    TransferError,
+    UnreachableError,
+)
+
+
+class OpenSshSession:
+    """One ``ssh -s sftp`` child and the SFTP session spoken over its pipes."""
+
+    def __init__(
+        self, name: str, location: SftpLocation, child: Piped, wire: w.Wire, *, max_requests: int
+    ) -> None:
+        self.name = name
+        self.location = location
+        self.child = child
+        self.wire = wire
+        self.max_requests = max_requests
+        self.read_size, self.write_size = self._request_sizes()
+
+    @classmethod
+    def connect(
+        cls, name: str, location: SftpLocation, *, ssh: str, max_requests: int = 16
+    ) -> OpenSshSession:
+        """Start ssh, check the host key, authenticate and open SFTP; raise a LocationError."""
+        preflight(name, location)
+        try:
+            child = Piped(sftp_argv(ssh, location))
+        except ProcessError as e:
+            raise UnreachableError(f"location {name!r}: {e}", location=name) from e
+        wire = w.Wire(child.stdout.fileno(), child.stdin.fileno(), location.io_timeout)
+        try:
+            wire.hello(location.connect_timeout + location.io_timeout)
+        except w.LinkLost as e:
+            code = child.wait(5)
+            tail = child.stderr_tail
+            child.close(grace=0)
+            _refused(name, location, tail, code, e)
+        except BaseException:
+            child.close(grace=0)
+            raise
+        return cls(name, location, child, wire, max_requests=max_requests)
+
+    def close(self) -> None:
+        """End the SFTP session and ssh (quietly: the link may be gone)."""
+        self.child.close(grace=1.0)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def errors(self, action: str, path: str) -> Iterator[None]:
+        """Convert protocol and link failures raised inside into LocationErrors."""
+        try:
+            yield
+        except (LocationError, SinkError):
+            raise
+        except (w.LinkLost, w.StatusError, OSError) as e:
+            self._raise(e, action, path)
+
+    def _raise(self, e: Exception, action: str, path: str) -> NoReturn:
+        where = f"location {self.name!r}: {action} {path!r}"
+        if isinstance(e, w.LinkLost | OSError) and not isinstance(e, w.StatusError):
+            code = self.child.wait(2)
+            said = diagnose(self.child.stderr_tail, code).reason if code is not None else ""
+            raise UnreachableError(
+                f"{where}: connection lost ({said or e})", location=self.name, path=path
+            ) from e
+        code = getattr(e, "errno", None)
+        if code == errno.ENOENT:
+            raise RemoteNotFoundError(
+                f"{where}: no such file or directory", location=self.name, path=path
+            ) from e
+        if code == errno.EACCES:
+            raise AccessDeniedError(
+                f"{where}: permission denied; check the owner and mode on the host "
+                f"for user {self.location.user!r}",
+                location=self.name,
+                path=path,
+            ) from e
+        raise TransferError(f"{where}: {e}", location=self.name, path=path) from e
+
+    def stat(self, path: str) -> RemoteStat:
+        """Size, mtime and type of a remote path."""
+        with self.errors("stat", path):
+            attrs = w.Reader(w.expect(self.wire.call(w.STAT, w.string(path)), w.ATTRS)).attrs()
+        mode = attrs.mode or 0
+        return RemoteStat(attrs.size or 0, attrs.mtime or 0, mode & 0o170000 == 0o40000)
+
+    def listdir(self, path: str) -> list[str]:
+        """Names in a remote directory."""
+        names: list[str] = []
+        with self.errors("list", path):
+            handle = w.expect(self.wire.call(w.OPENDIR, w.string(path)), w.HANDLE)
+            try:
+                while True:
+                    kind, body = self.wire.call(w.READDIR, handle)
+                    if kind == w.STATUS and w.status(body)[0] == w.FX_EOF:
+                        break
+                    reader = w.Reader(w.expect((kind, body), w.NAME))
+                    for _ in range(reader.u32()):
+                        name = reader.text()
+                        reader.bytes()  # the long (ls -l) form
+                        reader.attrs()
+                        if name not in (".", ".."):
+                            names.append(name)
+            finally:
+                self._close_handle(handle)
+        return names
+
+    def remove(self, path: str) -> None:
+        """Remove a remote file."""
+        with self.errors("remove", path):
+            w.ok(self.wire.call(w.REMOVE, w.string(path)))
+
+    def rename(self, old: str, new: str) -> None:
+        """Rename atomically, replacing ``new`` (posix-rename@openssh.com)."""
+        with self.errors("rename to " + repr(new), old):
+            if "posix-rename@openssh.com" not in self.wire.extensions:
+                raise w.StatusError(w.FX_OP_UNSUPPORTED, "the server lacks posix-rename")
+            request = w.string("posix-rename@openssh.com")
+            w.ok(self.wire.call(w.EXTENDED, request, w.string(old), w.string(new)))
+
+    def disk_space(self, path: str) -> DiskSpace | None:
+        """Free space where ``path`` lives (statvfs@openssh.com), or None if unsupported."""
+        if "statvfs@openssh.com" not in self.wire.extensions:
+            return None
+        with self.errors("statvfs", path):
+            request = w.string("statvfs@openssh.com")
+            try:
+                body = w.expect(
+                    self.wire.call(w.EXTENDED, request, w.string(path)), w.EXTENDED_REPLY
+                )
+            except w.StatusError as e:
+                if e.errno in (errno.ENOENT, errno.EACCES):
+                    raise
+                return None
+        reader = w.Reader(body)
+        _bsize, frsize, blocks, _bfree, bavail = (reader.u64() for _ in range(5))
+        return DiskSpace(free=bavail * frsize, total=blocks * frsize)
+
+    def read_to(
+        self,
+        path: str,
+        sink: Callable[[bytes], object],
+        progress: Progress,
+        *,
+        offset: int,
+        size: int,
+        cancel: threading.Event | None = None,
+    ) -> None:
+        """Read ``[offset, size)`` of a remote file into ``sink`` in order, pipelined."""
+        with self.errors("read", path):
+            handle = self._open(path, w.FXF_READ)
+            try:
+                self._read_loop(handle, path, sink, progress, offset, size, cancel)
+            finally:
+                self._close_handle(handle)
+
+    def _read_loop(
+        self,
+        handle: bytes,
+        path: str,
+        sink: Callable[[bytes], object],
+        progress: Progress,
+        offset: int,
+        size: int,
+        cancel: threading.Event | None,
+    ) -> None:
+        wire = self.wire
+        pending: deque[tuple[int, int, int]] = deque()
+        position = offset
+        while pending or position < size:
+            if cancel is not None and cancel.is_set():
+                return
+            while len(pending) < self.max_requests and position < size:
+                length = min(self.read_size, size - position)
+                rid = wire.send(w.READ, handle, w.u64(position), w.u32(length))
+                pending.append((rid, position, length))
+                position += length
+            rid, start, length = pending.popleft()
+            kind, data = wire.answer(rid)
+            if kind != w.DATA:
+                if kind == w.STATUS and w.status(data)[0] == w.FX_EOF:
+                    raise TransferError(
+                        f"location {self.name!r}: {path!r} ended at {start} bytes, expected {size}",
+                        location=self.name,
+                        path=path,
+                    )
+                w.expect((kind, data), w.DATA)
+            try:
+                sink(data)
+            except Exception as e:
+                raise SinkError(e) from e
+            progress.advance(len(data))
+            if len(data) < length:  # a short read: ask for the rest first
+                rest = start + len(data), length - len(data)
+                rid = wire.send(w.READ, handle, w.u64(rest[0]), w.u32(rest[1]))
+                pending.appendleft((rid, rest[0], rest[1]))
+
+    def write_from(
+        self, source: BinaryIO, path: str, progress: Progress, *, offset: int, size: int
+    ) -> None:
+        """Write ``source[offset:size]`` to ``path`` (created or cut to ``offset``), then fsync."""
+        with self.errors("write", path):
+            flags = w.FXF_WRITE | w.FXF_CREAT | (0 if offset else w.FXF_TRUNC)
+            handle = self._open(path, flags)
+            try:
+                if offset:
+                    cut = w.u32(w.ATTR_SIZE) + w.u64(offset)
+                    w.ok(self.wire.call(w.FSETSTAT, handle, cut))
+                source.seek(offset)
+                try:
+                    self._write_loop(handle, source, path, progress, offset, size)
+                    self._fsync(handle)
+                except w.StatusError as e:
+                    if e.errno is None:
+                        needed = size - offset - progress.done
+                        space = self.disk_space(path)
+                        if space is not None and space.free < needed:
+                            raise self.space_error(path, needed) from e
+                    raise
+            finally:
+                self._close_handle(handle)
+
+    def _write_loop(
+        self,
+        handle: bytes,
+        source: BinaryIO,
+        path: str,
+        progress: Progress,
+        offset: int,
+        size: int,
+    ) -> None:
+        wire = self.wire
+        pending: deque[tuple[int, int]] = deque()
+        position = offset
+        while pending or position < size:
+            while len(pending) < self.max_requests and position < size:
+                chunk = source.read(min(self.write_size, size - position))
+                if not chunk:
+                    raise TransferError(
+                        f"local file for {path!r} shrank to {position} bytes "
+                        f"while being sent (expected {size})",
+                        location=self.name,
+                        path=path,
+                    )
+                rid = wire.send(w.WRITE, handle, w.u64(position), w.u32(len(chunk)), chunk)
+                wire.flush()  # each 255 KiB request leaves at once: ssh sends while we read
+                pending.append((rid, len(chunk)))
+                position += len(chunk)
+            rid, length = pending.popleft()
+            w.ok(wire.answer(rid))
+            progress.advance(length)
+
+    def _open(self, path: str, flags: int) -> bytes:
+        # A handle stays in its wire form (an SFTP string): requests carry it as it came.
+        no_attrs = w.u32(0)
+        return w.expect(self.wire.call(w.OPEN, w.string(path), w.u32(flags), no_attrs), w.HANDLE)
+
+    def _close_handle(self, handle: bytes) -> None:
+        # When the link is already gone the server has closed the handle with it.
+        with contextlib.suppress(w.LinkLost, w.StatusError, OSError):
+            self.wire.call(w.CLOSE, handle)
+
+    def _fsync(self, handle: bytes) -> None:
+        if "fsync@openssh.com" in self.wire.extensions:
+            w.ok(self.wire.call(w.EXTENDED, w.string("fsync@openssh.com"), handle))
+
+    def _request_sizes(self) -> tuple[int, int]:
+        """Read and write request sizes the server accepts (limits@openssh.com)."""
+        if "limits@openssh.com" not in self.wire.extensions:
+            return DEFAULT_REQUEST, DEFAULT_REQUEST
+        with self.errors("ask limits of", self.location.root):
+            body = w.expect(
+                self.wire.call(w.EXTENDED, w.string("limits@openssh.com")), w.EXTENDED_REPLY
+            )
+        reader = w.Reader(body)
+        _packet, read, write = reader.u64(), reader.u64(), reader.u64()
+        return clamp_request(read), clamp_request(write)
+
+    def space_error(self, path: str, needed: int) -> NoSpaceError:
+        """A NoSpaceError for ``path`` naming free and needed bytes."""
+        try:
+            space = self.disk_space(path)
+        except LocationError:
+            space = None
+        free = space.free if space else None
+        shown = f"{free} bytes free" if free is not None else "free space unknown"
+        return NoSpaceError(
+            f"location {self.name!r}: no space left on the remote disk for {path!r} "
+            f"({shown}, {needed} needed); free space on {self.location.host}",
+            location=self.name,
+            path=path,
+            free=free,
+            needed=needed,
+        )
+
+
+def _refused(
+    name: str, location: SftpLocation, tail: str, code: int | None, error: Exception
+) -> NoReturn:
+    """Raise the LocationError that ssh's stderr describes (it ended before SFTP began)."""
+    where = f"location {name!r} ({location.user}@{location.host}:{location.port})"
+    found = diagnose(tail, code)
+    reason = found.reason if tail else str(error)
+    if found.failure in ("host key", "host key changed"):
+        explain_host_key(name, location)  # paramiko names the fingerprint, when it sees one
+        host = known_hosts_name(location.host, location.port)
+        raise HostKeyError(
+            f"location {name!r}: ssh refused the host key of {host} ({reason}); check "
+            f"{str(location.known_hosts)!r} against the host's fingerprint",
+            location=name,
+            changed=found.failure == "host key changed",
+        ) from error
+    if found.failure == "auth":
+        raise AuthenticationError(
+            f"{where}: the host refused key {location.key_file} ({reason}); add "
+            f"{location.key_file}.pub to ~{location.user}/.ssh/authorized_keys there",
+            location=name,
+        ) from error
+    if found.failure == "subsystem":
+        raise UnreachableError(
+            f"{where}: SSH handshake failed: {reason}; check sshd on the host", location=name
+        ) from error
+    raise UnreachableError(
+        f"{where}: cannot connect: {reason}; check the host is up, the port is right and sshd runs",
+        location=name,
+    ) from error
