@@ -1,14 +1,15 @@
 """Which backends work on this machine, proven by a real short encode through each one.
 
 "Compiled into ffmpeg" and "the hardware works" are different questions: a backend is
-*absent* when ffmpeg lacks its encoder, *failed* when a real encode through the same argv
-the profiles build fails (with the classified reason), and *proven* when it produced a
-verified file.
+*absent* when ffmpeg lacks its encoder or a filter its argv needs, *failed* when a real
+encode through the same argv the profiles build fails (with ffmpeg's exact reason and a
+kind: hardware, option, crash, stalled...), and *proven* when it produced a file.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 import time
 from enum import StrEnum
@@ -25,8 +26,24 @@ from worker.sample import make_sample
 from worker.settings import Settings
 
 ENCODERS = {Backend.QSV: "h264_qsv", Backend.VAAPI: "h264_vaapi", Backend.X264: "libx264"}
+# Filters the profiles' argv uses per backend (worker/ffmpeg.py) on a 1080i source.
+FILTERS = {
+    Backend.QSV: ("vpp_qsv",),
+    Backend.VAAPI: ("deinterlace_vaapi", "scale_vaapi"),
+    Backend.X264: ("bwdif", "scale"),
+}
+# Kept for callers that read them; the values in use come from settings.guest.
 PROBE_SECONDS = 1.0
 PROBE_TIMEOUT = 120.0
+# The QSV runtime refusing a rate-control mode means the hardware answered and the
+# option is wrong (the project's ffmpeg reference, §8), so it is not "hardware missing".
+_QSV_MODE = re.compile(
+    r"Selected ratecontrol mode is not supported by the QSV runtime|"
+    r"More than one of: \{ constant qscale, lookahead, VCM \} requested"
+)
+
+# ffmpeg's "[AVHWDeviceContext @ 0x55...] " prefix: a pointer that differs on every run.
+_CONTEXT = re.compile(r"^\[[^\]]* @ 0x[0-9a-fA-F]+\] ")
 
 
 class Status(StrEnum):
@@ -46,6 +63,7 @@ class BackendReport(BaseModel):
     reason: str = ""
     kind: str = ""
     fps: float | None = None
+    seconds: float | None = None
 
 
 class ProbeReport(BaseModel):
@@ -65,15 +83,42 @@ class ProbeReport(BaseModel):
 _ABSENT = BackendReport(status=Status.ABSENT)
 
 
+def classify_failure(stderr_tail: str, returncode: int | None) -> str:
+    """The kind of a probe failure: hardware, option, crash, or ffmpeg_errors' other kinds."""
+    if _QSV_MODE.search(stderr_tail):
+        return "option"
+    return ffmpeg_errors.classify(stderr_tail, returncode)
+
+
+def failure_reason(stderr_tail: str, returncode: int | None) -> str:
+    """How ffmpeg ended and its most telling line, e.g. 'exit 1: No VA display found ...'."""
+    lines = [li.strip() for li in stderr_tail.splitlines() if _QSV_MODE.search(li)]
+    line = lines[0] if lines else ffmpeg_errors.reason(stderr_tail)
+    return f"{ffmpeg_errors.describe(returncode)}: {_CONTEXT.sub('', line)}"
+
+
+def _listing(ffmpeg: str, what: str) -> list[list[str]]:
+    result = process.run([ffmpeg, "-hide_banner", what], timeout=30)
+    return [line.split() for line in result.stdout.splitlines()]
+
+
 def compiled_encoders(ffmpeg: str) -> set[str]:
     """The encoder names this ffmpeg build has."""
-    result = process.run([ffmpeg, "-hide_banner", "-encoders"], timeout=30)
-    names = set()
-    for line in result.stdout.splitlines():
-        parts = line.split()
-        if len(parts) >= 2 and len(parts[0]) == 6:
-            names.add(parts[1])
-    return names
+    return {p[1] for p in _listing(ffmpeg, "-encoders") if len(p) >= 2 and len(p[0]) == 6}
+
+
+def compiled_decoders(ffmpeg: str) -> set[str]:
+    """The decoder names this ffmpeg build has."""
+    return {p[1] for p in _listing(ffmpeg, "-decoders") if len(p) >= 2 and len(p[0]) == 6}
+
+
+def compiled_filters(ffmpeg: str) -> set[str]:
+    """The filter names this ffmpeg build has."""
+    return {
+        p[1]
+        for p in _listing(ffmpeg, "-filters")
+        if len(p) >= 3 and len(p[0]) == 3 and "->" in p[2]
+    }
 
 
 def prove(backend: Backend, settings: Settings, sample: Path, workdir: Path) -> BackendReport:
@@ -87,22 +132,31 @@ def prove(backend: Backend, settings: Settings, sample: Path, workdir: Path) -> 
         render_node=settings.encode.render_node,
         vaapi_driver=settings.encode.vaapi_driver,
     )  # fmt: skip
+    timeout = settings.guest.probe_timeout
     started = time.monotonic()
     try:
-        result = process.run(command.argv, timeout=PROBE_TIMEOUT, env=command.env)
+        result = process.run(command.argv, timeout=timeout, env=command.env)
     except KamadoError as e:
-        return BackendReport(status=Status.FAILED, reason=str(e), kind="timeout")
-    seconds = time.monotonic() - started
+        # A probe that hangs is what a hung GPU does: the same kind ffmpeg_run gives it.
+        return BackendReport(status=Status.FAILED, reason=str(e), kind="stalled")
+    seconds = round(time.monotonic() - started, 3)
     if result.returncode != 0 or not output.is_file() or output.stat().st_size == 0:
+        if result.returncode == 0:
+            return BackendReport(
+                status=Status.FAILED,
+                reason="exit 0 but no output file was written",
+                kind="encode",
+                seconds=seconds,
+            )
         return BackendReport(
             status=Status.FAILED,
-            reason=f"{ffmpeg_errors.describe(result.returncode)}: "
-            f"{ffmpeg_errors.reason(result.stderr_tail)}",
-            kind=ffmpeg_errors.classify(result.stderr_tail, result.returncode),
+            reason=failure_reason(result.stderr_tail, result.returncode),
+            kind=classify_failure(result.stderr_tail, result.returncode),
+            seconds=seconds,
         )
     frames = _last_frame(result.stdout)
     fps = round(frames / seconds, 1) if frames and seconds > 0 else None
-    return BackendReport(status=Status.PROVEN, fps=fps)
+    return BackendReport(status=Status.PROVEN, fps=fps, seconds=seconds)
 
 
 def _last_frame(progress_text: str) -> int:
@@ -116,37 +170,58 @@ def _last_frame(progress_text: str) -> int:
     return frame
 
 
+def missing_parts(backend: Backend, encoders: set[str], filters: set[str] | None) -> str:
+    """Why ffmpeg cannot even try this backend ('' when everything is compiled in)."""
+    if ENCODERS[backend] not in encoders:
+        return f"this ffmpeg has no {ENCODERS[backend]} encoder"
+    if filters is not None:
+        lacking = [f for f in FILTERS[backend] if f not in filters]
+        if lacking:
+            return f"this ffmpeg has no {', '.join(lacking)} filter"
+    return ""
+
+
 def probe_backends(settings: Settings, only: list[Backend] | None = None) -> ProbeReport:
     """Prove each backend with a real encode of a generated 1080i clip."""
     wanted = only or list(Backend)
     encoders = compiled_encoders(settings.encode.ffmpeg)
+    filters = compiled_filters(settings.encode.ffmpeg)
     reports: dict[Backend, BackendReport] = {}
     with tempfile.TemporaryDirectory(prefix="kamado-probe-") as tmp:
         workdir = Path(tmp)
-        sample = make_sample(workdir / "probe.ts", seconds=PROBE_SECONDS,
+        sample = make_sample(workdir / "probe.ts", seconds=settings.guest.probe_seconds,
                              ffmpeg=settings.encode.ffmpeg)  # fmt: skip
         for backend in wanted:
-            if ENCODERS[backend] not in encoders:
-                reports[backend] = BackendReport(
-                    status=Status.ABSENT,
-                    reason=f"this ffmpeg has no {ENCODERS[backend]} encoder",
-                )
+            missing = missing_parts(backend, encoders, filters)
+            if missing:
+                reports[backend] = BackendReport(status=Status.ABSENT, reason=missing)
                 continue
             reports[backend] = prove(backend, settings, sample, workdir)
     return ProbeReport(backends=reports, probed_at=time.time())
 
 
+def cache_path(settings: Settings) -> Path:
+    """Where the last probe report is kept."""
+    return settings.state_dir / "probe.json"
+
+
+def store_probe(settings: Settings, report: ProbeReport) -> None:
+    """Write a probe report to the cache atomically."""
+    cache = cache_path(settings)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    temp = cache.with_suffix(".tmp")
+    temp.write_text(report.model_dump_json(indent=2))
+    temp.replace(cache)
+
+
 def cached_probe(settings: Settings, *, refresh: bool = False) -> ProbeReport:
     """The probe report cached in the state directory, redone when asked or missing."""
-    cache = settings.state_dir / "probe.json"
+    cache = cache_path(settings)
     if not refresh and cache.is_file():
         try:
             return ProbeReport.model_validate(json.loads(cache.read_text()))
         except (ValueError, OSError):
             pass
     report = probe_backends(settings)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    temp = cache.with_suffix(".tmp")
-    temp.write_text(report.model_dump_json(indent=2))
-    temp.replace(cache)
+    store_probe(settings, report)
     return report

@@ -39,6 +39,17 @@ class BackendSpeed(BaseModel):
     realtime: float | None = Field(default=None, description="encode speed ÷ realtime")
 
 
+class BackendProblem(BaseModel):
+    """A backend a worker cannot use right now, with ffmpeg's exact reason."""
+
+    model_config = ConfigDict(frozen=True)
+
+    backend: str
+    status: str = Field(description="failed, absent, or suspended after repeated failures")
+    kind: str = ""
+    reason: str = ""
+
+
 class WorkerHeartbeat(BaseModel):
     """A worker's heartbeat: who it is, what it can do, what it is doing."""
 
@@ -49,6 +60,7 @@ class WorkerHeartbeat(BaseModel):
     queues: list[str]
     backends: list[BackendSpeed] = Field(default_factory=list)
     current_job: str | None = None
+    problems: list[BackendProblem] = Field(default_factory=list)
     updated_at: datetime = Field(default_factory=now)
 
 

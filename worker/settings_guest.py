@@ -2,8 +2,39 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from worker.config_base import Section
 
 
 class GuestSettings(Section):
-    """Settings of the guest agent (filled in by the guest agent's work)."""
+    """How the guest agent proves the GPU, picks its queues and reacts to a failing GPU."""
+
+    take_software_work: bool = Field(
+        default=False,
+        description="also consume encode.cpu (libx264) besides the proven hardware queue",
+    )
+    probe_seconds: float = Field(
+        default=1.0, gt=0, le=30, description="length of the generated 1080i probe clip"
+    )
+    probe_timeout: float = Field(
+        default=120.0, gt=0, le=3600, description="seconds one backend's probe encode may take"
+    )
+    hardware_failure_limit: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="consecutive hardware/crash/stalled failures on a hardware backend "
+        "before the worker stops consuming encode.gpu and re-probes",
+    )
+    reprobe_interval: float = Field(
+        default=300.0,
+        gt=0,
+        description="seconds between re-probes while the GPU is not served",
+    )
+    check_interval: float = Field(
+        default=2.0, gt=0, le=60, description="seconds between checks of the failure count"
+    )
+    heartbeat_interval: float = Field(
+        default=5.0, gt=0, le=300, description="seconds between heartbeats"
+    )

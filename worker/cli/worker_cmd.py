@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import socket
-from typing import Annotated, Any
+from collections.abc import Sequence
+from typing import Annotated, Any, Protocol
 
 import typer
 from celery import Celery
@@ -14,7 +15,7 @@ from worker.capabilities import ProbeReport, Status, cached_probe
 from worker.celery_app import create_app
 from worker.cli.common import ConfigOption, err_console, fail, settings_or_exit
 from worker.errors import BadInputError, KamadoError
-from worker.heartbeat import BackendSpeed, WorkerHeartbeat
+from worker.heartbeat import BackendProblem, BackendSpeed, WorkerHeartbeat
 from worker.presence import HeartbeatPublisher, current_job, speeds
 from worker.profiles import QUEUE_GPU
 from worker.registry import Registry
@@ -69,9 +70,31 @@ def worker(
                 )
     except KamadoError as e:
         fail(e)
+    run_worker(
+        app,
+        settings,
+        chosen,
+        concurrency=concurrency,
+        hostname=hostname,
+        loglevel=loglevel,
+        heartbeat=HeartbeatHook(
+            settings, str(app.conf.broker_url), chosen, proven_fps(app, settings)
+        ),
+    )
+
+
+def worker_argv(
+    settings: Settings,
+    queues: list[str],
+    *,
+    concurrency: int | None = None,
+    hostname: str | None = None,
+    loglevel: str = "INFO",
+) -> list[str]:
+    """The Celery worker argv kamado runs: prefork, events on, no gossip or mingle."""
     argv = [
         "worker",
-        "--queues", ",".join(chosen),
+        "--queues", ",".join(queues),
         "--concurrency", str(concurrency or settings.worker.concurrency),
         "--pool", "prefork",
         "--loglevel", loglevel,
@@ -82,10 +105,39 @@ def worker(
     name = hostname or settings.worker.hostname
     if name:
         argv += ["--hostname", name]
-    beat = HeartbeatHook(settings, str(app.conf.broker_url), chosen, proven_fps(app, settings))
-    worker_ready.connect(beat.start, weak=False)
-    worker_shutdown.connect(beat.stop, weak=False)
-    app.worker_main(argv)
+    return argv
+
+
+def run_worker(
+    app: Celery,
+    settings: Settings,
+    queues: list[str],
+    *,
+    heartbeat: HeartbeatHook,
+    concurrency: int | None = None,
+    hostname: str | None = None,
+    loglevel: str = "INFO",
+    hooks: Sequence[WorkerHook] = (),
+) -> None:
+    """Run the Celery worker in this process until it stops, with its heartbeat and hooks."""
+    worker_ready.connect(heartbeat.start, weak=False)
+    worker_shutdown.connect(heartbeat.stop, weak=False)
+    for hook in hooks:
+        worker_ready.connect(hook.start, weak=False)
+        worker_shutdown.connect(hook.stop, weak=False)
+    app.worker_main(
+        worker_argv(settings, queues, concurrency=concurrency, hostname=hostname, loglevel=loglevel)
+    )
+
+
+class WorkerHook(Protocol):
+    """Something started when the worker is ready and stopped at its shutdown."""
+
+    def start(self, sender: Any = None, **_: Any) -> None:
+        """worker_ready: the worker consumes; ``sender`` is its consumer."""
+
+    def stop(self, **_: Any) -> None:
+        """worker_shutdown: release what start took."""
 
 
 def proven_fps(app: Celery, settings: Settings) -> dict[str, float | None]:
@@ -100,12 +152,22 @@ class HeartbeatHook:
     """Starts the heartbeat when the Celery worker is ready and stops it at shutdown."""
 
     def __init__(
-        self, settings: Settings, url: str, queues: list[str], backends: dict[str, float | None]
+        self,
+        settings: Settings,
+        url: str,
+        queues: list[str],
+        backends: dict[str, float | None],
+        *,
+        interval: float = 5.0,
     ) -> None:
+        # queues, backends and problems are read at every beat: an owner (the guest
+        # agent) may replace them while the worker runs.
         self.settings = settings
         self.url = url
         self.queues = queues
         self.backends = backends
+        self.problems: list[BackendProblem] = []
+        self.interval = interval
         self.publisher: HeartbeatPublisher | None = None
 
     def start(self, sender: Any = None, **_: Any) -> None:
@@ -123,9 +185,10 @@ class HeartbeatHook:
                     for b, fps in self.backends.items()
                 ],
                 current_job=current_job(registry, hostname),
+                problems=self.problems,
             )
 
-        self.publisher = HeartbeatPublisher(registry, make)
+        self.publisher = HeartbeatPublisher(registry, make, interval=self.interval)
         self.publisher.start()
 
     def stop(self, **_: Any) -> None:
