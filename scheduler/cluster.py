@@ -1,0 +1,115 @@
+"""A snapshot of the cluster for routing: live workers, their speeds, running jobs, hosts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from scheduler.broker import BrokerState, Message
+from scheduler.routing import DEFAULT_LENGTH_S, Cluster, Lane, Pending, accepts_software
+from worker.heartbeat import HostHeartbeat, WorkerHeartbeat, now
+from worker.jobs import Job, JobState
+from worker.presence import workers
+from worker.profiles import QUEUE_CPU, QUEUE_GPU, Backend, all_profiles
+from worker.registry import Registry, job_key
+from worker.settings import Settings
+from worker.settings_scheduler import RoutingSettings
+
+MAX_SCAN = 500
+
+
+def _hardware(beat: WorkerHeartbeat) -> list[float | None]:
+    speeds = []
+    for item in beat.backends:
+        if item.backend in Backend._value2member_map_ and Backend(item.backend).hardware:
+            speeds.append(item.realtime)
+    return speeds
+
+
+def _software(beat: WorkerHeartbeat) -> list[float | None]:
+    return [b.realtime for b in beat.backends if b.backend == Backend.X264.value]
+
+
+def _speed(values: list[float | None], default: float) -> float:
+    known = [v for v in values if v]
+    return max(known) if known else default
+
+
+def wake_delay(hosts: list[HostHeartbeat], routing: RoutingSettings, at: datetime) -> float | None:
+    """Seconds until a host agent could have a hardware worker up; None if none can."""
+    delays = []
+    for host in hosts:
+        if host.preflight_ok is False:
+            continue
+        if host.vm_state == "running" and host.last_action_at is not None:
+            since = (at - host.last_action_at).total_seconds()
+            delays.append(max(routing.vm_boot_time - since, 0.0))
+        else:
+            delays.append(routing.vm_boot_time)
+    return min(delays) if delays else None
+
+
+class Snapshot:
+    """Reads what routing needs from Redis, one pass at a time."""
+
+    def __init__(self, registry: Registry, state: BrokerState, settings: Settings) -> None:
+        self.registry = registry
+        self.state = state
+        self.settings = settings
+        self.routing = settings.scheduler.routing
+        self.profiles = all_profiles(settings.profiles)
+
+    def remaining(self, beat: WorkerHeartbeat, realtime: float) -> float:
+        """Seconds until this worker's current job ends (0 when it is idle)."""
+        if not beat.current_job:
+            return 0.0
+        record = self.registry.get(beat.current_job)
+        if record is None or record.state.final:
+            return 0.0
+        if record.progress and record.progress.eta_s is not None:
+            return record.progress.eta_s
+        length = self.state.estimates([record.id]).get(record.id, DEFAULT_LENGTH_S)
+        done = record.progress.percent / 100 if record.progress else 0.0
+        return length * (1 - done) / realtime
+
+    def cluster(self, *, with_queues: bool = True) -> Cluster:
+        """The two lanes as they are now."""
+        beats = workers(self.registry)
+        hw = [b for b in beats if QUEUE_GPU in b.queues and _hardware(b)]
+        sw = [b for b in beats if QUEUE_CPU in b.queues and _software(b)]
+        hw_speed = _speed([s for b in hw for s in _hardware(b)], self.routing.hardware_realtime)
+        sw_speed = _speed([s for b in sw for s in _software(b)], self.routing.software_realtime)
+        hardware = Lane([self.remaining(b, hw_speed) for b in hw], hw_speed)
+        if not hw:
+            delay = wake_delay(self.state.hosts(), self.routing, now())
+            if delay is not None:
+                hardware.free_at = [delay]
+        software = Lane([self.remaining(b, sw_speed) for b in sw], sw_speed)
+        waiting = 0
+        if with_queues and sw:
+            queued = self.state.waiting(QUEUE_CPU)
+            waiting = len(queued)
+            lengths = self.state.estimates([m.job_id for m in queued])
+            for message in queued:
+                software.take(lengths.get(message.job_id, DEFAULT_LENGTH_S))
+        return Cluster(hardware, software, waiting, len(sw))
+
+    def pending(self, messages: list[Message]) -> tuple[list[Pending], dict[str, Job]]:
+        """The jobs behind waiting encode.gpu messages (queued ones only), with their lengths."""
+        messages = messages[:MAX_SCAN]
+        ids = [m.job_id for m in messages]
+        pipe = self.registry.client.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.hmget(job_key(job_id), "state", "job")
+        rows = self.registry.call("read waiting jobs", pipe.execute)
+        lengths = self.state.estimates(ids)
+        pending: list[Pending] = []
+        jobs: dict[str, Job] = {}
+        for job_id, (state, raw) in zip(ids, rows, strict=True):
+            if state != JobState.QUEUED.value or not raw or job_id in jobs:
+                continue
+            job = Job.model_validate_json(raw)
+            profile = self.profiles.get(job.profile)
+            movable = profile is not None and accepts_software(profile)
+            jobs[job_id] = job
+            pending.append(Pending(job_id, lengths.get(job_id, DEFAULT_LENGTH_S), movable))
+        return pending, jobs

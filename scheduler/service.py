@@ -1,0 +1,118 @@
+"""`kamado scheduler run`: routing passes, the registry's reconciler and the spool drain.
+
+One loop, three clocks: the spool is drained every ``scheduler.spool_poll`` seconds,
+waiting jobs are re-routed every ``scheduler.routing.interval`` and the reconciler runs
+every ``jobs.reconcile_interval``. A broker outage is logged and waited out; nothing in
+the loop is fatal except losing the service lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from scheduler.deliver import Deliverer, drain
+from scheduler.routing import plan
+from scheduler.spool import Spool
+from worker.errors import BrokerError, KamadoError
+from worker.profiles import QUEUE_CPU, QUEUE_GPU
+from worker.settings import Settings
+
+log = logging.getLogger("kamado.scheduler")
+
+
+@dataclass
+class Moved:
+    """A job the routing pass sent to encode.cpu."""
+
+    job_id: str
+    reason: str
+
+
+class Service:
+    """The scheduler service on one broker and one spool."""
+
+    def __init__(self, settings: Settings, deliverer: Deliverer, spool: Spool) -> None:
+        self.settings = settings
+        self.deliverer = deliverer
+        self.spool = spool
+        self._last: dict[str, float] = {}
+
+    def route_once(self) -> list[Moved]:
+        """One routing pass: move the jobs that finish sooner on software to encode.cpu."""
+        from worker.submit import publish
+
+        state = self.deliverer.state
+        messages = state.waiting(QUEUE_GPU)
+        if not messages:
+            return []
+        snapshot = self.deliverer.snapshot
+        cluster = snapshot.cluster()
+        pending, jobs = snapshot.pending(messages)
+        lookahead = self.settings.scheduler.routing.software_lookahead
+        moves = plan(pending, cluster, lookahead=lookahead)
+        by_id = {m.job_id: m for m in messages}
+        moved = []
+        for job_id in moves:
+            if not state.move(by_id[job_id], job_id, QUEUE_CPU):
+                continue  # a worker took it meanwhile
+            publish(self.deliverer.app, jobs[job_id], QUEUE_CPU)
+            hw = cluster.hardware
+            reason = (
+                f"hardware busy for {min(hw.free_at):.0f} s"
+                if hw.available
+                else "no hardware worker up and none can be woken"
+            )
+            log.info("job %s moved to %s: %s", job_id, QUEUE_CPU, reason)
+            moved.append(Moved(job_id, reason))
+        return moved
+
+    def due(self, name: str, interval: float) -> bool:
+        """True when the named chore last ran ``interval`` seconds ago or more."""
+        at = time.monotonic()
+        if at - self._last.get(name, -1e9) >= interval:
+            self._last[name] = at
+            return True
+        return False
+
+    def tick(self) -> None:
+        """Run whichever chores are due."""
+        from worker.reconcile import reconcile
+
+        sched = self.settings.scheduler
+        if self.due("spool", sched.spool_poll) and self.spool.entries():
+            result = drain(self.spool, self.deliverer, blocking=True)
+            for done in result.delivered:
+                log.info("spooled job %s delivered (%s, %s)", done.job.id, done.outcome, done.queue)
+            if result.error:
+                log.warning("spool: %d waiting; broker away: %s", result.remaining, result.error)
+        if sched.routing.enabled and self.due("route", sched.routing.interval):
+            self.route_once()
+        if self.due("reconcile", self.settings.jobs.reconcile_interval):
+            passed = reconcile(
+                self.deliverer.app,
+                self.deliverer.registry,
+                grace=self.settings.jobs.lease_ttl,
+                queues=[QUEUE_GPU, QUEUE_CPU],
+            )
+            if passed.requeued or passed.failed:
+                log.info("reconciler: requeued %s, failed %s", passed.requeued, passed.failed)
+
+    def run(self, stop: threading.Event) -> None:
+        """Loop until ``stop`` is set; broker errors are logged and retried."""
+        with self.spool.service_lock() as got:
+            if not got:
+                raise KamadoError(
+                    f"another scheduler service already runs on spool {self.spool.directory}"
+                )
+            log.info("scheduler service running (spool %s)", self.spool.directory)
+            step = min(self.settings.scheduler.spool_poll, self.settings.scheduler.routing.interval)
+            while not stop.is_set():
+                try:
+                    self.tick()
+                except BrokerError as e:
+                    log.warning("broker unavailable: %s", e)
+                    stop.wait(1.0)
+                stop.wait(step)
