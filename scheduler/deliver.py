@@ -105,7 +105,11 @@ def drain(spool: Spool, deliverer: Deliverer, *, blocking: bool = False) -> Drai
         entries = spool.entries()
         if not entries:
             return result
-        cluster = deliverer.cluster()
+        try:
+            cluster = deliverer.cluster()
+        except BrokerError as e:
+            result.error, result.remaining = str(e), len(entries)
+            return result
         for index, entry in enumerate(entries):
             if entry.submission is None:
                 spool.quarantine(entry, entry.problem)

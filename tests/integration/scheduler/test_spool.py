@@ -1,0 +1,123 @@
+"""The spool: hooks keep every recording while the broker is down, and deliver it in order."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from scheduler.broker import BrokerState
+from tests.integration.scheduler.conftest import ROOT, Kamado, write_config
+from tests.integration.scheduler.test_hooks import epgstation_env, place
+from tests.support.procs import wait_for
+from tests.support.redis_proc import RedisProcess
+from worker.registry import Registry
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def down(own_redis: RedisProcess, tmp_path: Path) -> Kamado:
+    """The CLI configured for a broker of its own, which the test stops."""
+    state = tmp_path / "state"
+    return Kamado(
+        write_config(tmp_path / "kamado.toml", own_redis.url, state), state, own_redis.url
+    )
+
+
+def hook(kamado: Kamado, rec: Path, recorded_id: str) -> dict[str, str]:
+    done = kamado.run(
+        "hook", "epgstation", "--json", env=epgstation_env(str(rec), RECORDEDID=recorded_id)
+    )
+    assert done.returncode == 0, done.stderr
+    result: dict[str, str] = json.loads(done.stdout)
+    return result
+
+
+def test_hook_spools_while_the_broker_is_down_and_the_next_hook_delivers_in_order(
+    down: Kamado, own_redis: RedisProcess, tiny_ts: Path, tmp_path: Path
+) -> None:
+    recs = [place(tiny_ts, tmp_path / "rec", f"番組 {i}.ts") for i in range(3)]
+    own_redis.kill()
+    first = hook(down, recs[0], "1")
+    second = hook(down, recs[1], "2")
+    assert first["action"] == second["action"] == "spooled"
+    spooled = down.json("spool", "list")
+    assert [s["id"] for s in spooled] == [first["id"], second["id"]]
+    assert spooled[0]["recorder_path"] == str(recs[0])
+    own_redis.start()
+    third = hook(down, recs[2], "3")
+    assert third["action"] == "submitted"
+    assert down.json("spool", "list") == []
+    registry = Registry.connect(own_redis.url)
+    order = registry.client.zrange("kamado:jobs", 0, -1)
+    assert order == [first["id"], second["id"], third["id"]]
+    waiting = BrokerState(registry).waiting("encode.gpu")
+    assert [m.job_id for m in waiting] == [first["id"], second["id"], third["id"]]
+
+
+def test_spool_flush_delivers_and_fails_clearly_while_the_broker_is_away(
+    down: Kamado, own_redis: RedisProcess, tiny_ts: Path, tmp_path: Path
+) -> None:
+    rec = place(tiny_ts, tmp_path, "a.ts")
+    own_redis.kill()
+    spooled = hook(down, rec, "9")
+    failed = down.run("spool", "flush")
+    assert failed.returncode == 1
+    assert "the broker is away" in failed.stderr
+    own_redis.start()
+    flushed = down.json("spool", "flush")
+    assert [d["id"] for d in flushed["delivered"]] == [spooled["id"]]
+    assert Registry.connect(own_redis.url).get(spooled["id"]) is not None
+
+
+def test_unreadable_spool_files_are_set_aside_not_blocking_the_others(
+    down: Kamado, own_redis: RedisProcess, tiny_ts: Path, tmp_path: Path
+) -> None:
+    own_redis.kill()
+    spooled = hook(down, place(tiny_ts, tmp_path, "b.ts"), "5")
+    (down.state_dir / "spool" / "00000000000000000001-broken.json").write_text("{oops")
+    own_redis.start()
+    flushed = down.json("spool", "flush")
+    assert flushed["quarantined"] == 1
+    assert [d["id"] for d in flushed["delivered"]] == [spooled["id"]]
+    assert (down.state_dir / "spool" / "bad" / "00000000000000000001-broken.json").exists()
+
+
+def test_scheduler_service_drains_the_spool_when_the_broker_returns(
+    down: Kamado, own_redis: RedisProcess, tiny_ts: Path, tmp_path: Path
+) -> None:
+    argv = [
+        sys.executable,
+        "-m",
+        "worker.cli.main",
+        "scheduler",
+        "run",
+        "--config",
+        str(down.config),
+    ]
+    env = {"PATH": os.environ["PATH"]}
+    service = subprocess.Popen(argv, env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    try:
+        spool_lock = down.state_dir / "spool" / ".service.lock"
+        assert wait_for(spool_lock.exists, 20)
+        own_redis.kill()
+        rec = place(tiny_ts, tmp_path, "c.ts")
+        spooled = hook(down, rec, "7")
+        assert spooled["action"] == "spooled"
+        time.sleep(1.0)
+        assert len(down.json("spool", "list")) == 1
+        own_redis.start()
+        registry = Registry.connect(own_redis.url)
+        assert wait_for(lambda: registry.get(spooled["id"]) is not None, 20)
+        assert wait_for(lambda: down.json("spool", "list") == [], 5)
+    finally:
+        service.send_signal(signal.SIGTERM)
+        _, err = service.communicate(timeout=20)
+    assert service.returncode == 0, err
