@@ -1,0 +1,81 @@
+"""The guest probe for real on this GPU-less machine: hardware missing, x264 proven."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from guest_agent.probe import cached, run_probe
+from tests.integration.guest_agent.guests import guest_argv, guest_env
+from worker.capabilities import Status
+from worker.profiles import Backend
+from worker.settings import Settings
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        any(Path("/dev/dri").glob("renderD*")) if Path("/dev/dri").is_dir() else False,
+        reason="this machine has a render node; these tests expect none",
+    ),
+]
+
+NO_DEVICE = "No VA display found for device /dev/dri/renderD128."
+
+
+def test_qsv_and_vaapi_fail_as_missing_hardware_with_ffmpegs_words_and_x264_is_proven(
+    tmp_path: Path,
+) -> None:
+    probe = run_probe(Settings(state_dir=tmp_path))
+    for backend in (Backend.QSV, Backend.VAAPI):
+        report = probe.backends[backend]
+        assert report.status is Status.FAILED
+        assert report.kind == "hardware"
+        assert report.reason == f"exit 1: {NO_DEVICE}"
+    x264 = probe.backends[Backend.X264]
+    assert x264.status is Status.PROVEN
+    assert x264.fps is not None and x264.fps > 0
+    assert probe.proven == [Backend.X264]
+    assert probe.render_nodes == []
+    assert any("no render node under /dev/dri" in hint for hint in probe.hints)
+    assert probe.ffmpeg.encoders == {"h264_qsv": True, "h264_vaapi": True, "libx264": True}
+    assert probe.ffmpeg.version.startswith("ffmpeg version")
+
+
+def test_the_probe_is_cached_until_refreshed(tmp_path: Path) -> None:
+    settings = Settings(state_dir=tmp_path)
+    first = cached(settings)
+    assert (tmp_path / "probe.json").is_file(), "the worker's capability cache is written too"
+    assert cached(settings).probed_at == first.probed_at
+    assert cached(settings, refresh=True).probed_at > first.probed_at
+
+
+def test_kamado_guest_probe_json_prints_each_backends_status_reason_and_fps(
+    tmp_path: Path,
+) -> None:
+    env = guest_env("redis://127.0.0.1:1/0", tmp_path)
+    done = subprocess.run(
+        guest_argv("probe", "--json"), env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert set(data["backends"]) == {"qsv", "vaapi", "x264"}
+    for name in ("qsv", "vaapi"):
+        item = data["backends"][name]
+        assert item["status"] == "failed"
+        assert item["kind"] == "hardware"
+        assert NO_DEVICE in item["reason"]
+        assert item["fps"] is None
+    assert data["backends"]["x264"]["status"] == "proven"
+    assert data["backends"]["x264"]["fps"] > 0
+    assert data["render_nodes"] == []
+    assert data["vainfo"]["installed"] in (True, False)
+    assert "LIBVA_DRIVER_NAME" not in data["driver"], "keys are snake_case field names"
+    assert {"libva_driver_name", "configured", "installed"} <= set(data["driver"])
+
+    human = subprocess.run(guest_argv("probe"), env=env, capture_output=True, text=True, timeout=60)
+    assert human.returncode == 0, human.stderr
+    assert "No VA display found" in human.stdout
+    assert "hardware" in human.stdout
