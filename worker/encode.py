@@ -8,6 +8,7 @@ verification, and a failed attempt leaves no partial file behind.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import secrets
 import time
@@ -51,6 +52,19 @@ class Attempt:
 def temp_output(output: Path, job_id: str, attempt_id: str) -> Path:
     """The hidden name an attempt writes to; unique per attempt, so two never collide."""
     return output.with_name(f".{output.stem}.{job_id}.{attempt_id}{TEMP_MARK}.mp4")
+
+
+def remove_stale_temps(temp: Path, job_id: str) -> None:
+    """Delete temp files earlier attempts at this job left (a killed worker cannot clean up).
+
+    Only the lease holder calls this, so no live attempt is writing them.
+    """
+    stem = temp.name.split(f".{job_id}.", 1)[0]
+    pattern = f"{glob.escape(stem)}.{job_id}.*{TEMP_MARK}.mp4"
+    for stale in temp.parent.glob(pattern):
+        if stale != temp:
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
 
 
 def check_output_dir(output: Path) -> None:
@@ -101,6 +115,7 @@ def encode_job(job: Job, attempt: Attempt) -> EncodeResult:
             scratch = settings.staging.scratch_dir
             scratch.mkdir(parents=True, exist_ok=True)
             temp = temp_output(scratch / Path(destination.path).name, job.id, attempt.attempt_id)
+        remove_stale_temps(temp, job.id)
         try:
             return _encode_and_commit(job, attempt, backend, profile, source, temp, destination)
         finally:

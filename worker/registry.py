@@ -326,7 +326,7 @@ class Registry:
         return sorted(self.call("list active jobs", self.client.smembers, ACTIVE))
 
     def jobs_with_messages(self, queues: list[str]) -> set[str]:
-        """Ids of jobs with a message waiting in these queues or delivered but unacked."""
+        """Ids of jobs with a message waiting in these queues (not yet delivered)."""
         return set(self.call("read the queues", _jobs_with_messages, self.client, queues))
 
     def list(self, limit: int = 200) -> list[JobRecord]:
@@ -379,7 +379,7 @@ def _job_id_of(message: str | bytes) -> str | None:
         data = json.loads(message)
     except ValueError:
         return None
-    if isinstance(data, list):  # unacked entries are [message, exchange, routing_key]
+    if isinstance(data, list):  # kombu's unacked entries: [message, exchange, routing_key]
         data = data[0] if data else {}
     if isinstance(data, str):
         try:
@@ -391,13 +391,14 @@ def _job_id_of(message: str | bytes) -> str | None:
 
 
 def _jobs_with_messages(client: redis.Redis, queues: list[str]) -> set[str]:
-    """Ids of jobs that have a message waiting or delivered-but-unacked."""
+    """Ids of jobs that have a message waiting in one of the queues."""
     found: set[str] = set()
     for key in queue_keys(client, queues):
         for message in client.lrange(key, 0, -1):
             if job_id := _job_id_of(message):
                 found.add(job_id)
-    for message in client.hvals(UNACKED):
-        if job_id := _job_id_of(message):
-            found.add(job_id)
+    # Delivered-but-unacked messages are not counted: with prefetch 1 a live worker
+    # takes the lease within moments of delivery, so an unacked message whose job has
+    # no lease after the grace period belongs to a dead worker (kombu would only
+    # restore it after the visibility timeout, hours later).
     return found
