@@ -126,11 +126,12 @@ def enqueue(
 ) -> None:
     """Submit recordings (a backlog): skips what is not a finished recording or already known."""
     from scheduler.backlog import expand, parse_age, scan
-    from scheduler.deliver import Deliverer
+    from scheduler.deliver import Deliverer, broker_url
     from worker.profiles import get_profile
 
     settings = settings_or_exit(config)
     try:
+        broker_url(settings)
         level = parse_priority(priority, settings.scheduler.backlog_priority)
         age = parse_age(older_than) if older_than else None
         if profile is not None:

@@ -1,0 +1,132 @@
+"""`kamado status`, `cancel`, `retry`, `workers` and `watch` through the real CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from scheduler.broker import BrokerState
+from tests.integration.scheduler.conftest import Kamado
+from worker.heartbeat import BackendSpeed, HostHeartbeat, WorkerHeartbeat, host_key
+from worker.jobs import Job, JobState
+from worker.presence import publish, record_speed
+from worker.registry import Registry
+
+pytestmark = pytest.mark.integration
+
+FIELDS = {"id", "state", "attempts", "source", "output", "profile", "priority", "worker",
+          "backend", "progress", "error"}  # fmt: skip
+
+
+def submitted(kamado: Kamado, tmp_path: Path, tiny: Path, name: str) -> str:
+    target = tmp_path / name
+    target.write_bytes(tiny.read_bytes())
+    done = kamado.json("enqueue", str(target))
+    job_id: str = done["queued"][0]
+    return job_id
+
+
+def fail_twice(registry: Registry, job_id: str) -> None:
+    """Two attempts that end in errors, written through the registry's real contract."""
+    for n, error in enumerate(["ffmpeg crashed (signal 11)", "source vanished"]):
+        assert registry.acquire(job_id, f"attempt{n}", "gpu-vm@host").status == "ok"
+        state = JobState.QUEUED if n == 0 else JobState.FAILED
+        assert registry.finish(job_id, f"attempt{n}", state, error=error, kind="crash")
+
+
+def test_status_lists_the_contract_fields_and_one_job_shows_every_attempt(
+    kamado: Kamado, registry: Registry, tiny_ts: Path, tmp_path: Path
+) -> None:
+    job_id = submitted(kamado, tmp_path, tiny_ts, "番組 1.ts")
+    fail_twice(registry, job_id)
+    (row,) = kamado.json("status")
+    assert set(row) >= FIELDS
+    assert row["state"] == "failed"
+    assert row["attempts"] == 2
+    assert row["error"] == "source vanished"
+    one = kamado.json("status", job_id[:6])
+    assert one["id"] == job_id
+    assert [(a["number"], a["error"]) for a in one["history"]] == [
+        (1, "ffmpeg crashed (signal 11)"),
+        (2, "source vanished"),
+    ]
+    assert kamado.json("status", "--state", "queued") == []
+    bad = kamado.run("status", "--state", "sleeping")
+    assert bad.returncode == 2
+    assert "unknown state" in bad.stderr
+
+
+def test_retry_requeues_a_failed_job_and_cancel_removes_a_waiting_one(
+    kamado: Kamado, registry: Registry, tiny_ts: Path, tmp_path: Path
+) -> None:
+    job_id = submitted(kamado, tmp_path, tiny_ts, "a.ts")
+    fail_twice(registry, job_id)
+    retried = kamado.json("retry", job_id[:8])
+    assert retried["id"] == job_id
+    record = registry.get(job_id)
+    assert record is not None
+    assert (record.state, record.attempts) == (JobState.QUEUED, 0)
+    again = kamado.run("retry", job_id)
+    assert again.returncode == 2
+    assert "is queued; there is nothing to retry" in again.stderr
+    assert kamado.json("cancel", job_id) == {"id": job_id, "result": "cancelled"}
+    assert BrokerState(registry).waiting("encode.gpu") == []
+    assert kamado.json("status", job_id)["state"] == "cancelled"
+
+
+def test_job_ids_must_be_known_and_unambiguous(
+    kamado: Kamado, registry: Registry, tiny_ts: Path, tmp_path: Path
+) -> None:
+    ids = []
+    for i in range(20):  # 20 ids over 16 first digits: two must share one
+        job = Job.create(f"/rec/{i}.ts", "h264-auto")
+        registry.record(job, queue="encode.gpu")
+        ids.append(job.id)
+    shared = next(c for c in "0123456789abcdef" if sum(i.startswith(c) for i in ids) > 1)
+    unknown = kamado.run("cancel", "ffffffffffffffffffff")
+    assert unknown.returncode == 2
+    assert "no such job" in unknown.stderr
+    ambiguous = kamado.run("status", shared)
+    assert ambiguous.returncode == 2
+    assert "ambiguous" in ambiguous.stderr
+    not_hex = kamado.run("retry", "$(id)")
+    assert not_hex.returncode == 2
+    assert "up to 20 hex digits" in not_hex.stderr
+
+
+def test_done_jobs_are_not_cancelled_and_retried_only_with_force(
+    kamado: Kamado, registry: Registry, tiny_ts: Path, tmp_path: Path
+) -> None:
+    job_id = submitted(kamado, tmp_path, tiny_ts, "done.ts")
+    assert registry.acquire(job_id, "a1", "w@h").status == "ok"
+    assert registry.finish(job_id, "a1", JobState.DONE, result={"backend": "qsv"}, backend="qsv")
+    cancel = kamado.run("cancel", job_id)
+    assert cancel.returncode == 1
+    assert "already done" in cancel.stderr
+    assert kamado.run("retry", job_id).returncode == 2
+    assert kamado.json("retry", job_id, "--force")["id"] == job_id
+
+
+def test_workers_show_backends_speeds_and_hosts_and_watch_draws_a_frame(
+    kamado: Kamado, registry: Registry
+) -> None:
+    record_speed(registry, "gpu-vm@kamado", "qsv", 410.0, 13.7)
+    beat = WorkerHeartbeat(
+        hostname="gpu-vm@kamado",
+        queues=["encode.gpu"],
+        backends=[BackendSpeed(backend="qsv", fps=410.0, realtime=13.7)],
+    )
+    publish(registry, beat, ttl=30)
+    host = HostHeartbeat(name="haswell", vm_state="running", last_action="start")
+    registry.client.set(host_key("haswell"), host.model_dump_json(), ex=30)
+    data = kamado.json("workers")
+    (worker,) = data["workers"]
+    assert worker["hostname"] == "gpu-vm@kamado"
+    assert worker["backends"][0]["realtime"] == 13.7
+    assert worker["heartbeat_age_s"] < 30
+    assert data["hosts"][0]["vm_state"] == "running"
+    frame = kamado.run("watch", "--once")
+    assert frame.returncode == 0, frame.stderr
+    assert "gpu-vm@kamado" in frame.stdout
+    assert "haswell" in frame.stdout
