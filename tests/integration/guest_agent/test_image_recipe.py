@@ -1,0 +1,117 @@
+"""The guest image recipe: the script's syntax, a dry run into a temp root, cloud-init."""
+
+from __future__ import annotations
+
+import shlex
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from worker.settings import load_settings
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[3]
+GUEST = REPO / "deploy" / "guest"
+UNIT = REPO / "deploy" / "systemd" / "kamado-guest-agent.service"
+PACKAGES = {"ffmpeg", "i965-va-driver", "vainfo", "qemu-guest-agent", "python3-venv"}
+
+
+def dry_run(root: Path, *args: str) -> tuple[list[list[str]], str]:
+    done = subprocess.run(
+        ["bash", str(GUEST / "provision.sh"), "--root", str(root), "--dry-run", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    commands = [
+        shlex.split(line.removeprefix("would run:"))
+        for line in done.stdout.splitlines()
+        if line.startswith("would run:")
+    ]
+    return commands, done.stderr
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_the_provisioning_script_parses() -> None:
+    subprocess.run(["bash", "-n", str(GUEST / "provision.sh")], check=True, timeout=30)
+
+
+def test_a_dry_run_writes_unit_and_config_into_the_root_and_lists_every_command(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "debian_version").write_text("12.8\n")
+    commands, stderr = dry_run(tmp_path)
+    assert "warning" not in stderr
+
+    unit = tmp_path / "etc/systemd/system/kamado-guest-agent.service"
+    assert unit.read_text() == UNIT.read_text()
+    config = tmp_path / "etc/kamado/kamado.toml"
+    assert mode(config) == 0o640
+    assert mode(tmp_path / "etc/kamado/kamado.env") == 0o600
+    assert load_settings(config).guest.hardware_failure_limit == 3
+
+    install = next(c for c in commands if "install" in c and "apt-get" in c)
+    assert install[:2] == ["chroot", str(tmp_path)]
+    assert PACKAGES | {"intel-media-va-driver"} <= set(install)
+    useradd = next(c for c in commands if "useradd" in c)
+    assert useradd[useradd.index("--groups") + 1] == "render,video"
+    assert useradd[-1] == "kamado"
+    assert ["systemctl", f"--root={tmp_path}", "enable", "kamado-guest-agent.service"] in commands
+    pip = next(c for c in commands if c[-1].endswith(".whl") and "install" in c)
+    assert pip[2] == "/opt/kamado/venv/bin/pip"
+    mounts = [c[-1] for c in commands if c[0] == "mount"]
+    unmounts = [c[-1] for c in commands if c[0] == "umount"]
+    assert sorted(mounts) == sorted(unmounts), "every bind mount is undone"
+
+
+def test_non_free_swaps_in_the_encoding_ihd_driver_and_its_apt_component(tmp_path: Path) -> None:
+    commands, _ = dry_run(tmp_path, "--non-free")
+    install = next(c for c in commands if "install" in c and "apt-get" in c)
+    assert "intel-media-va-driver-non-free" in install
+    assert "intel-media-va-driver" not in install
+    sources = (tmp_path / "etc/apt/sources.list.d/kamado-non-free.sources").read_text()
+    assert "Components: non-free non-free-firmware" in sources
+
+
+def test_an_existing_config_is_kept(tmp_path: Path) -> None:
+    config = tmp_path / "etc/kamado/kamado.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text("[guest]\ntake_software_work = true\n")
+    dry_run(tmp_path, "--skip-packages")
+    assert config.read_text() == "[guest]\ntake_software_work = true\n"
+
+
+def test_a_dry_run_without_a_root_is_refused() -> None:
+    done = subprocess.run(
+        ["bash", str(GUEST / "provision.sh"), "--dry-run"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 1
+    assert "--dry-run needs --root" in done.stderr
+
+
+def test_cloud_init_user_data_parses_and_carries_the_same_unit_and_config() -> None:
+    yaml = pytest.importorskip("yaml")
+    text = (GUEST / "user-data.yaml").read_text()
+    assert text.startswith("#cloud-config\n")
+    data = yaml.safe_load(text)
+    assert set(data["packages"]) >= PACKAGES
+    kamado = next(u for u in data["users"] if isinstance(u, dict) and u["name"] == "kamado")
+    assert {"render", "video"} <= set(kamado["groups"])
+    files = {f["path"]: f for f in data["write_files"]}
+    assert files["/etc/systemd/system/kamado-guest-agent.service"]["content"] == UNIT.read_text()
+    config = files["/etc/kamado/kamado.toml"]["content"]
+    assert config == (GUEST / "kamado.guest.toml").read_text()
+    assert files["/etc/kamado/kamado.env"]["permissions"] == "0600"
+    assert all(isinstance(step, list) for step in data["runcmd"]), "argv lists, no shell strings"
+    assert ["systemctl", "enable", "--now", "kamado-guest-agent.service"] in data["runcmd"]
