@@ -18,7 +18,7 @@ import errno
 import socket
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, BinaryIO, NoReturn, Self
 
@@ -31,6 +31,7 @@ from worker.sftp_common import (
     DiskSpace,
     Progress,
     RemoteStat,
+    Sink,
     SinkError,
     clamp_request,
 )
@@ -219,7 +220,7 @@ class SftpSession:
     def read_to(
         self,
         path: str,
-        sink: Callable[[bytes], object],
+        sink: Sink,
         progress: Progress,
         *,
         offset: int,

@@ -27,6 +27,9 @@ class DiskSpace:
 
 
 ProgressCallback = Callable[[int, int], object]
+# Pulled data may arrive as a bytearray: the buffer the pipe was read into, not copied.
+Chunk = bytes | bytearray
+Sink = Callable[[Chunk], object]
 
 
 @dataclass

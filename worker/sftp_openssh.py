@@ -14,7 +14,7 @@ import contextlib
 import errno
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import BinaryIO, NoReturn, Self
 
@@ -27,6 +27,7 @@ from worker.sftp_common import (
     DiskSpace,
     Progress,
     RemoteStat,
+    Sink,
     SinkError,
     clamp_request,
     known_hosts_name,
@@ -185,7 +186,7 @@ class OpenSshSession:
     def read_to(
         self,
         path: str,
-        sink: Callable[[bytes], object],
+        sink: Sink,
         progress: Progress,
         *,
         offset: int,
@@ -204,7 +205,7 @@ class OpenSshSession:
         self,
         handle: bytes,
         path: str,
-        sink: Callable[[bytes], object],
+        sink: Sink,
         progress: Progress,
         offset: int,
         size: int,

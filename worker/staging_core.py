@@ -16,7 +16,7 @@ from typing import Protocol, Self, TypeVar
 
 from worker.settings_staging import LocalLocation, SftpLocation, StagingSettings
 from worker.sftp import SftpSession
-from worker.sftp_common import Progress, RemoteStat, SinkError
+from worker.sftp_common import Chunk, Progress, RemoteStat, Sink, SinkError
 from worker.sftp_openssh import OpenSshSession
 from worker.ssh_command import ssh_binary
 from worker.staging_errors import (
@@ -143,7 +143,7 @@ def local_source(target: Target) -> StagedSource:
 def read_resumable(
     settings: StagingSettings,
     target: Target,
-    sink: Callable[[bytes], object],
+    sink: Sink,
     progress: Progress,
     *,
     files: Files | None = None,
@@ -206,9 +206,9 @@ class BackgroundSink:
     Bytes handed over count as done; ``drain()`` waits until they are really written.
     """
 
-    def __init__(self, sink: Callable[[bytes], object], depth: int = 32) -> None:
+    def __init__(self, sink: Sink, depth: int = 32) -> None:
         self._sink = sink
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
+        self._queue: queue.Queue[Chunk | None] = queue.Queue(maxsize=depth)
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="kamado-sink", daemon=True)
 
@@ -225,7 +225,7 @@ class BackgroundSink:
             finally:
                 self._queue.task_done()
 
-    def __call__(self, data: bytes) -> None:
+    def __call__(self, data: Chunk) -> None:
         if self.error is not None:
             raise self.error
         self._queue.put(data)

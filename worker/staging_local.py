@@ -7,12 +7,12 @@ import errno
 import os
 import shutil
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, NoReturn, Protocol, Self
 
-from worker.sftp_common import DiskSpace, Progress, RemoteStat, SinkError
+from worker.sftp_common import DiskSpace, Progress, RemoteStat, Sink, SinkError
 from worker.staging_errors import (
     AccessDeniedError,
     LocationError,
@@ -37,7 +37,7 @@ class Files(Protocol):
     def read_to(
         self,
         path: str,
-        sink: Callable[[bytes], object],
+        sink: Sink,
         progress: Progress,
         *,
         offset: int,
@@ -146,7 +146,7 @@ class LocalFiles:
     def read_to(
         self,
         path: str,
-        sink: Callable[[bytes], object],
+        sink: Sink,
         progress: Progress,
         *,
         offset: int,

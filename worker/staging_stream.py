@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from worker.settings_staging import StagingSettings
-from worker.sftp_common import Progress, ProgressCallback, RemoteStat
+from worker.sftp_common import Chunk, Progress, ProgressCallback, RemoteStat
 from worker.staging_core import BackgroundSink, StagedSource, connect, read_resumable, scratch_path
 from worker.staging_errors import LocationError, RemoteNotFoundError, TransferError
 from worker.staging_local import Files, LocalFiles
@@ -64,7 +64,7 @@ class Stream:
         try:
             with os.fdopen(fd, "wb", buffering=PIPE_BUFFER) as out:
 
-                def write(data: bytes) -> None:
+                def write(data: Chunk) -> None:
                     out.write(data)
                     self.hasher.update(data)
 
