@@ -32,9 +32,12 @@ def fingerprint(key: paramiko.PKey) -> str:
 
 def load_key(name: str, location: SftpLocation) -> paramiko.PKey:
     where = f"location {name!r}: key_file {str(location.key_file)!r}"
-    secret = location.key_passphrase.get_secret_value() if location.key_passphrase else None
+    # PKey.from_path hands the passphrase to cryptography, which takes bytes only (the
+    # stubs say str, and a str fails at run time).
+    phrase = location.key_passphrase.get_secret_value() if location.key_passphrase else None
+    secret = phrase.encode() if phrase is not None else None
     try:
-        return paramiko.PKey.from_path(location.key_file, secret)
+        return paramiko.PKey.from_path(location.key_file, secret)  # type: ignore[arg-type]
     except paramiko.PasswordRequiredException as e:
         raise AuthenticationError(
             f"{where} is encrypted; set key_passphrase or use a key without one",

@@ -23,9 +23,12 @@ def sshd_available() -> bool:
     return Path(SSHD).is_file() and Path(SSH_KEYGEN).is_file()
 
 
-def keygen(path: Path, kind: str = "ed25519") -> Path:
-    """Write a new passphrase-less key pair at path (and path.pub)."""
-    argv = [SSH_KEYGEN, "-q", "-t", kind, "-N", "", "-C", "kamado-test", "-f", str(path)]
+PASSPHRASE = "kamado test passphrase"
+
+
+def keygen(path: Path, kind: str = "ed25519", passphrase: str = "") -> Path:
+    """Write a new key pair at path (and path.pub), passphrase-less unless one is given."""
+    argv = [SSH_KEYGEN, "-q", "-t", kind, "-N", passphrase, "-C", "kamado-test", "-f", str(path)]
     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, timeout=30)
     return path
 
@@ -39,6 +42,7 @@ class SshdProcess:
         self.user = getpass.getuser()
         self.host_key = directory / "ssh_host_ed25519_key"
         self.user_key = directory / "id_ed25519"
+        self.locked_key = directory / "id_ed25519_locked"  # protected by PASSPHRASE
         self.known_hosts = directory / "known_hosts"
         self.config = directory / "sshd_config"
         self.log = directory / "sshd.log"
@@ -50,8 +54,11 @@ class SshdProcess:
         if not self.host_key.exists():
             keygen(self.host_key)
             keygen(self.user_key)
+        if not self.locked_key.exists():
+            keygen(self.locked_key, passphrase=PASSPHRASE)
         authorized = self.directory / "authorized_keys"
-        authorized.write_text(self.user_key.with_suffix(".pub").read_text())
+        keys = (self.user_key, self.locked_key)
+        authorized.write_text("".join(Path(f"{key}.pub").read_text() for key in keys))
         host_pub = self.host_key.with_suffix(".pub").read_text().split()
         self.known_hosts.write_text(f"[127.0.0.1]:{self.port} {host_pub[0]} {host_pub[1]}\n")
         # sshd refuses to start without its privilege-separation directory.

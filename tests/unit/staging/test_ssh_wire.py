@@ -1,0 +1,111 @@
+"""The OpenSSH transport's pure parts: its argv, reading ssh's stderr, SFTP encoding."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from worker import sftp_wire as w
+from worker.settings_staging import SftpLocation
+from worker.ssh_command import diagnose, sftp_argv
+from worker.staging_core import openssh_unusable
+
+
+def location(**extra: object) -> SftpLocation:
+    """An SFTP location as the config would give it."""
+    data: dict[str, object] = {
+        "kind": "sftp",
+        "host": "rec.example",
+        "port": 2222,
+        "user": "kamado",
+        "key_file": "/etc/kamado/id_ed25519",
+        "known_hosts": "/etc/kamado/known_hosts",
+    }
+    data.update(extra)
+    return SftpLocation.model_validate(data)
+
+
+def test_ssh_argv_pins_strict_checking_and_opens_only_the_sftp_subsystem() -> None:
+    argv = sftp_argv("/usr/bin/ssh", location())
+    assert argv[:3] == ["/usr/bin/ssh", "-F", "/dev/null"]
+    assert "-s" in argv and argv[-3:] == ["--", "rec.example", "sftp"]
+    options = {argv[i + 1] for i, arg in enumerate(argv) if arg == "-o"}
+    assert {
+        "StrictHostKeyChecking=yes",
+        "UserKnownHostsFile=/etc/kamado/known_hosts",
+        "GlobalKnownHostsFile=/dev/null",
+        "IdentitiesOnly=yes",
+        "IdentityFile=/etc/kamado/id_ed25519",
+        "BatchMode=yes",
+        "UpdateHostKeys=no",
+        "Port=2222",
+        "User=kamado",
+    } <= options
+
+
+@pytest.mark.parametrize(
+    ("stderr", "failure"),
+    [
+        (
+            "No ED25519 host key is known for [127.0.0.1]:2222 and you have requested "
+            "strict checking.\nHost key verification failed.",
+            "host key",
+        ),
+        (
+            "@@@@@@@@@@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n"
+            "@@@@@@@@@@@@\nHost key verification failed.",
+            "host key changed",
+        ),
+        ("kamado@127.0.0.1: Permission denied (publickey).", "auth"),
+        ("subsystem request failed on channel 0", "subsystem"),
+        ("ssh: connect to host 127.0.0.1 port 9: Connection refused", "unreachable"),
+        ("", "unreachable"),
+    ],
+)
+def test_ssh_stderr_is_read_as_the_right_failure(stderr: str, failure: str) -> None:
+    found = diagnose(stderr, 255)
+    assert found.failure == failure
+    assert found.reason and "@@@" not in found.reason
+
+
+def test_a_passphrase_or_an_odd_key_path_keeps_a_location_on_paramiko() -> None:
+    assert openssh_unusable(location(), "/usr/bin/ssh") == ""
+    assert "no OpenSSH" in openssh_unusable(location(), None)
+    assert "key_passphrase" in openssh_unusable(location(key_passphrase="x"), "/usr/bin/ssh")
+    for odd in ("/keys/my key", "/keys/%d", "/keys/${HOME}", "/keys/a#b"):
+        assert "key_file" in openssh_unusable(location(key_file=odd), "/usr/bin/ssh")
+
+
+@pytest.mark.parametrize("name", ["録画/ニュース 7時.ts", "line\nbreak", "$(rm -rf x) `id`"])
+def test_names_travel_as_length_prefixed_bytes_and_come_back_intact(name: str) -> None:
+    encoded = w.string(name) + w.u64(2**40) + w.u32(7)
+    reader = w.Reader(encoded)
+    assert reader.text() == name and reader.u64() == 2**40 and reader.u32() == 7
+
+
+def test_undecodable_bytes_in_a_name_survive_the_round_trip() -> None:
+    name = os.fsdecode(b"rec-\xff\xfe.ts")
+    assert w.Reader(w.string(name)).text() == name
+
+
+def test_a_status_answer_becomes_an_error_with_its_errno() -> None:
+    body = w.u32(w.FX_NO_SUCH_FILE) + w.string("No such file") + w.string("")
+    with pytest.raises(w.StatusError) as caught:
+        w.expect((w.STATUS, body), w.ATTRS)
+    assert caught.value.errno is not None and caught.value.code == w.FX_NO_SUCH_FILE
+    w.ok((w.STATUS, w.u32(w.FX_OK) + w.string("") + w.string("")))
+
+
+def test_a_closed_pipe_is_a_lost_link(tmp_path: Path) -> None:
+    rfd, wfd = os.pipe()
+    os.close(wfd)
+    other_r, other_w = os.pipe()
+    try:
+        wire = w.Wire(rfd, other_w, timeout=1)
+        with pytest.raises(w.LinkLost):
+            wire.call(w.STAT, w.string("/x"))
+    finally:
+        for fd in (rfd, other_r, other_w):
+            os.close(fd)
