@@ -8,7 +8,6 @@ set on Flower's options object directly, never on a command line another user co
 
 from __future__ import annotations
 
-import ast
 import os
 import re
 from collections.abc import Mapping
@@ -27,10 +26,10 @@ from worker.settings_admin import is_loopback, parse_basic_auth
 
 BASIC_AUTH_ENV = "KAMADO_FLOWER_BASIC_AUTH"
 TASK_COLUMNS = "name,uuid,state,args,received,started,runtime,worker,retries"
-# A Python string literal as repr() writes it, single- or double-quoted.
-_LITERAL = r"('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")"
+# Celery's saferepr (the args of task events) writes a string as '...' with only its
+# single quotes escaped (\'); backslashes stay as they are, so this is not Python syntax.
 _FIELDS = {
-    name: re.compile(rf"['\"]{name}['\"]:\s*{_LITERAL}") for name in ("id", "source", "profile")
+    name: re.compile(rf"'{name}': '((?:\\'|[^'])*)'") for name in ("id", "source", "profile")
 }
 
 
@@ -124,13 +123,7 @@ def flower_app(settings: Settings, broker_url: str) -> Celery:
 
 def _field(text: str, name: str) -> str | None:
     match = _FIELDS[name].search(text)
-    if not match:
-        return None
-    try:
-        value = ast.literal_eval(match.group(1))
-    except (ValueError, SyntaxError):
-        return None
-    return value if isinstance(value, str) else None
+    return match.group(1).replace("\\'", "'") if match else None
 
 
 def describe_args(args: str) -> str | None:

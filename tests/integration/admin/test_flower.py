@@ -167,6 +167,10 @@ def test_a_finished_job_shows_in_the_api_with_job_id_file_profile_and_state(
     )
     rows = {row["uuid"]: row for row in page["data"]}
     assert rows[task_id]["args"] == f"job {job.id} · ニュース 'final'.ts · h264-x264"
+    # Flower's runtime histogram has buckets for hours-long encodes.
+    status, metrics = get(f"{base}/metrics")
+    assert status == 200
+    assert b'flower_task_runtime_seconds_bucket{le="28800.0",task="kamado.encode"' in metrics
 
 
 def test_persistent_flower_keeps_its_state_under_the_state_dir(flower: tuple[str, Path]) -> None:
