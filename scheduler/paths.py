@@ -15,9 +15,9 @@ SYNC_BYTE = 0x47
 def shown(path: Path | str) -> str:
     """A path as a user can read it, even with newlines or undecodable bytes in it."""
     text = os.fsdecode(path)
-    if text.isprintable() and not any(0xDC80 <= ord(c) <= 0xDCFF for c in text):
-        return text
-    return repr(text.encode("utf-8", "surrogateescape"))[1:]
+    if any(0xDC80 <= ord(c) <= 0xDCFF for c in text):
+        return repr(text.encode("utf-8", "surrogateescape"))[1:]
+    return text if text.isprintable() else repr(text)
 
 
 def require_utf8(path: Path | str) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from scheduler.broker import BrokerState
+from scheduler.spool import Spool
 from tests.integration.scheduler.conftest import ROOT, Kamado, write_config
 from tests.integration.scheduler.test_hooks import epgstation_env, place
 from tests.support.procs import wait_for
@@ -121,3 +122,19 @@ def test_scheduler_service_drains_the_spool_when_the_broker_returns(
         service.send_signal(signal.SIGTERM)
         _, err = service.communicate(timeout=20)
     assert service.returncode == 0, err
+
+
+def test_a_process_killed_mid_write_leaves_no_partial_entry(tmp_path: Path) -> None:
+    # A writer killed at any point leaves either a whole entry or only a hidden temp file.
+    code = (
+        "import sys; from scheduler.spool import Spool; from tests.unit.scheduler."
+        "test_spool_files import sub\nfor i in range(100000): Spool(__import__('pathlib')."
+        f"Path({str(tmp_path)!r})).put(sub(str(i)))"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).parents[3])
+    time.sleep(1.5)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    entries = Spool(tmp_path).entries()
+    assert entries
+    assert all(e.submission is not None for e in entries)

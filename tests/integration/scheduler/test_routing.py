@@ -1,0 +1,109 @@
+"""Routing with workers that report different speeds: where each job ends up."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from scheduler.broker import BrokerState
+from scheduler.deliver import Deliverer
+from scheduler.service import Service
+from scheduler.spool import Spool
+from scheduler.submission import Submission
+from tests.integration.scheduler.conftest import ROOT, Kamado
+from tests.support.procs import wait_for
+from tests.support.workers import running_worker
+from worker.heartbeat import BackendSpeed, WorkerHeartbeat
+from worker.jobs import Job, JobState
+from worker.presence import publish, record_speed
+from worker.progress import Progress
+from worker.registry import Registry
+from worker.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def deliverer(kamado: Kamado, tmp_path: Path) -> Iterator[Deliverer]:
+    settings = Settings(broker_url=kamado.broker_url, state_dir=tmp_path / "state")
+    box = Deliverer(settings)
+    yield box
+    box.close()
+
+
+def beat(registry: Registry, name: str, queue: str, backend: str, realtime: float,
+         job: str | None = None) -> None:  # fmt: skip
+    """A worker's heartbeat and measured speed, written through the presence contract."""
+    record_speed(registry, name, backend, None, realtime)
+    speed = BackendSpeed(backend=backend, realtime=realtime)
+    publish(registry, WorkerHeartbeat(hostname=name, queues=[queue], backends=[speed],
+                                      current_job=job), ttl=60)  # fmt: skip
+
+
+def submit(box: Deliverer, name: str, profile: str, length_s: float) -> str:
+    job = Job.create(f"/rec/{name}.ts", profile, priority=7)
+    box.submit(Submission(job=job, origin="enqueue", recorder_path=job.source, estimate_s=length_s))
+    return job.id
+
+
+def test_software_capable_jobs_move_to_the_cpu_only_when_they_finish_sooner_there(
+    deliverer: Deliverer, registry: Registry
+) -> None:
+    busy = submit(deliverer, "running", "h264-intel", 6000)
+    assert registry.acquire(busy, "att", "fast@hw").status == "ok"
+    BrokerState(registry).remove(busy, ["encode.gpu"])  # the fast worker took it
+    registry.update(busy, "att", Progress(percent=10, eta_s=600.0, backend="qsv"))
+    beat(registry, "fast@hw", "encode.gpu", "qsv", 10.0, job=busy)
+    beat(registry, "slow@cpu", "encode.cpu", "x264", 0.5)
+    hardware_only = submit(deliverer, "intel-only", "h264-intel", 60)
+    short = submit(deliverer, "short", "h264-auto", 60)  # cpu 120 s < gpu 600+6+6 s
+    long = submit(deliverer, "long", "h264-auto", 3600)  # cpu 7200 s > gpu ≈ 970 s
+    service = Service(deliverer.settings, deliverer, Spool(deliverer.settings.state_dir / "s"))
+    moved = service.route_once()
+    assert [m.job_id for m in moved] == [short]
+    state = BrokerState(registry)
+    assert [m.job_id for m in state.waiting("encode.gpu")] == [hardware_only, long]
+    assert [m.job_id for m in state.waiting("encode.cpu")] == [short]
+    record = registry.get(short)
+    assert record is not None and record.queue == "encode.cpu"
+    assert service.route_once() == []  # one job per software worker waits at a time
+
+
+def test_new_recordings_overtake_the_backlog(deliverer: Deliverer, registry: Registry) -> None:
+    backlog = [submit(deliverer, f"old{i}", "h264-intel", 1800) for i in range(3)]
+    job = Job.create("/rec/new.ts", "h264-intel", priority=2)
+    deliverer.submit(Submission(job=job, origin="epgstation", recorder_path=job.source))
+    waiting = [m.job_id for m in BrokerState(registry).waiting("encode.gpu")]
+    assert waiting == [job.id, *backlog]
+
+
+def test_a_job_waiting_for_absent_hardware_is_encoded_by_a_real_software_worker(
+    kamado: Kamado, registry: Registry, tiny_ts: Path, tmp_path: Path
+) -> None:
+    rec = tmp_path / "録画 'x'.ts"
+    rec.write_bytes(tiny_ts.read_bytes())
+    job_id = kamado.json("enqueue", str(rec))["queued"][0]
+    assert [m.job_id for m in BrokerState(registry).waiting("encode.gpu")] == [job_id]
+    argv = [sys.executable, "-m", "worker.cli.main", "scheduler", "run", "--config",
+            str(kamado.config)]  # fmt: skip
+    service = subprocess.Popen(argv, env={"PATH": os.environ["PATH"]}, cwd=ROOT,
+                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        with running_worker(kamado.broker_url, tmp_path / "w", queues="encode.cpu"):
+
+            def done() -> bool:
+                record = registry.get(job_id)
+                return record is not None and record.state is JobState.DONE
+
+            assert wait_for(done, 60, interval=0.2)
+    finally:
+        service.send_signal(signal.SIGTERM)
+        _, err = service.communicate(timeout=20)
+    assert f"job {job_id} moved to encode.cpu" in err
+    assert (tmp_path / "録画 'x'.mp4").stat().st_size > 0
