@@ -74,8 +74,17 @@ def plan(
 ) -> FlowerPlan:
     """Check authentication and build Flower's options; ConfigError when it must not start."""
     conf = settings.flower
+    env = os.environ if environ is None else environ
+    # Flower reads FLOWER_* variables after our options and would override them (an
+    # address, the credentials, an unauthenticated API): kamado's config is the one source.
+    stray = sorted(name for name in env if name.startswith("FLOWER_"))
+    if stray:
+        raise ConfigError(
+            f"flower: unset {', '.join(stray)}; `kamado flower` takes its options from the "
+            "[flower] config section and KAMADO_FLOWER_* variables"
+        )
     bind = conf.address if address is None else address
-    users = credentials(settings, os.environ if environ is None else environ)
+    users = credentials(settings, env)
     unauthenticated = not users
     if unauthenticated and not (settings.embedded and is_loopback(bind)):
         where = "the configured broker" if not settings.embedded else f"address {bind}"

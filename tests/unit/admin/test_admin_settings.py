@@ -153,3 +153,11 @@ def test_bad_admin_values_are_rejected_with_the_field() -> None:
         )
     with pytest.raises(ConfigError, match="certfile and keyfile"):
         load_settings(write(Path(os.environ["HOME"]), '[flower]\ncertfile = "/x.crt"\n'))
+
+
+def test_flower_variables_that_would_override_kamado_config_are_refused() -> None:
+    settings = Settings(broker_url=BROKER, flower={"basic_auth": "a:b"})
+    with pytest.raises(ConfigError, match="unset FLOWER_ADDRESS, FLOWER_UNAUTHENTICATED_API"):
+        flower.plan(
+            settings, environ={"FLOWER_UNAUTHENTICATED_API": "true", "FLOWER_ADDRESS": "0.0.0.0"}
+        )
