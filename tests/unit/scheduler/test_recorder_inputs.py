@@ -19,7 +19,7 @@ def test_epgstation_null_and_empty_values_are_absent_and_times_are_milliseconds(
             "STARTAT": "1700000000000",
             "ENDAT": "1700000060000",
             "DESCRIPTION": "null",
-        },  # fmt: skip
+        },
         failed=True,
     )
     assert got.failed

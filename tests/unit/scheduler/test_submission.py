@@ -38,9 +38,9 @@ def test_paths_map_by_longest_prefix_to_a_mount_or_an_sftp_location() -> None:
 
 
 def test_path_map_targets_must_be_absolute_or_sftp_location_uris() -> None:
-    with pytest.raises(ValidationError, match="absolute path or sftp"):
+    with pytest.raises(ValidationError, match=r"absolute path or sftp"):
         PathMap(recorder="/rec", target="mnt/rec")
-    with pytest.raises(ValidationError, match="'..' is not allowed"):
+    with pytest.raises(ValidationError, match=r"'\.\.' is not allowed"):
         PathMap(recorder="/rec", target="sftp://r/../etc")
 
 
@@ -65,7 +65,7 @@ def test_rules_need_a_condition_and_a_known_profile() -> None:
         ProfileRule(profile="h264-auto")
     with pytest.raises(ValidationError, match="not a regular expression"):
         ProfileRule(profile="h264-auto", title="(")
-    with pytest.raises(ConfigError, match="scheduler.rules.0.profile = 'fast'"):
+    with pytest.raises(ConfigError, match=r"scheduler\.rules\.0\.profile = 'fast'"):
         check_rules(settings(rules=[ProfileRule(profile="fast", channel="x")]))
 
 
@@ -105,7 +105,7 @@ def test_hooks_outrank_the_backlog_and_lengths_come_from_times_or_size(tmp_path:
 
 def test_unusable_recordings_are_named_with_the_reason(tmp_path: Path) -> None:
     (tmp_path / "empty.ts").write_bytes(b"")
-    with pytest.raises(RecordingError, match="empty.ts: the file is empty"):
+    with pytest.raises(RecordingError, match=r"empty\.ts: the file is empty"):
         prepare(settings(), str(tmp_path / "empty.ts"), origin="enqueue")
     with pytest.raises(RecordingError, match="no such file"):
         prepare(settings(), str(tmp_path / "gone.ts"), origin="enqueue")
