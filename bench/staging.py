@@ -4,7 +4,9 @@ Starts a private sshd (as the staging tests do), writes a random file, then alte
 kamado pull / scp pull and kamado push / scp push for several repeats, and prints the
 median throughput of each and kamado ÷ scp (target: at least 0.9). scp runs twice: with
 OpenSSH's default cipher choice, and pinned to the cipher kamado negotiates (AES-GCM),
-so the ratio shows both what users see and the protocol-handling overhead alone.
+so the ratio shows both what users see and the protocol-handling overhead alone. kamado
+uses the transport staging picks (OpenSSH's ``ssh -s sftp`` unless the key has a
+passphrase); the first line says which.
 
     python bench/staging.py [--size-mib 512] [--repeats 5] [--dir /var/tmp]
 """
@@ -27,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.support.sshd import SshdProcess
 from worker.settings_staging import StagingSettings
 from worker.staging import pull, stage_out
+from worker.staging_core import connect
 
 MIB = 1024 * 1024
 GCM = "aes128-gcm@openssh.com"
@@ -130,6 +133,9 @@ def run(base: Path, sshd: SshdProcess, size: int, repeats: int) -> None:
         "scp push": scp_push(),
         f"scp -c {GCM} push": scp_push("-c", GCM),
     }
+    probe = connect(settings, "rec")
+    print(f"kamado transport: {type(probe).__name__}")
+    probe.close()
     figures: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeats):  # interleaved, so drift in machine load hits every tool alike
         for name, action in runs.items():
