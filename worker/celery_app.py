@@ -65,7 +65,13 @@ def celery_config(settings: Settings, broker_url: str) -> dict[str, Any]:
         # the attempt cap in the job registry stops a file that kills ffmpeg every time.
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
-        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        # kamado cancels a running encode on connection loss itself, through the lease:
+        # an attempt that cannot renew its lease for longer than its TTL kills ffmpeg and
+        # never commits. Celery's own switch is off on purpose: when the broker and the
+        # result backend share a Redis that restarts, its cancel path raises while
+        # announcing the cancel and takes the whole worker down (seen with Celery 5.6),
+        # and a short Redis blip would throw away hours of encoding.
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
         "task_soft_time_limit": settings.encode.soft_time_limit,
         "task_time_limit": settings.encode.time_limit,
         "worker_send_task_events": True,

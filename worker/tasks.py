@@ -17,6 +17,7 @@ from typing import Any
 
 from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import worker_process_shutdown
 
 from worker.capabilities import cached_probe
 from worker.encode import Attempt, encode_job
@@ -35,6 +36,7 @@ from worker.errors import (
 )
 from worker.jobs import ENCODE_TASK, Job, JobState
 from worker.lease import LeaseKeeper
+from worker.notify import Notifier
 from worker.presence import record_speed
 from worker.profiles import Backend, get_profile
 from worker.progress import Progress
@@ -101,6 +103,8 @@ class _Registries:
 def register_tasks(app: Celery, settings: Settings) -> None:
     """Define kamado's tasks on ``app``, bound to ``settings``."""
     registries = _Registries(app, settings)
+    notifier = Notifier(settings.notify)
+    worker_process_shutdown.connect(lambda **_: notifier.close(5), weak=False)
 
     @app.task(name=ENCODE_TASK, bind=True, throws=(JobFailed,), max_retries=None)
     def encode(self: Task[Any, Any], payload: dict[str, Any]) -> dict[str, Any]:
@@ -111,11 +115,27 @@ def register_tasks(app: Celery, settings: Settings) -> None:
         except KamadoError as e:
             log.warning("rejected a task: %s", e)
             raise JobFailed(str(e)) from None
-        return run_attempt(self, app, settings, registries.get(), job)
+        return run_attempt(self, app, settings, registries.get(), job, notifier)
+
+
+def announce(registry: Registry, notifier: Notifier, job_id: str) -> None:
+    """Tell the configured webhook that a job reached a final state (never blocks)."""
+    try:
+        record = registry.get(job_id)
+    except KamadoError as e:
+        log.warning("job %s: not announced: %s", job_id, e)
+        return
+    if record is not None and record.state.final:
+        notifier.notify(record)
 
 
 def run_attempt(
-    task: Task[Any, Any], app: Celery, settings: Settings, registry: Registry, job: Job
+    task: Task[Any, Any],
+    app: Celery,
+    settings: Settings,
+    registry: Registry,
+    job: Job,
+    notifier: Notifier,
 ) -> dict[str, Any]:
     """One delivery of a job: take the lease or drop the delivery, encode, record the end."""
     worker = task.request.hostname or socket.gethostname()
@@ -140,20 +160,19 @@ def run_attempt(
         )
         message = f"{job.source}: gave up after {got.detail} attempts ({reasons or 'no reason'})"
         registry.settle(job.id, JobState.FAILED, message)
+        announce(registry, notifier, job.id)
         raise JobFailed(message)
 
-    with LeaseKeeper(registry, job.id, attempt_id) as keeper:
+    def publish(progress: Progress) -> None:
+        meta = progress_meta(job, progress)
+        task.update_state(state=PROGRESS_STATE, meta=meta)
+        task.send_event(PROGRESS_EVENT, **meta)
 
-        def on_progress(progress: Progress) -> None:
-            registry.update(job.id, attempt_id, progress)
-            meta = progress_meta(job, progress)
-            task.update_state(state=PROGRESS_STATE, meta=meta)
-            task.send_event(PROGRESS_EVENT, **meta)
-
+    with LeaseKeeper(registry, job.id, attempt_id, publish=publish) as keeper:
         attempt = Attempt(
             settings=settings,
             backends=worker_backends(app, settings),
-            on_progress=on_progress,
+            on_progress=keeper.report,
             check_cancel=keeper.check,
             before_commit=lambda _temp: keeper.guard_commit(),
             worker=worker,
@@ -166,6 +185,7 @@ def run_attempt(
             return {"job_id": job.id, "skipped": str(e)}
         except JobCancelled as e:
             registry.finish(job.id, attempt_id, JobState.CANCELLED, error="cancelled")
+            announce(registry, notifier, job.id)
             raise JobFailed(str(e)) from None
         except SoftTimeLimitExceeded:
             limit = settings.encode.soft_time_limit
@@ -173,14 +193,18 @@ def run_attempt(
                 f"{job.source}: ran past encode.soft_time_limit ({limit} s); ffmpeg was stopped"
             )
             registry.finish(job.id, attempt_id, JobState.FAILED, error=message, kind="timeout")
+            announce(registry, notifier, job.id)
             raise JobFailed(message) from None
         except KamadoError as e:
-            return fail_or_retry(task, settings, registry, job, attempt_id, got.attempt, e)
+            return fail_or_retry(
+                task, settings, registry, job, (attempt_id, got.attempt), e, notifier
+            )
     if not registry.finish(
         job.id, attempt_id, JobState.DONE, result=result, backend=result.get("backend")
     ):
         log.warning("job %s: lease lost right after the commit; the output is in place", job.id)
     log.info("job %s done: %s (%s)", job.id, result["output"], result["backend"])
+    announce(registry, notifier, job.id)
     note_speed(registry, worker, result)
     return result
 
@@ -201,17 +225,24 @@ def fail_or_retry(
     settings: Settings,
     registry: Registry,
     job: Job,
-    attempt_id: str,
-    number: int,
+    attempt: tuple[str, int],
     error: KamadoError,
+    notifier: Notifier,
 ) -> dict[str, Any]:
     """Fail at once for permanent errors; otherwise requeue until the attempt limit."""
+    attempt_id, number = attempt
     kind = getattr(error, "kind", None) or type(error).__name__
+    backend = getattr(error, "backend", None)
     if is_permanent(error) or number >= settings.jobs.max_attempts:
-        registry.finish(job.id, attempt_id, JobState.FAILED, error=str(error), kind=kind)
+        registry.finish(
+            job.id, attempt_id, JobState.FAILED, error=str(error), kind=kind, backend=backend
+        )
         log.warning("job %s failed: %s", job.id, error)
+        announce(registry, notifier, job.id)
         raise JobFailed(str(error))
-    registry.finish(job.id, attempt_id, JobState.QUEUED, error=str(error), kind=kind)
+    registry.finish(
+        job.id, attempt_id, JobState.QUEUED, error=str(error), kind=kind, backend=backend
+    )
     delay = settings.jobs.retry_delay * number
     log.warning("job %s attempt %d failed (%s); retrying in %g s", job.id, number, error, delay)
     raise task.retry(countdown=delay, exc=JobFailed(str(error)))

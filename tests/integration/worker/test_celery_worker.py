@@ -112,7 +112,7 @@ def test_the_running_worker_loaded_the_settings_long_encodes_need(
     assert conf["task_acks_late"] is True
     assert conf["worker_prefetch_multiplier"] == 1
     assert conf["task_reject_on_worker_lost"] is True
-    assert conf["worker_cancel_long_running_tasks_on_connection_loss"] is True
+    assert conf["worker_cancel_long_running_tasks_on_connection_loss"] is False  # the lease does it
     assert conf["worker_send_task_events"] is True
     assert conf["accept_content"] == ["json"]
     assert conf["task_serializer"] == "json"
