@@ -129,3 +129,12 @@ def test_ts_and_m2ts_are_recognised_by_their_sync_bytes(tmp_path: Path) -> None:
     assert sniff_ts(tmp_path / "a.ts") is None
     assert sniff_ts(tmp_path / "b.m2ts") is None
     assert sniff_ts(tmp_path / "c.ts") == "not an MPEG-TS recording (no sync bytes)"
+
+
+def test_the_example_scheduler_config_is_valid() -> None:
+    import tomllib
+
+    example = Path(__file__).parents[3] / "deploy" / "scheduler.example.toml"
+    config = Settings(state_dir=Path("/tmp/k"), **tomllib.loads(example.read_text("utf-8")))
+    check_rules(config)
+    assert config.scheduler.path_map[1].target == "sftp://recorder/recorded"
