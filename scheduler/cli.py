@@ -11,14 +11,18 @@ import typer
 
 def register(app: typer.Typer) -> None:
     """Add the scheduler role's commands to the root app."""
-    from scheduler import cli_enqueue, cli_hook, cli_jobs, cli_service, cli_spool
+    from scheduler.cli_enqueue import enqueue
+    from scheduler.cli_hook import app as hook_app
+    from scheduler.cli_jobs import cancel, retry, status, watch, workers_cmd
+    from scheduler.cli_service import app as service_app
+    from scheduler.cli_spool import app as spool_app
 
-    app.add_typer(cli_hook.app, name="hook")
-    app.add_typer(cli_spool.app, name="spool")
-    app.add_typer(cli_service.app, name="scheduler")
-    app.command("enqueue")(cli_enqueue.enqueue)
-    app.command("status")(cli_jobs.status)
-    app.command("watch")(cli_jobs.watch)
-    app.command("cancel")(cli_jobs.cancel)
-    app.command("retry")(cli_jobs.retry)
-    app.command("workers")(cli_jobs.workers_cmd)
+    app.add_typer(hook_app, name="hook")
+    app.add_typer(spool_app, name="spool")
+    app.add_typer(service_app, name="scheduler")
+    app.command("enqueue")(enqueue)
+    app.command("status")(status)
+    app.command("watch")(watch)
+    app.command("cancel")(cancel)
+    app.command("retry")(retry)
+    app.command("workers")(workers_cmd)
