@@ -19,8 +19,13 @@ from worker.errors import KamadoError
 Register = Callable[[typer.Typer], None]
 
 
-def build_app() -> typer.Typer:
-    """The root typer app with every installed role's commands registered."""
+def build_app(argv: list[str] | None = None) -> typer.Typer:
+    """The root typer app with the installed roles' commands registered.
+
+    A command listed in the ``kamado.cli.commands`` group (command name → the register
+    function that provides it) loads only that role's commands: a recorder hook must not
+    pay for importing Celery, Flower, paramiko and libvirt bindings it never uses.
+    """
     app = typer.Typer(
         name="kamado",
         help="Turn TV recordings into verified H.264 files on an Intel iGPU, through a queue.",
@@ -28,7 +33,13 @@ def build_app() -> typer.Typer:
         pretty_exceptions_enable=False,
         add_completion=False,
     )
-    for ep in sorted(entry_points(group="kamado.cli"), key=lambda e: e.name):
+    first = next((a for a in (argv or []) if not a.startswith("-")), None)
+    fast = {ep.name: ep for ep in entry_points(group="kamado.cli.commands")}
+    if first in fast:
+        chosen = [fast[first]]
+    else:
+        chosen = sorted(entry_points(group="kamado.cli"), key=lambda e: e.name)
+    for ep in chosen:
         register: Register = ep.load()
         register(app)
     return app
@@ -36,7 +47,7 @@ def build_app() -> typer.Typer:
 
 def main() -> None:
     """Console-script entry: run the app, turning KamadoError into a message and exit code."""
-    app = build_app()
+    app = build_app(sys.argv[1:])
     try:
         app(standalone_mode=True)
     except KamadoError as e:
