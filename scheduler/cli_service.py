@@ -39,10 +39,15 @@ def run(
     signal.signal(signal.SIGINT, on_signal)
     try:
         check_rules(settings)
+        from worker.metrics import serve_metrics
+
         deliverer = Deliverer(settings)
+        metrics = serve_metrics(settings) if settings.metrics.enabled else None
         try:
             Service(settings, deliverer, Spool(spool_dir(settings))).run(stop)
         finally:
+            if metrics is not None:
+                metrics.close()
             deliverer.close()
     except KamadoError as e:
         fail(e)

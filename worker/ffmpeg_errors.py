@@ -13,7 +13,11 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
         re.compile(
             r"Unrecognized option|Option not found|Unable to parse option value|"
             r"Error setting option|Unknown encoder|No such filter|"
-            r"Option '.*' not found|Error applying option"
+            r"Option '.*' not found|Error applying option|"
+            # QSV runtimes refuse some rate-control combinations: a profile problem,
+            # not missing hardware.
+            r"Selected ratecontrol mode is not supported by the QSV runtime|"
+            r"More than one of: \{ constant qscale, lookahead, VCM \} requested"
         ),
     ),
     (
@@ -24,7 +28,7 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
             r"No device available for (de|en)coder|Device setup failed|"
             r"Failed to (initialise|create) VAAPI|vaInitialize failed|"
             r"Cannot load libmfx|Error initializing the MFX|"
-            r"not supported by the QSV runtime|/dev/dri",
+            r"/dev/dri",
             re.IGNORECASE,
         ),
     ),

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from worker.errors import BrokerError
 from worker.heartbeat import KEY_PREFIX, BackendSpeed, WorkerHeartbeat, worker_key
-from worker.registry import Registry
+from worker.registry import Registry, job_key
 
 log = logging.getLogger("kamado.presence")
 
@@ -83,10 +83,16 @@ def workers(registry: Registry) -> list[WorkerHeartbeat]:
 
 
 def current_job(registry: Registry, hostname: str) -> str | None:
-    """The job this worker holds a lease on right now, if any."""
-    for job_id in registry.active_ids():
-        record = registry.get(job_id)
-        if record and record.worker == hostname and record.attempt_id:
+    """The job this worker holds a lease on right now, if any (one round trip)."""
+    ids = registry.active_ids()
+    if not ids:
+        return None
+    pipe = registry.client.pipeline(transaction=False)
+    for job_id in ids:
+        pipe.hmget(job_key(job_id), "worker", "attempt_id")
+    rows = registry.call("find the current job", pipe.execute)
+    for job_id, (worker, attempt_id) in zip(ids, rows, strict=True):
+        if worker == hostname and attempt_id:
             return job_id
     return None
 

@@ -44,7 +44,7 @@ def worker(
         str | None, typer.Option("--queues", "-Q", help="comma-separated queues to consume")
     ] = None,
     concurrency: Annotated[
-        int | None, typer.Option("--concurrency", "-c", min=1, max=16, help="parallel encodes")
+        int | None, typer.Option("--concurrency", min=1, max=16, help="parallel encodes")
     ] = None,
     hostname: Annotated[str | None, typer.Option("--hostname", "-n")] = None,
     loglevel: Annotated[str, typer.Option("--loglevel", "-l")] = "INFO",
