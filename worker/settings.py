@@ -111,7 +111,6 @@ class JobsSettings(Section):
     reconcile_interval: float = Field(
         default=30.0, gt=0, le=3600, description="seconds between reconciler passes"
     )
-    keep_done_days: int = Field(default=90, ge=1, description="how long finished jobs are listed")
 
 
 class BrokerSettings(Section):
