@@ -13,6 +13,7 @@ import os
 import secrets
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,10 +25,12 @@ from worker.probe import check_readable, probe_source
 from worker.profiles import Backend, Profile, choose_backend, get_profile
 from worker.progress import Progress
 from worker.settings import Settings
-from worker.staging import Target, resolve, stage_in, stage_out
+from worker.staging import StagedSource, Target, resolve, stage_in, stage_out
 from worker.verify import verify_output
 
 TEMP_MARK = ".kamado-part"
+# Brings a source here for the duration of a block (see worker.staging.stage_in).
+StageSource = Callable[[str], AbstractContextManager[StagedSource]]
 
 
 def _nothing() -> None:
@@ -46,6 +49,9 @@ class Attempt:
     # stops the commit (the job registry uses it to check the attempt still holds its lease).
     before_commit: Callable[[Path], None] = lambda _p: None
     worker: str = ""
+    # Brings the source here for the block; a worker passes one that takes prefetched
+    # copies (worker/prefetch_next.py). None: pull it now.
+    stage_source: StageSource | None = None
     attempt_id: str = field(default_factory=lambda: secrets.token_hex(4))
 
 
@@ -103,7 +109,8 @@ def encode_job(job: Job, attempt: Attempt) -> EncodeResult:
     attempt.on_progress(Progress(state=JobState.STAGING, backend=backend.value))
     # Sources are pulled (or used in place on a shared mount), never streamed here:
     # the probe must read the file before ffmpeg does.
-    with stage_in(settings.staging, job.source, stream=False) as staged:
+    stage = attempt.stage_source or (lambda uri: stage_in(settings.staging, uri, stream=False))
+    with stage(job.source) as staged:
         source = staged.path
         if destination.kind == "local":
             output = Path(destination.path)

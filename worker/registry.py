@@ -329,6 +329,17 @@ class Registry:
         """Ids of jobs with a message waiting in these queues (not yet delivered)."""
         return set(self.call("read the queues", _jobs_with_messages, self.client, queues))
 
+    def peek_next(self, queues: list[str]) -> str | None:
+        """The raw message a worker on these queues would take next (most urgent, oldest)."""
+        # Producers LPUSH and workers BRPOP: the next message is at the right end (-1) of
+        # the first non-empty list, priority levels 0..9 (celery_app.PRIORITY_STEPS) first.
+        keys = [q if n == 0 else f"{q}{PRIORITY_SEP}{n}" for n in range(10) for q in queues]
+        pipe = self.client.pipeline(transaction=False)
+        for key in keys:
+            pipe.lindex(key, -1)
+        found: list[str | None] = self.call("peek the queues", pipe.execute)
+        return next((m for m in found if m), None)
+
     def list(self, limit: int = 200) -> list[JobRecord]:
         """The most recently submitted jobs, newest first."""
         ids = self.call("list jobs", self.client.zrevrange, INDEX, 0, limit - 1)

@@ -20,7 +20,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_process_shutdown
 
 from worker.capabilities import cached_probe
-from worker.encode import Attempt, encode_job
+from worker.encode import Attempt, StageSource, encode_job
 from worker.errors import (
     BackendUnavailable,
     BadInputError,
@@ -37,6 +37,7 @@ from worker.errors import (
 from worker.jobs import ENCODE_TASK, Job, JobState
 from worker.lease import LeaseKeeper
 from worker.notify import Notifier
+from worker.prefetch_next import NextPrefetch, consumed_queues
 from worker.presence import record_speed
 from worker.profiles import Backend, get_profile
 from worker.progress import Progress
@@ -105,6 +106,8 @@ def register_tasks(app: Celery, settings: Settings) -> None:
     registries = _Registries(app, settings)
     notifier = Notifier(settings.notify)
     worker_process_shutdown.connect(lambda **_: notifier.close(5), weak=False)
+    prefetch = NextPrefetch(settings, registries.get, lambda: consumed_queues(app, settings))
+    worker_process_shutdown.connect(lambda **_: prefetch.close(), weak=False)
 
     @app.task(name=ENCODE_TASK, bind=True, throws=(JobFailed,), max_retries=None)
     def encode(self: Task[Any, Any], payload: dict[str, Any]) -> dict[str, Any]:
@@ -115,7 +118,9 @@ def register_tasks(app: Celery, settings: Settings) -> None:
         except KamadoError as e:
             log.warning("rejected a task: %s", e)
             raise JobFailed(str(e)) from None
-        return run_attempt(self, app, settings, registries.get(), job, notifier)
+        return run_attempt(
+            self, app, settings, registries.get(), job, notifier, stage_source=prefetch.stage_in
+        )
 
 
 def announce(registry: Registry, notifier: Notifier, job_id: str) -> None:
@@ -136,6 +141,7 @@ def run_attempt(
     registry: Registry,
     job: Job,
     notifier: Notifier,
+    stage_source: StageSource | None = None,
 ) -> dict[str, Any]:
     """One delivery of a job: take the lease or drop the delivery, encode, record the end."""
     worker = task.request.hostname or socket.gethostname()
@@ -177,6 +183,7 @@ def run_attempt(
             before_commit=lambda _temp: keeper.guard_commit(),
             worker=worker,
             attempt_id=attempt_id,
+            stage_source=stage_source,
         )
         try:
             result = encode_job(job, attempt).model_dump(mode="json")
