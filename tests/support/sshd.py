@@ -1,4 +1,4 @@
-"""A real OpenSSH sshd on a free loopback port, with its own host key and one authorized key."""
+"""A real OpenSSH sshd on a free port (loopback by default), its own host key, one user key."""
 
 from __future__ import annotations
 
@@ -36,8 +36,11 @@ def keygen(path: Path, kind: str = "ed25519", passphrase: str = "") -> Path:
 class SshdProcess:
     """One sshd in the foreground (-D) serving SFTP with internal-sftp, owned by a test."""
 
-    def __init__(self, directory: Path, port: int | None = None) -> None:
+    def __init__(
+        self, directory: Path, port: int | None = None, *, address: str = "127.0.0.1"
+    ) -> None:
         self.directory = directory
+        self.address = address  # listen here; known_hosts names the host by it
         self.port = port or free_port()
         self.user = getpass.getuser()
         self.host_key = directory / "ssh_host_ed25519_key"
@@ -60,14 +63,15 @@ class SshdProcess:
         keys = (self.user_key, self.locked_key)
         authorized.write_text("".join(Path(f"{key}.pub").read_text() for key in keys))
         host_pub = self.host_key.with_suffix(".pub").read_text().split()
-        self.known_hosts.write_text(f"[127.0.0.1]:{self.port} {host_pub[0]} {host_pub[1]}\n")
+        name = self.address if self.port == 22 else f"[{self.address}]:{self.port}"
+        self.known_hosts.write_text(f"{name} {host_pub[0]} {host_pub[1]}\n")
         # sshd refuses to start without its privilege-separation directory.
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
         self.config.write_text(
             "\n".join(
                 [
                     f"Port {self.port}",
-                    "ListenAddress 127.0.0.1",
+                    f"ListenAddress {self.address}",
                     f"HostKey {self.host_key}",
                     f"PidFile {self.directory / 'sshd.pid'}",
                     f"AuthorizedKeysFile {authorized}",
@@ -105,7 +109,7 @@ class SshdProcess:
                 raise RuntimeError(f"sshd exited: {self.log.read_text(errors='replace')[-2000:]}")
             with (
                 contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s,
+                socket.create_connection((self.address, self.port), timeout=0.5) as s,
             ):
                 if s.recv(64).startswith(b"SSH-2.0"):
                     return

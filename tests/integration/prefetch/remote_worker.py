@@ -34,9 +34,11 @@ def write_worker_config(
     location: dict[str, Any],
     staging: dict[str, Any] | None = None,
     sections: dict[str, dict[str, Any]] | None = None,
+    top: dict[str, Any] | None = None,
 ) -> Path:
     """A kamado TOML config: scratch, one SFTP location `recorder`, extra sections."""
-    lines = ["[staging]", f"scratch_dir = {toml_value(str(scratch))}", "min_free_mb = 0"]
+    lines = [f"{k} = {toml_value(v)}" for k, v in (top or {}).items()]
+    lines += ["[staging]", f"scratch_dir = {toml_value(str(scratch))}", "min_free_mb = 0"]
     lines += [f"{k} = {toml_value(v)}" for k, v in (staging or {}).items()]
     lines += ["", "[staging.locations.recorder]"]
     lines += [f"{k} = {toml_value(v)}" for k, v in location.items()]
