@@ -169,10 +169,15 @@ def run_attempt(
         announce(registry, notifier, job.id)
         raise JobFailed(message)
 
+    # The keeper thread publishes progress: Celery's request context is thread-local, so
+    # take the task id and worker name here and address the backend and events directly.
+    task_id = str(task.request.id)
+
     def publish(progress: Progress) -> None:
         meta = progress_meta(job, progress)
-        task.update_state(state=PROGRESS_STATE, meta=meta)
-        task.send_event(PROGRESS_EVENT, **meta)
+        task.update_state(task_id=task_id, state=PROGRESS_STATE, meta=meta)
+        with app.events.default_dispatcher(hostname=worker) as dispatcher:
+            dispatcher.send(PROGRESS_EVENT, uuid=task_id, **meta)
 
     with LeaseKeeper(registry, job.id, attempt_id, publish=publish) as keeper:
         attempt = Attempt(

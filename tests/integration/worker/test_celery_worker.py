@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -129,17 +131,17 @@ def test_progress_reaches_event_listeners_such_as_flower(
     app, _, settings = worker
     events: list[dict[str, Any]] = []
     ready = threading.Event()
+    receivers: list[Any] = []
 
     def listen() -> None:
         with app.connection_for_read() as conn:
             receiver = app.events.Receiver(
                 conn, handlers={"task-progress": events.append, "task-succeeded": events.append}
             )
+            receivers.append(receiver)
             ready.set()
-            try:
-                receiver.capture(limit=None, timeout=60, wakeup=False)
-            except Exception:  # the capture loop ends with a socket timeout or stop
-                return
+            with contextlib.suppress(socket.timeout, TimeoutError):
+                receiver.capture(limit=None, timeout=None, wakeup=False)
 
     thread = threading.Thread(target=listen, daemon=True)
     thread.start()
@@ -151,6 +153,9 @@ def test_progress_reaches_event_listeners_such_as_flower(
     assert progress, "no task-progress event was sent"
     assert progress[0]["job_id"] == outcome.job.id
     assert {"percent", "fps", "state", "backend"} <= set(progress[-1])
+    receivers[0].should_stop = True
+    thread.join(10)
+    assert not thread.is_alive()
 
 
 def test_the_worker_publishes_a_heartbeat_with_its_backends_and_measured_speed(
