@@ -20,7 +20,7 @@ import threading
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, BinaryIO, NoReturn, Self
+from typing import Any, BinaryIO, NoReturn
 
 import paramiko
 from paramiko.sftp import CMD_DATA, CMD_EXTENDED, CMD_EXTENDED_REPLY, CMD_READ, CMD_WRITE, int64
@@ -31,6 +31,7 @@ from worker.sftp_common import (
     DiskSpace,
     Progress,
     RemoteStat,
+    SessionBase,
     Sink,
     SinkError,
     clamp_request,
@@ -40,7 +41,6 @@ from worker.staging_errors import (
     AccessDeniedError,
     AuthenticationError,
     LocationError,
-    NoSpaceError,
     RemoteNotFoundError,
     TransferError,
     UnreachableError,
@@ -59,7 +59,7 @@ class _Answers:
         self.got[num] = (t, msg)
 
 
-class SftpSession:
+class SftpSession(SessionBase):
     """One authenticated SSH connection with an SFTP session to a configured location."""
 
     def __init__(
@@ -135,12 +135,6 @@ class SftpSession:
             self.client.close()
         with contextlib.suppress(Exception):
             self.transport.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     @contextmanager
     def errors(self, action: str, path: str) -> Iterator[None]:
@@ -364,23 +358,6 @@ class SftpSession:
             return DEFAULT_REQUEST, DEFAULT_REQUEST
         _packet, read, write = msg.get_int64(), msg.get_int64(), msg.get_int64()
         return clamp_request(read), clamp_request(write)
-
-    def space_error(self, path: str, needed: int) -> NoSpaceError:
-        """A NoSpaceError for ``path`` naming free and needed bytes."""
-        try:
-            space = self.disk_space(path)
-        except LocationError:
-            space = None
-        free = space.free if space else None
-        shown = f"{free} bytes free" if free is not None else "free space unknown"
-        return NoSpaceError(
-            f"location {self.name!r}: no space left on the remote disk for {path!r} "
-            f"({shown}, {needed} needed); free space on {self.location.host}",
-            location=self.name,
-            path=path,
-            free=free,
-            needed=needed,
-        )
 
 
 def _quietly_close(handle: paramiko.SFTPFile) -> None:

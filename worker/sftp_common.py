@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Self
+
+from worker.settings_staging import SftpLocation
+from worker.staging_errors import LocationError, NoSpaceError
 
 DEFAULT_REQUEST = 32 * 1024  # every SFTP server accepts this much per read or write
 MAX_REQUEST = 255 * 1024  # OpenSSH's limit (256 KiB message less headers)
@@ -64,3 +68,41 @@ def known_hosts_name(host: str, port: int) -> str:
 def clamp_request(size: int) -> int:
     """A request size a server announced, kept between the safe and OpenSSH's maximum."""
     return max(DEFAULT_REQUEST, min(MAX_REQUEST, size or DEFAULT_REQUEST))
+
+
+class SessionBase:
+    """What both SFTP transports (paramiko, OpenSSH) share: context use, space errors."""
+
+    name: str
+    location: SftpLocation
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the session (each transport closes its own connection)."""
+        raise NotImplementedError
+
+    def disk_space(self, path: str) -> DiskSpace | None:
+        """Free space where ``path`` lives (each transport asks its own way)."""
+        raise NotImplementedError
+
+    def space_error(self, path: str, needed: int) -> NoSpaceError:
+        """A NoSpaceError for ``path`` naming free and needed bytes."""
+        try:
+            space = self.disk_space(path)
+        except LocationError:
+            space = None
+        free = space.free if space else None
+        shown = f"{free} bytes free" if free is not None else "free space unknown"
+        return NoSpaceError(
+            f"location {self.name!r}: no space left on the remote disk for {path!r} "
+            f"({shown}, {needed} needed); free space on {self.location.host}",
+            location=self.name,
+            path=path,
+            free=free,
+            needed=needed,
+        )

@@ -16,7 +16,7 @@ import threading
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import BinaryIO, NoReturn, Self
+from typing import BinaryIO, NoReturn
 
 from worker import sftp_wire as w
 from worker.errors import ProcessError
@@ -27,6 +27,7 @@ from worker.sftp_common import (
     DiskSpace,
     Progress,
     RemoteStat,
+    SessionBase,
     Sink,
     SinkError,
     clamp_request,
@@ -39,14 +40,13 @@ from worker.staging_errors import (
     AuthenticationError,
     HostKeyError,
     LocationError,
-    NoSpaceError,
     RemoteNotFoundError,
     TransferError,
     UnreachableError,
 )
 
 
-class OpenSshSession:
+class OpenSshSession(SessionBase):
     """One ``ssh -s sftp`` child and the SFTP session spoken over its pipes."""
 
     def __init__(
@@ -85,12 +85,6 @@ class OpenSshSession:
     def close(self) -> None:
         """End the SFTP session and ssh (quietly: the link may be gone)."""
         self.child.close(grace=1.0)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     @contextmanager
     def errors(self, action: str, path: str) -> Iterator[None]:
@@ -322,23 +316,6 @@ class OpenSshSession:
         reader = w.Reader(body)
         _packet, read, write = reader.u64(), reader.u64(), reader.u64()
         return clamp_request(read), clamp_request(write)
-
-    def space_error(self, path: str, needed: int) -> NoSpaceError:
-        """A NoSpaceError for ``path`` naming free and needed bytes."""
-        try:
-            space = self.disk_space(path)
-        except LocationError:
-            space = None
-        free = space.free if space else None
-        shown = f"{free} bytes free" if free is not None else "free space unknown"
-        return NoSpaceError(
-            f"location {self.name!r}: no space left on the remote disk for {path!r} "
-            f"({shown}, {needed} needed); free space on {self.location.host}",
-            location=self.name,
-            path=path,
-            free=free,
-            needed=needed,
-        )
 
 
 def _refused(
