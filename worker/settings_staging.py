@@ -49,7 +49,9 @@ class SftpLocation(Section):
     """A directory on another host (the recorder) reached over SFTP with strict host keys."""
 
     kind: Literal["sftp"]
-    host: str = Field(min_length=1)
+    # A host name or an IP address: no user@, no spaces, no leading dash (ssh would read
+    # those as a user or an option).
+    host: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:\[\]][A-Za-z0-9_.:\[\]-]*$")
     port: int = Field(default=22, ge=1, le=65535)
     user: str = Field(min_length=1)
     key_file: Path = Field(description="private key (ed25519, ecdsa or rsa) for key auth")

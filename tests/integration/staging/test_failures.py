@@ -169,7 +169,10 @@ def test_remote_disk_filling_up_during_the_push_is_reported_and_cleaned(
     sshd: SshdProcess, small_fs: SmallFs, make_file: MakeFile, tmp_path: Path
 ) -> None:
     full = small_fs("remote_filling", 4096)
-    settings = make_settings(sshd, full, tmp_path / "scratch")
+    # One write request in flight: the disk fills before the next one is sent, however
+    # fast the server wrote the first (with many in flight the whole file could land
+    # before the hog starts, and the push would rightly succeed).
+    settings = make_settings(sshd, full, tmp_path / "scratch", max_requests=1)
     make_file(tmp_path / "out.mp4", 3 * MIB)
     filled: list[bool] = []
 

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from worker.settings import Settings
-from worker.settings_staging import StagingSettings
+from worker.settings_staging import SftpLocation, StagingSettings
 from worker.staging import scratch_path
 from worker.staging_errors import BadUriError
 from worker.staging_out import temp_name
@@ -112,3 +112,9 @@ def test_scratch_and_temporary_names_never_carry_hostile_characters() -> None:
     assert scratch_path(Path("/s"), "sftp://rec/a.$(x)").suffix == ""
     temp = temp_name("/out/dir/" + "長" * 200 + ".mp4")
     assert temp.startswith("/out/dir/.kamado-") and len(temp.rsplit("/", 1)[1]) < 40
+
+
+@pytest.mark.parametrize("host", ["kamado@recorder", "-oProxyCommand=touch x", "rec order"])
+def test_an_sftp_host_that_ssh_would_read_as_a_user_or_an_option_is_refused(host: str) -> None:
+    with pytest.raises(ValidationError, match="host"):
+        SftpLocation(kind="sftp", host=host, user="u", key_file=Path("/k"), known_hosts=Path("/kh"))
