@@ -38,10 +38,8 @@ from worker.sftp_common import (
 )
 from worker.sftp_hostkey import check_host_key, load_key, load_known_hosts, prefer
 from worker.staging_errors import (
-    AccessDeniedError,
     AuthenticationError,
     LocationError,
-    RemoteNotFoundError,
     TransferError,
     UnreachableError,
 )
@@ -156,18 +154,7 @@ class SftpSession(SessionBase):
             raise UnreachableError(
                 f"{where}: connection lost ({reason})", location=self.name, path=path
             ) from e
-        if code == errno.ENOENT:
-            raise RemoteNotFoundError(
-                f"{where}: no such file or directory", location=self.name, path=path
-            ) from e
-        if code == errno.EACCES:
-            raise AccessDeniedError(
-                f"{where}: permission denied; check the owner and mode on the host "
-                f"for user {self.location.user!r}",
-                location=self.name,
-                path=path,
-            ) from e
-        raise TransferError(f"{where}: {e}", location=self.name, path=path) from e
+        self.raise_for_code(e, where, path, code)
 
     def stat(self, path: str) -> RemoteStat:
         """Size, mtime and type of a remote path."""

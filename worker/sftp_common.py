@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Self
+from typing import NoReturn, Self
 
 from worker.settings_staging import SftpLocation
-from worker.staging_errors import LocationError, NoSpaceError
+from worker.staging_errors import (
+    AccessDeniedError,
+    LocationError,
+    NoSpaceError,
+    RemoteNotFoundError,
+    TransferError,
+)
 
 DEFAULT_REQUEST = 32 * 1024  # every SFTP server accepts this much per read or write
 MAX_REQUEST = 255 * 1024  # OpenSSH's limit (256 KiB message less headers)
@@ -89,6 +96,21 @@ class SessionBase:
     def disk_space(self, path: str) -> DiskSpace | None:
         """Free space where ``path`` lives (each transport asks its own way)."""
         raise NotImplementedError
+
+    def raise_for_code(self, e: Exception, where: str, path: str, code: int | None) -> NoReturn:
+        """A failure the server answered with an errno: not found, denied, or otherwise."""
+        if code == errno.ENOENT:
+            raise RemoteNotFoundError(
+                f"{where}: no such file or directory", location=self.name, path=path
+            ) from e
+        if code == errno.EACCES:
+            raise AccessDeniedError(
+                f"{where}: permission denied; check the owner and mode on the host "
+                f"for user {self.location.user!r}",
+                location=self.name,
+                path=path,
+            ) from e
+        raise TransferError(f"{where}: {e}", location=self.name, path=path) from e
 
     def space_error(self, path: str, needed: int) -> NoSpaceError:
         """A NoSpaceError for ``path`` naming free and needed bytes."""

@@ -36,11 +36,9 @@ from worker.sftp_common import (
 from worker.sftp_hostkey import explain_host_key, preflight
 from worker.ssh_command import diagnose, sftp_argv
 from worker.staging_errors import (
-    AccessDeniedError,
     AuthenticationError,
     HostKeyError,
     LocationError,
-    RemoteNotFoundError,
     TransferError,
     UnreachableError,
 )
@@ -105,18 +103,7 @@ class OpenSshSession(SessionBase):
                 f"{where}: connection lost ({said or e})", location=self.name, path=path
             ) from e
         code = getattr(e, "errno", None)
-        if code == errno.ENOENT:
-            raise RemoteNotFoundError(
-                f"{where}: no such file or directory", location=self.name, path=path
-            ) from e
-        if code == errno.EACCES:
-            raise AccessDeniedError(
-                f"{where}: permission denied; check the owner and mode on the host "
-                f"for user {self.location.user!r}",
-                location=self.name,
-                path=path,
-            ) from e
-        raise TransferError(f"{where}: {e}", location=self.name, path=path) from e
+        self.raise_for_code(e, where, path, code)
 
     def stat(self, path: str) -> RemoteStat:
         """Size, mtime and type of a remote path."""
