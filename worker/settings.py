@@ -7,8 +7,6 @@ errors, so a misspelt key never silently falls back to a default.
 
 from __future__ import annotations
 
-import os
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,6 +24,7 @@ from pydantic_settings import (
 )
 
 from worker.config_base import Section
+from worker.config_file import find_config, read_toml
 from worker.errors import ConfigError
 from worker.profiles import QUEUE_CPU, QUEUE_GPU, Profile
 from worker.settings_admin import FlowerSettings, MetricsSettings, NotifySettings
@@ -34,9 +33,6 @@ from worker.settings_host import HostSettings
 from worker.settings_scheduler import SchedulerSettings
 from worker.settings_staging import StagingSettings
 
-CONFIG_ENV = "KAMADO_CONFIG"
-USER_CONFIG = Path("~/.config/kamado/kamado.toml")
-SYSTEM_CONFIG = Path("/etc/kamado/kamado.toml")
 # Fields whose values never appear in output: URLs may carry a password.
 SECRET_WORDS = ("url", "password", "secret", "token", "auth")
 
@@ -201,35 +197,6 @@ class Settings(BaseSettings):
     def embedded(self) -> bool:
         """True when no broker is configured and kamado runs its own."""
         return self.broker_url is None
-
-
-def find_config(explicit: Path | None = None) -> Path | None:
-    """The config file to read: --config, then KAMADO_CONFIG, then the user's, then /etc."""
-    if explicit is not None:
-        if not explicit.is_file():
-            raise ConfigError(f"config file {explicit}: not found")
-        return explicit
-    env = os.environ.get(CONFIG_ENV, "")
-    if env:
-        path = Path(env).expanduser()
-        if not path.is_file():
-            raise ConfigError(f"config file {path} (from {CONFIG_ENV}): not found")
-        return path
-    for candidate in (USER_CONFIG.expanduser(), SYSTEM_CONFIG):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def read_toml(path: Path) -> dict[str, Any]:
-    """Parse one TOML file, naming the file and line on a syntax error."""
-    try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"config file {path}: {e}") from e
-    except OSError as e:
-        raise ConfigError(f"config file {path}: {e.strerror or e}") from e
 
 
 def describe_validation_error(error: ValidationError, source: str) -> list[str]:

@@ -9,8 +9,9 @@ from typing import Annotated
 import typer
 
 from worker.cli.common import JsonOption, console, fail, print_json
+from worker.config_file import find_config
 from worker.errors import KamadoError
-from worker.settings import find_config, load_settings, masked_dump
+from worker.settings import load_settings, masked_dump
 
 app = typer.Typer(help="Inspect kamado's configuration.", no_args_is_help=True)
 

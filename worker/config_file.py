@@ -1,0 +1,66 @@
+"""Finding and reading kamado's config file, without the settings models.
+
+Kept apart from :mod:`worker.settings` (which needs pydantic-settings and every role's
+config section) so a recorder hook can find the file and tell whether it changed at the
+cost of a few ``stat`` calls.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from worker.errors import ConfigError
+
+CONFIG_ENV = "KAMADO_CONFIG"
+USER_CONFIG = Path("~/.config/kamado/kamado.toml")
+SYSTEM_CONFIG = Path("/etc/kamado/kamado.toml")
+ENV_PREFIX = "KAMADO_"
+
+
+def find_config(explicit: Path | None = None) -> Path | None:
+    """The config file to read: --config, then KAMADO_CONFIG, then the user's, then /etc."""
+    if explicit is not None:
+        if not explicit.is_file():
+            raise ConfigError(f"config file {explicit}: not found")
+        return explicit
+    env = os.environ.get(CONFIG_ENV, "")
+    if env:
+        path = Path(env).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"config file {path} (from {CONFIG_ENV}): not found")
+        return path
+    for candidate in (USER_CONFIG.expanduser(), SYSTEM_CONFIG):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse one TOML file, naming the file and line on a syntax error."""
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {path}: {e}") from e
+    except OSError as e:
+        raise ConfigError(f"config file {path}: {e.strerror or e}") from e
+
+
+def kamado_environment() -> dict[str, str]:
+    """The KAMADO_* variables (any case, as the settings read them) and HOME, sorted."""
+    picked = {k: v for k, v in os.environ.items() if k.upper().startswith(ENV_PREFIX)}
+    picked["HOME"] = os.environ.get("HOME", "")
+    return dict(sorted(picked.items()))
+
+
+def code_stamp() -> int:
+    """The newest modification time of the shared contract's modules (changes on upgrade)."""
+    newest = 0
+    with os.scandir(Path(__file__).parent) as found:
+        for item in found:
+            if item.name.endswith(".py"):
+                newest = max(newest, item.stat().st_mtime_ns)
+    return newest
