@@ -33,10 +33,21 @@ def list_cmd(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     spool = Spool(spool_dir(settings))
     rows: list[dict[str, Any]] = []
     for entry in spool.entries():
-        sub = entry.submission
+        sub, request = entry.submission, entry.request
+        if request is not None:
+            rows.append(
+                {
+                    "file": entry.path.name, "kind": "hook", "id": None,
+                    "origin": request.origin, "recorder_path": request.path, "source": None,
+                    "profile": None, "priority": None, "held": None, "flags": [],
+                    "created_at": request.received_at.isoformat(), "problem": None,
+                }
+            )  # fmt: skip
+            continue
         rows.append(
             {
                 "file": entry.path.name,
+                "kind": "submission" if sub else None,
                 "id": sub.job.id if sub else None,
                 "origin": sub.origin if sub else None,
                 "recorder_path": sub.recorder_path if sub else None,
@@ -60,7 +71,7 @@ def list_cmd(config: ConfigOption = None, as_json: JsonOption = False) -> None:
         table.add_column(column)
     for item in rows:
         table.add_row(
-            (item["id"] or "?")[:12],
+            (item["id"] or ("(hook)" if item["kind"] == "hook" else "?"))[:12],
             item["origin"] or "",
             item["recorder_path"] or item["problem"] or "",
             item["profile"] or "",
@@ -90,6 +101,7 @@ def flush(config: ConfigOption = None, as_json: JsonOption = False) -> None:
             {"id": d.job.id, "outcome": d.outcome, "queue": d.queue} for d in result.delivered
         ],
         "quarantined": result.quarantined,
+        "skipped": result.skipped,
         "remaining": result.remaining,
         "error": result.error or None,
     }
@@ -97,8 +109,9 @@ def flush(config: ConfigOption = None, as_json: JsonOption = False) -> None:
         print_json(summary)
     else:
         console.print(
-            f"delivered {len(result.delivered)}, set aside {result.quarantined} unreadable, "
-            f"{result.remaining} still waiting"
+            f"delivered {len(result.delivered)}, skipped {result.skipped}, set aside "
+            f"{result.quarantined} (see the spool's bad/ directory), {result.remaining} still "
+            "waiting"
         )
     if result.error:
         err_console.print(f"[red]error:[/] the broker is away: {result.error}", soft_wrap=True)

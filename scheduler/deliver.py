@@ -7,12 +7,15 @@ broker away spools without paying for it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from scheduler.broker import BrokerState
 from scheduler.cluster import Snapshot
+from scheduler.hook_log import log_line
+from scheduler.hooks import action_of, request_submission
 from scheduler.routing import Cluster, initial_queue
-from scheduler.spool import Spool
+from scheduler.spool import Entry, Spool
 from scheduler.submission import Submission
 from worker.errors import BrokerError, ConfigError, KamadoError
 from worker.profiles import get_profile
@@ -90,14 +93,28 @@ class Drained:
 
     delivered: list[Submitted] = field(default_factory=list)
     quarantined: int = 0
+    skipped: int = 0
     remaining: int = 0
     busy: bool = False
     error: str = ""
 
 
+def _quarantine(spool: Spool, entry: Entry, reason: str, state_dir: Path) -> None:
+    spool.quarantine(entry, reason)
+    if entry.request is not None:
+        log_line(state_dir, f"{entry.request.origin}: set aside {entry.request.path!r}: {reason}")
+
+
 def drain(spool: Spool, deliverer: Deliverer, *, blocking: bool = False) -> Drained:
-    """Deliver spooled submissions oldest first; stop at the first broker error."""
+    """Deliver spooled entries oldest first; stop at the first broker error.
+
+    A hook request becomes its submission here (the recording must still be there); one
+    that cannot (the file is gone, the config no longer maps it) is set aside in ``bad/``
+    with its reason, as is a file that cannot be read. Outcomes of hook requests go to
+    the hook log, which is what an operator reads for a recorder's recordings.
+    """
     result = Drained()
+    state_dir = deliverer.settings.state_dir
     with spool.drain_lock(blocking=blocking) as got:
         if not got:
             result.busy = True
@@ -111,19 +128,37 @@ def drain(spool: Spool, deliverer: Deliverer, *, blocking: bool = False) -> Drai
             result.error, result.remaining = str(e), len(entries)
             return result
         for index, entry in enumerate(entries):
-            if entry.submission is None:
-                spool.quarantine(entry, entry.problem)
+            request, sub = entry.request, entry.submission
+            if request is not None:
+                try:
+                    sub = request_submission(deliverer.settings, request)
+                except KamadoError as e:
+                    _quarantine(spool, entry, str(e), state_dir)
+                    result.quarantined += 1
+                    continue
+                if sub is None:
+                    log_line(state_dir, f"{request.origin}: skipped {request.path!r}: "
+                             "a failed recording (scheduler.hold.failed_recordings)")  # fmt: skip
+                    spool.remove(entry)
+                    result.skipped += 1
+                    continue
+            if sub is None:
+                _quarantine(spool, entry, entry.problem, state_dir)
                 result.quarantined += 1
                 continue
             try:
-                result.delivered.append(deliverer.submit(entry.submission, cluster))
+                done = deliverer.submit(sub, cluster)
             except BrokerError as e:
                 result.error = str(e)
                 result.remaining = len(entries) - index
                 break
             except KamadoError as e:  # e.g. its profile was removed from the config since
-                spool.quarantine(entry, str(e))
+                _quarantine(spool, entry, str(e), state_dir)
                 result.quarantined += 1
                 continue
             spool.remove(entry)
+            result.delivered.append(done)
+            if request is not None:
+                log_line(state_dir, f"{request.origin}: {action_of(sub, done)} {sub.job.id} "
+                         f"{request.path!r} {done.queue}")  # fmt: skip
     return result

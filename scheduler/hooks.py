@@ -1,22 +1,27 @@
-"""Running a recorder hook: validate, then deliver now, or spool for later.
+"""Recorder hooks after the input is valid: the job a hook request makes, and `--wait`.
 
-A hook must return fast (recorders run hooks one at a time). When a scheduler service
-runs on this machine, the hook only spools and the service delivers within a moment;
-otherwise the hook pings the broker with a short timeout, delivers the older spooled
-submissions and its own, and spools when the broker is away. Celery is never imported
-on the spooling path.
+A hook normally spools its request and returns (:mod:`scheduler.hook_quick`); delivery
+(:func:`scheduler.deliver.drain`) then builds the submission here. `kamado hook ... --wait`
+delivers in the hook's own process instead and reports the job: it pings the broker with
+a short timeout, delivers the older spooled entries and its own, and spools when the
+broker is away.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from scheduler.recorders import HookInput
+from scheduler.recorder_input import HookRequest
+from scheduler.recorders import HookInput, hook_input
 from scheduler.spool import Spool, spool_dir
 from scheduler.submission import Submission, prepare
 from worker.errors import BrokerError, ConfigError
 from worker.settings import Settings
+
+if TYPE_CHECKING:
+    from worker.submit import Submitted
 
 
 @dataclass(frozen=True)
@@ -43,10 +48,22 @@ def submission_for(
     )
 
 
+def request_submission(settings: Settings, request: HookRequest) -> Submission | None:
+    """The submission a spooled hook request makes (None: config skips failed recordings)."""
+    return submission_for(settings, request.origin, hook_input(request), None)
+
+
+def action_of(sub: Submission, done: Submitted) -> str:
+    """The word a hook reports for a delivered submission."""
+    if sub.held and done.outcome != "exists":
+        return "held"
+    return "submitted" if done.outcome == "created" else done.outcome
+
+
 def run_hook(
     settings: Settings, origin: str, data: HookInput, *, cwd: Path | None = None
 ) -> HookOutcome:
-    """Submit (or spool) one finished recording; raises only for bad input or config."""
+    """Submit (or spool) one finished recording now; raises only for bad input or config."""
     sub = submission_for(settings, origin, data, cwd)
     if sub is None:
         return HookOutcome(
@@ -77,7 +94,4 @@ def run_hook(
             return HookOutcome("spooled", sub.job.id, f"broker unreachable: {e}")
     finally:
         deliverer.close()
-    action = "held" if sub.held and done.outcome != "exists" else done.outcome
-    if action == "created":
-        action = "submitted"
-    return HookOutcome(action, sub.job.id, done.queue)
+    return HookOutcome(action_of(sub, done), sub.job.id, done.queue)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from scheduler.errors import RecordingError
-from worker.settings_scheduler import PathMap
+
+if TYPE_CHECKING:  # the hook checks recordings without loading the settings models
+    from worker.settings_scheduler import PathMap
 
 TS_PACKET = 188
 SYNC_BYTE = 0x47

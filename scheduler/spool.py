@@ -1,30 +1,27 @@
-"""The durable spool: submissions that wait on local disk while the broker is away.
+"""The durable spool: submissions and hook requests that wait on local disk for delivery.
 
-One file per submission, written to a temporary name, fsync'd, renamed into place and
-the directory fsync'd, so a submission is either wholly there or not at all, even across
-a power cut. Names start with a nanosecond timestamp, so sorting them is submission
-order. A drain takes ``.drain.lock`` (one drainer at a time); the scheduler service
-holds ``.service.lock`` for its life, which tells a hook that the service will deliver.
+A recorder hook spools a :class:`HookRequest` (its validated input) and returns; `kamado
+enqueue`'s and the waiting hook's fallbacks spool a complete :class:`Submission`. One
+file per entry, written durably (:mod:`scheduler.spool_store`), delivered oldest first.
+A drain takes ``.drain.lock`` (one drainer at a time); the scheduler service holds
+``.service.lock`` for its life, which tells a hook that the service will deliver.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
-import secrets
-import time
-from collections.abc import Iterator
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import ValidationError
 
-from scheduler.errors import SpoolError
+from scheduler import spool_store
+from scheduler.recorder_input import REQUEST_KIND, HookRequest
 from scheduler.submission import Submission
 from worker.settings import Settings
 
-SUFFIX = ".json"
+SUFFIX = spool_store.SUFFIX
 BAD_DIR = "bad"
 
 
@@ -35,78 +32,64 @@ def spool_dir(settings: Settings) -> Path:
 
 @dataclass(frozen=True)
 class Entry:
-    """One spooled file: its submission, or why it cannot be read."""
+    """One spooled file: its submission or hook request, or why it cannot be read."""
 
     path: Path
     submission: Submission | None
     problem: str = ""
+    request: HookRequest | None = None
+
+    @property
+    def readable(self) -> bool:
+        """True when the file held a submission or a hook request."""
+        return self.submission is not None or self.request is not None
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+def read_entry(path: Path, raw: bytes) -> Entry:
+    """Parse one spooled file (a hook request or a submission)."""
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        data = json.loads(raw)
+        if isinstance(data, dict) and data.get("kind") == REQUEST_KIND:
+            return Entry(path, None, request=HookRequest.model_validate(data))
+        return Entry(path, Submission.model_validate(data))
+    except (ValueError, ValidationError) as e:
+        return Entry(path, None, str(e).splitlines()[0])
 
 
 class Spool:
-    """Submissions on local disk, oldest first."""
+    """Spooled entries on local disk, oldest first."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
 
-    def _ensure(self) -> None:
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        except OSError as e:
-            raise SpoolError(
-                f"spool {self.directory}: cannot create it ({e.strerror or e})",
-                path=self.directory,
-            ) from e
-
     def put(self, submission: Submission) -> Path:
         """Write one submission durably; returns its file."""
-        self._ensure()
-        name = f"{time.time_ns():020d}-{submission.job.id}{SUFFIX}"
-        final = self.directory / name
-        temp = self.directory / f".tmp-{secrets.token_hex(6)}"
         data = submission.model_dump_json().encode()
-        try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                os.write(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            temp.rename(final)
-            _fsync_dir(self.directory)
-        except OSError as e:
-            temp.unlink(missing_ok=True)
-            raise SpoolError(
-                f"spool {self.directory}: cannot write a submission ({e.strerror or e})",
-                path=self.directory,
-            ) from e
-        return final
+        return spool_store.write_entry(self.directory, submission.job.id, data)
+
+    def put_request(self, request: HookRequest) -> Path:
+        """Write one hook request durably; returns its file."""
+        data = request.model_dump_json().encode()
+        return spool_store.write_entry(self.directory, request.origin, data)
 
     def entries(self) -> list[Entry]:
-        """Every spooled submission, oldest first."""
+        """Every spooled entry, oldest first."""
         if not self.directory.is_dir():
             return []
         found = []
         for path in sorted(self.directory.glob(f"*{SUFFIX}")):
             try:
-                found.append(Entry(path, Submission.model_validate_json(path.read_bytes())))
+                found.append(read_entry(path, path.read_bytes()))
             except FileNotFoundError:
                 continue  # another drainer took it
-            except (OSError, ValidationError) as e:
-                found.append(Entry(path, None, str(e).splitlines()[0]))
+            except OSError as e:
+                found.append(Entry(path, None, str(e)))
         return found
 
     def remove(self, entry: Entry) -> None:
         """Delete a delivered entry (durably)."""
         entry.path.unlink(missing_ok=True)
-        _fsync_dir(self.directory)
+        spool_store.fsync_dir(self.directory)
 
     def quarantine(self, entry: Entry, reason: str) -> Path:
         """Move an entry that cannot be delivered to ``bad/`` (with a note) so it blocks none."""
@@ -115,34 +98,17 @@ class Spool:
         target = bad / entry.path.name
         entry.path.rename(target)
         target.with_suffix(".reason").write_text(reason + "\n", encoding="utf-8")
-        _fsync_dir(self.directory)
+        spool_store.fsync_dir(self.directory)
         return target
-
-    @contextlib.contextmanager
-    def _lock(self, name: str, *, blocking: bool) -> Iterator[bool]:
-        self._ensure()
-        fd = os.open(self.directory / name, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-            except BlockingIOError:
-                yield False
-                return
-            yield True
-        finally:
-            os.close(fd)
 
     def drain_lock(self, *, blocking: bool = False) -> contextlib.AbstractContextManager[bool]:
         """Hold the drain lock; yields False when another process is draining."""
-        return self._lock(".drain.lock", blocking=blocking)
+        return spool_store.lock(self.directory, spool_store.DRAIN_LOCK, blocking=blocking)
 
     def service_lock(self) -> contextlib.AbstractContextManager[bool]:
         """Held by `kamado scheduler run` for its whole life."""
-        return self._lock(".service.lock", blocking=False)
+        return spool_store.lock(self.directory, spool_store.SERVICE_LOCK, blocking=False)
 
     def service_running(self) -> bool:
         """True while a scheduler service on this machine holds the service lock."""
-        if not (self.directory / ".service.lock").exists():
-            return False
-        with self._lock(".service.lock", blocking=False) as got:
-            return not got
+        return spool_store.service_running(self.directory)

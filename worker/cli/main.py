@@ -2,6 +2,9 @@
 
 Each role contributes its commands through the ``kamado.cli`` entry-point group: an entry
 point names a ``register(app)`` function. The root never imports another role's modules.
+A command that must start faster than typer and the settings models allow (a recorder
+hook) names a ``main(argv)`` in the ``kamado.cli.quick`` group: it runs first and may hand
+the command back (by returning None) to the full command line.
 """
 
 from __future__ import annotations
@@ -9,14 +12,25 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from importlib.metadata import entry_points
+from typing import TYPE_CHECKING
 
-import typer
-from rich.text import Text
+if TYPE_CHECKING:
+    import typer
 
-from worker.cli.common import err_console
-from worker.errors import KamadoError
+Register = Callable[["typer.Typer"], None]
+Quick = Callable[[list[str]], "int | None"]
 
-Register = Callable[[typer.Typer], None]
+
+def quick(argv: list[str]) -> int | None:
+    """Run ``argv`` on its role's quick path when it has one; its exit code, else None."""
+    first = argv[0] if argv else ""
+    if not first or first.startswith("-"):
+        return None
+    for ep in entry_points(group="kamado.cli.quick"):
+        if ep.name == first:
+            handler: Quick = ep.load()
+            return handler(argv)
+    return None
 
 
 def build_app(argv: list[str] | None = None) -> typer.Typer:
@@ -26,6 +40,8 @@ def build_app(argv: list[str] | None = None) -> typer.Typer:
     function that provides it) loads only that role's commands: a recorder hook must not
     pay for importing Celery, Flower, paramiko and libvirt bindings it never uses.
     """
+    import typer
+
     app = typer.Typer(
         name="kamado",
         help="Turn TV recordings into verified H.264 files on an Intel iGPU, through a queue.",
@@ -47,6 +63,14 @@ def build_app(argv: list[str] | None = None) -> typer.Typer:
 
 def main() -> None:
     """Console-script entry: run the app, turning KamadoError into a message and exit code."""
+    code = quick(sys.argv[1:])
+    if code is not None:
+        sys.exit(code)
+    from rich.text import Text
+
+    from worker.cli.common import err_console
+    from worker.errors import KamadoError
+
     app = build_app(sys.argv[1:])
     try:
         app(standalone_mode=True)

@@ -50,7 +50,7 @@ def epgstation_env(recpath: Path, recorded_id: str) -> dict[str, str]:
 
 
 def hook(cluster: Cluster, recording: Path, recorded_id: str) -> str:
-    """Run `kamado hook epgstation` on the recorder as EPGStation would; the job id."""
+    """Run `kamado hook epgstation` on the recorder as EPGStation would; the job's id."""
     argv = [
         sys.executable, "-m", "worker.cli.main", "hook", "epgstation",
         "--config", str(cluster.recorder_config), "--json",
@@ -58,8 +58,15 @@ def hook(cluster: Cluster, recording: Path, recorded_id: str) -> str:
     done = cluster.net.run(RECORDER, argv, env=epgstation_env(recording, recorded_id))
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout)
-    assert answer["action"] == "submitted", answer
-    return str(answer["id"])
+    assert answer["action"] == "spooled", answer
+    # The hook handed delivery to a detached process on the recorder: wait for the job.
+    source = f"sftp://recorder/{recording.name}"
+    deadline = time.monotonic() + 60
+    while not (found := [r.id for r in cluster.registry.list() if r.job.source == source]):
+        assert time.monotonic() < deadline, "the hook's delivery did not submit the job"
+        time.sleep(0.05)
+    (job_id,) = found
+    return job_id
 
 
 def check_delivered(cluster: Cluster, record: JobRecord, recording: Path, digest: str) -> None:

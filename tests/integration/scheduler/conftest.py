@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.procs import wait_for
 from tests.support.redis_proc import RedisProcess
 from worker.registry import Registry
 from worker.sample import make_sample
@@ -42,6 +43,28 @@ class Kamado:
             argv, env=base, cwd=cwd or ROOT, capture_output=True, text=True,
             timeout=timeout, errors="replace",
         )  # fmt: skip
+
+    def deliveries(self) -> list[int]:
+        """Pids of the detached `spool flush` processes hooks started for this config."""
+        found = []
+        for proc in Path("/proc").iterdir():
+            try:
+                argv = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"flush" in argv and str(self.config).encode() in argv:
+                found.append(int(proc.name))
+        return found
+
+    def settle(self, timeout: float = 60) -> None:
+        """Wait until every delivery a hook started has ended (each hook starts one)."""
+        assert wait_for(lambda: not self.deliveries(), timeout), "a hook's delivery hangs"
+
+    def delivered(self, timeout: float = 60) -> None:
+        """Wait until hooks' deliveries have emptied the spool and ended."""
+        spool = self.state_dir / "spool"
+        assert wait_for(lambda: not any(spool.glob("*.json")), timeout), sorted(spool.iterdir())
+        self.settle(timeout)
 
     def json(self, *args: str, env: dict[str, str] | None = None) -> Any:
         """Run a --json command that must succeed and parse its output."""

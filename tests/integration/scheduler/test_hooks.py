@@ -67,10 +67,10 @@ def test_epgstation_finish_and_failed_hooks_make_one_flagged_job(
     second = kamado.run("hook", "epgstation", "--failed", "--json", env=env)
     assert first.returncode == 0, first.stderr
     assert second.returncode == 0, second.stderr
-    job_id = json.loads(first.stdout)["id"]
-    assert json.loads(second.stdout) == {"action": "exists", "id": job_id, "detail": "encode.gpu"}
+    assert json.loads(first.stdout)["action"] == json.loads(second.stdout)["action"] == "spooled"
+    kamado.delivered()  # by the deliveries the hooks started, nothing else
     jobs = kamado.json("status")
-    assert [j["id"] for j in jobs] == [job_id]
+    assert len(jobs) == 1
     job = jobs[0]
     assert job["source"] == str(rec)
     assert job["state"] == "queued"
@@ -80,6 +80,26 @@ def test_epgstation_finish_and_failed_hooks_make_one_flagged_job(
     assert job["recording"]["start"] == "2023-11-14T22:13:20Z"
     assert "drop_count" not in job["recording"]  # "null" is absent, not zero
     assert not (tmp_path / "pwned").exists()
+    log = (kamado.state_dir / "logs" / "hooks.log").read_text(encoding="utf-8")
+    assert f"epgstation: submitted {job['id']}" in log
+    assert f"epgstation: exists {job['id']}" in log
+    assert BrokerState(registry).waiting("encode.gpu")[0].job_id == job["id"]
+
+
+def test_with_wait_the_hook_delivers_itself_and_reports_the_job(
+    kamado: Kamado, registry: Registry, tiny_ts: Path, tmp_path: Path
+) -> None:
+    rec = place(tiny_ts, tmp_path / "recorded", HOSTILE)
+    env = epgstation_env(str(rec))
+    first = kamado.run("hook", "epgstation", "--wait", "--json", env=env)
+    second = kamado.run("hook", "epgstation", "--failed", "--wait", "--json", env=env)
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
+    job_id = json.loads(first.stdout)["id"]
+    assert json.loads(first.stdout) == {"action": "submitted", "id": job_id, "detail": "encode.gpu"}
+    assert json.loads(second.stdout) == {"action": "exists", "id": job_id, "detail": "encode.gpu"}
+    assert [j.id for j in registry.list()] == [job_id]
+    assert kamado.deliveries() == []
     log = (kamado.state_dir / "logs" / "hooks.log").read_text(encoding="utf-8")
     assert log.count(job_id) == 2
 
@@ -117,6 +137,7 @@ def test_epgstation_bad_variables_get_one_clear_message(
     assert message in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert registry.list() == []
+    assert kamado.json("spool", "list") == []
 
 
 def test_recordings_with_too_many_drops_are_held(
@@ -127,8 +148,10 @@ def test_recordings_with_too_many_drops_are_held(
     rec = place(tiny_ts, tmp_path, "drops.ts")
     done = kamado.run("hook", "epgstation", "--json", env=epgstation_env(str(rec), DROP_CNT="11"))
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["action"] == "held"
+    kamado.delivered()
     (job,) = kamado.json("status")
+    log = (kamado.state_dir / "logs" / "hooks.log").read_text(encoding="utf-8")
+    assert f"epgstation: held {job['id']}" in log
     assert job["state"] == "held"
     assert job["flags"] == ["11 drops (threshold 10)"]
     assert BrokerState(registry).waiting("encode.gpu") == []
@@ -152,6 +175,7 @@ def test_chinachu_hook_takes_a_relative_path_and_the_programme_json(
         env=env, cwd=chinachu,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
+    kamado.delivered()
     (job,) = kamado.json("status")
     assert job["source"] == str(chinachu / "recorded" / name)
     assert job["recording"]["genre"] == "news"
@@ -166,6 +190,7 @@ def test_chinachu_programme_that_is_not_json_is_refused(
     assert done.returncode == 2
     assert "PROGRAM_JSON (the second argument) is not JSON" in done.stderr
     assert registry.list() == []
+    assert kamado.json("spool", "list") == []
 
 
 def test_edcb_hook_reads_its_macros_and_flags_a_failed_recording(
@@ -182,6 +207,7 @@ def test_edcb_hook_reads_its_macros_and_flags_a_failed_recording(
     }  # fmt: skip
     done = kamado.run("hook", "edcb", env=env, cwd=tmp_path / "edcb")
     assert done.returncode == 0, done.stderr
+    kamado.delivered()
     (job,) = kamado.json("status")
     assert job["recording"]["end"] == "2024-01-01T12:30:00Z"
     assert "recorder: 録画中にキャンセルされた可能性があります" in job["flags"]

@@ -41,6 +41,14 @@ def hook(kamado: Kamado, rec: Path, recorded_id: str) -> dict[str, str]:
     return result
 
 
+def job_ids(registry: Registry, recs: list[Path]) -> list[str]:
+    """The registry's job ids, oldest first, after checking they are these recordings'."""
+    order = registry.client.zrange("kamado:jobs", 0, -1)
+    records = [registry.get(job_id) for job_id in order]
+    assert [r.job.source if r else None for r in records] == [str(r) for r in recs]
+    return list(order)
+
+
 def test_hook_spools_while_the_broker_is_down_and_the_next_hook_delivers_in_order(
     down: Kamado, own_redis: RedisProcess, tiny_ts: Path, tmp_path: Path
 ) -> None:
@@ -49,18 +57,20 @@ def test_hook_spools_while_the_broker_is_down_and_the_next_hook_delivers_in_orde
     first = hook(down, recs[0], "1")
     second = hook(down, recs[1], "2")
     assert first["action"] == second["action"] == "spooled"
+    down.settle()  # both deliveries found the broker away
     spooled = down.json("spool", "list")
-    assert [s["id"] for s in spooled] == [first["id"], second["id"]]
-    assert spooled[0]["recorder_path"] == str(recs[0])
+    assert [s["recorder_path"] for s in spooled] == [str(recs[0]), str(recs[1])]
+    assert [s["kind"] for s in spooled] == ["hook", "hook"]
     own_redis.start()
-    third = hook(down, recs[2], "3")
-    assert third["action"] == "submitted"
+    assert hook(down, recs[2], "3")["action"] == "spooled"
+    down.delivered()  # the third hook's delivery takes all three, oldest first
     assert down.json("spool", "list") == []
     registry = Registry.connect(own_redis.url)
-    order = registry.client.zrange("kamado:jobs", 0, -1)
-    assert order == [first["id"], second["id"], third["id"]]
+    order = job_ids(registry, recs)
     waiting = BrokerState(registry).waiting("encode.gpu")
-    assert [m.job_id for m in waiting] == [first["id"], second["id"], third["id"]]
+    assert [m.job_id for m in waiting] == order
+    log = (down.state_dir / "logs" / "hooks.log").read_text(encoding="utf-8")
+    assert [line.split()[3] for line in log.splitlines() if ": submitted " in line] == order
 
 
 def test_spool_flush_delivers_and_fails_clearly_while_the_broker_is_away(
@@ -68,26 +78,29 @@ def test_spool_flush_delivers_and_fails_clearly_while_the_broker_is_away(
 ) -> None:
     rec = place(tiny_ts, tmp_path, "a.ts")
     own_redis.kill()
-    spooled = hook(down, rec, "9")
+    hook(down, rec, "9")
     failed = down.run("spool", "flush")
     assert failed.returncode == 1
     assert "the broker is away" in failed.stderr
     own_redis.start()
     flushed = down.json("spool", "flush")
-    assert [d["id"] for d in flushed["delivered"]] == [spooled["id"]]
-    assert Registry.connect(own_redis.url).get(spooled["id"]) is not None
+    registry = Registry.connect(own_redis.url)
+    assert [d["id"] for d in flushed["delivered"]] == job_ids(registry, [rec])
 
 
 def test_unreadable_spool_files_are_set_aside_not_blocking_the_others(
     down: Kamado, own_redis: RedisProcess, tiny_ts: Path, tmp_path: Path
 ) -> None:
     own_redis.kill()
-    spooled = hook(down, place(tiny_ts, tmp_path, "b.ts"), "5")
+    rec = place(tiny_ts, tmp_path, "b.ts")
+    hook(down, rec, "5")
+    down.settle()
     (down.state_dir / "spool" / "00000000000000000001-broken.json").write_text("{oops")
     own_redis.start()
     flushed = down.json("spool", "flush")
     assert flushed["quarantined"] == 1
-    assert [d["id"] for d in flushed["delivered"]] == [spooled["id"]]
+    registry = Registry.connect(own_redis.url)
+    assert [d["id"] for d in flushed["delivered"]] == job_ids(registry, [rec])
     assert (down.state_dir / "spool" / "bad" / "00000000000000000001-broken.json").exists()
 
 
@@ -111,13 +124,15 @@ def test_scheduler_service_drains_the_spool_when_the_broker_returns(
         own_redis.kill()
         rec = place(tiny_ts, tmp_path, "c.ts")
         spooled = hook(down, rec, "7")
-        assert spooled["action"] == "spooled"
+        assert spooled["detail"] == "the scheduler service delivers it"
+        assert down.deliveries() == []  # the hook started no delivery of its own
         time.sleep(1.0)
         assert len(down.json("spool", "list")) == 1
         own_redis.start()
         registry = Registry.connect(own_redis.url)
-        assert wait_for(lambda: registry.get(spooled["id"]) is not None, 20)
+        assert wait_for(lambda: len(registry.list()) == 1, 20)
         assert wait_for(lambda: down.json("spool", "list") == [], 5)
+        job_ids(registry, [rec])
     finally:
         service.send_signal(signal.SIGTERM)
         _, err = service.communicate(timeout=20)
