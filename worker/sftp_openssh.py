@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import threading
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import BinaryIO, NoReturn
+from typing import BinaryIO, NoReturn, cast
 
 from worker import sftp_wire as w
 from worker.errors import ProcessError
@@ -43,6 +44,16 @@ from worker.staging_errors import (
     UnreachableError,
 )
 
+MIB = 1024 * 1024
+# The pushed file is fsynced every SYNC_EVERY bytes, pipelined with the writes, so the
+# fsync before the rename finds little left to flush (measured per 512 MiB on loopback:
+# 0.2 s at the end without it, 0.015 s with it).
+SYNC_EVERY = 32 * MIB
+# Bytes of writes in flight, at most: OpenSSH's own sftp keeps 64 x 32 KiB. More (16 x
+# 255 KiB) outruns the 2 MiB SSH channel window and ssh then waits on window updates: a
+# 40 MiB push took 0.38 s with 16 requests in flight against 0.23 s with 4.
+WRITE_AHEAD = 1 * MIB
+
 
 class OpenSshSession(SessionBase):
     """One ``ssh -s sftp`` child and the SFTP session spoken over its pipes."""
@@ -56,6 +67,7 @@ class OpenSshSession(SessionBase):
         self.wire = wire
         self.max_requests = max_requests
         self.read_size, self.write_size = self._request_sizes()
+        self.sync_every = SYNC_EVERY if "fsync@openssh.com" in wire.extensions else 0
 
     @classmethod
     def connect(
@@ -258,22 +270,30 @@ class OpenSshSession(SessionBase):
         size: int,
     ) -> None:
         wire = self.wire
+        # Each request is written to the pipe whole before the next is read (``flush``),
+        # so one buffer serves them all: no 255 KiB allocation and copy per request.
+        buffer = bytearray(self.write_size)
+        view = memoryview(buffer)
+        ahead = max(1, min(self.max_requests, WRITE_AHEAD // self.write_size))
         pending: deque[tuple[int, int]] = deque()
-        position = offset
+        position = synced = offset
         while pending or position < size:
-            while len(pending) < self.max_requests and position < size:
-                chunk = source.read(min(self.write_size, size - position))
-                if not chunk:
+            while len(pending) < ahead and position < size:
+                got = _read_into(source, view[: min(self.write_size, size - position)])
+                if not got:
                     raise TransferError(
                         f"local file for {path!r} shrank to {position} bytes "
                         f"while being sent (expected {size})",
                         location=self.name,
                         path=path,
                     )
-                rid = wire.send(w.WRITE, handle, w.u64(position), w.u32(len(chunk)), chunk)
-                wire.flush()  # each 255 KiB request leaves at once: ssh sends while we read
-                pending.append((rid, len(chunk)))
-                position += len(chunk)
+                rid = wire.send(w.WRITE, handle, w.u64(position), w.u32(got), view[:got])
+                pending.append((rid, got))
+                position += got
+                if self.sync_every and position - synced >= self.sync_every and position < size:
+                    pending.append((self._send_fsync(handle), 0))
+                    synced = position
+                wire.flush()  # each request leaves at once: ssh sends while we read
             rid, length = pending.popleft()
             w.ok(wire.answer(rid))
             progress.advance(length)
@@ -287,6 +307,9 @@ class OpenSshSession(SessionBase):
         # When the link is already gone the server has closed the handle with it.
         with contextlib.suppress(w.LinkLost, w.StatusError, OSError):
             self.wire.call(w.CLOSE, handle)
+
+    def _send_fsync(self, handle: bytes) -> int:
+        return self.wire.send(w.EXTENDED, w.string("fsync@openssh.com"), handle)
 
     def _fsync(self, handle: bytes) -> None:
         if "fsync@openssh.com" in self.wire.extensions:
@@ -303,6 +326,11 @@ class OpenSshSession(SessionBase):
         reader = w.Reader(body)
         _packet, read, write = reader.u64(), reader.u64(), reader.u64()
         return clamp_request(read), clamp_request(write)
+
+
+def _read_into(source: BinaryIO, view: memoryview) -> int:
+    """Fill ``view`` from ``source`` (files and BytesIO have ``readinto``; BinaryIO lacks it)."""
+    return cast(io.BufferedIOBase, source).readinto(view)
 
 
 def _refused(

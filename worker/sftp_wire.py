@@ -15,6 +15,9 @@ import struct
 
 from worker.sftp_common import Chunk
 
+# What a request is made of: encoded fields, and data as bytes or a view of a buffer.
+Field = bytes | bytearray | memoryview
+
 VERSION = 3
 INIT, VERSION_REPLY = 1, 2
 OPEN, CLOSE, READ, WRITE = 3, 4, 5, 6
@@ -133,7 +136,7 @@ class Wire:
         self.timeout = timeout
         self.extensions: dict[str, bytes] = {}
         self._next = 0
-        self._out: list[bytes] = []
+        self._out: list[Field] = []
         self._answers: dict[int, tuple[int, Chunk]] = {}
         os.set_blocking(rfd, False)
         os.set_blocking(wfd, False)
@@ -152,7 +155,7 @@ class Wire:
             self.extensions[name] = body.bytes()
         return self.extensions
 
-    def send(self, kind: int, *fields: bytes) -> int:
+    def send(self, kind: int, *fields: Field) -> int:
         """Queue a request (sent by the next ``flush``); its id."""
         self._next = (self._next + 1) & 0xFFFFFFFF
         size = 5 + sum(len(f) for f in fields)
