@@ -7,6 +7,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from scheduler.hook_log import log_line
 from worker.cli.common import (
     EXIT_FAILED,
     ConfigOption,
@@ -114,5 +115,9 @@ def flush(config: ConfigOption = None, as_json: JsonOption = False) -> None:
             "waiting"
         )
     if result.error:
+        log_line(
+            settings.state_dir,
+            f"spool: {result.remaining} waiting, the broker is away: {result.error}",
+        )
         err_console.print(f"[red]error:[/] the broker is away: {result.error}", soft_wrap=True)
         raise typer.Exit(EXIT_FAILED)

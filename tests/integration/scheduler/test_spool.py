@@ -61,6 +61,8 @@ def test_hook_spools_while_the_broker_is_down_and_the_next_hook_delivers_in_orde
     spooled = down.json("spool", "list")
     assert [s["recorder_path"] for s in spooled] == [str(recs[0]), str(recs[1])]
     assert [s["kind"] for s in spooled] == ["hook", "hook"]
+    log = (down.state_dir / "logs" / "hooks.log").read_text(encoding="utf-8")
+    assert "spool: 2 waiting, the broker is away" in log
     own_redis.start()
     assert hook(down, recs[2], "3")["action"] == "spooled"
     down.delivered()  # the third hook's delivery takes all three, oldest first
