@@ -25,7 +25,7 @@ from worker.probe import check_readable, probe_source
 from worker.profiles import Backend, Profile, choose_backend, get_profile
 from worker.progress import Progress
 from worker.settings import Settings
-from worker.staging import StagedSource, Target, resolve, stage_in, stage_out
+from worker.staging import Link, StagedSource, Target, resolve, stage_in, stage_out
 from worker.verify import verify_output
 
 TEMP_MARK = ".kamado-part"
@@ -123,8 +123,13 @@ def encode_job(job: Job, attempt: Attempt) -> EncodeResult:
             scratch.mkdir(parents=True, exist_ok=True)
             temp = temp_output(scratch / Path(destination.path).name, job.id, attempt.attempt_id)
         remove_stale_temps(temp, job.id)
+        # A remote output's SSH connection is opened now and handshakes in ssh while ffmpeg
+        # runs, so the push after verification does not wait for it.
         try:
-            return _encode_and_commit(job, attempt, backend, profile, source, temp, destination)
+            with Link(settings.staging, destination.location) as link:
+                return _encode_and_commit(
+                    job, attempt, backend, profile, source, temp, destination, link
+                )
         finally:
             with contextlib.suppress(FileNotFoundError):
                 temp.unlink()
@@ -138,6 +143,7 @@ def _encode_and_commit(
     source: Path,
     temp: Path,
     destination: Target,
+    link: Link,
 ) -> EncodeResult:
     settings = attempt.settings
     info = probe_source(settings.encode.ffprobe, source, service_id=profile.service_id)
@@ -180,7 +186,7 @@ def _encode_and_commit(
         attempt.before_commit(temp)
         commit(temp, Path(destination.path))
     else:
-        with stage_out(settings.staging, temp, job.output) as pending:
+        with stage_out(settings.staging, temp, job.output, link=link) as pending:
             attempt.before_commit(temp)
             pending.commit()
     video = out_info.video

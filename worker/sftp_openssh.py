@@ -74,6 +74,13 @@ class OpenSshSession(SessionBase):
         cls, name: str, location: SftpLocation, *, ssh: str, max_requests: int = 16
     ) -> OpenSshSession:
         """Start ssh, check the host key, authenticate and open SFTP; raise a LocationError."""
+        return cls.begin(name, location, ssh=ssh, max_requests=max_requests).finish()
+
+    @classmethod
+    def begin(
+        cls, name: str, location: SftpLocation, *, ssh: str, max_requests: int = 16
+    ) -> Opening:
+        """Start ssh and ask for SFTP without waiting: the handshake runs in ssh meanwhile."""
         preflight(name, location)
         try:
             child = Piped(sftp_argv(ssh, location))
@@ -81,16 +88,13 @@ class OpenSshSession(SessionBase):
             raise UnreachableError(f"location {name!r}: {e}", location=name) from e
         wire = w.Wire(child.stdout.fileno(), child.stdin.fileno(), location.io_timeout)
         try:
-            wire.hello(location.connect_timeout + location.io_timeout)
-        except w.LinkLost as e:
-            code = child.wait(5)
-            tail = child.stderr_tail
-            child.close(grace=0)
-            _refused(name, location, tail, code, e)
+            wire.greet()
+        except w.LinkLost:
+            pass  # ssh is gone already: finish() reads why
         except BaseException:
             child.close(grace=0)
             raise
-        return cls(name, location, child, wire, max_requests=max_requests)
+        return Opening(cls, name, location, child, wire, max_requests)
 
     def close(self) -> None:
         """End the SFTP session and ssh (quietly: the link may be gone)."""
@@ -326,6 +330,49 @@ class OpenSshSession(SessionBase):
         reader = w.Reader(body)
         _packet, read, write = reader.u64(), reader.u64(), reader.u64()
         return clamp_request(read), clamp_request(write)
+
+
+class Opening:
+    """An ``ssh -s sftp`` child started by :meth:`OpenSshSession.begin`, not yet answered.
+
+    ssh exchanges keys and authenticates in its own process, so the caller can work
+    meanwhile (kamado encodes) and ``finish`` then finds the session ready.
+    """
+
+    def __init__(
+        self,
+        cls: type[OpenSshSession],
+        name: str,
+        location: SftpLocation,
+        child: Piped,
+        wire: w.Wire,
+        max_requests: int,
+    ) -> None:
+        self._cls = cls
+        self.name = name
+        self.location = location
+        self.child = child
+        self.wire = wire
+        self.max_requests = max_requests
+
+    def finish(self) -> OpenSshSession:
+        """Wait for the SFTP session; raise the LocationError ssh's failure describes."""
+        child, location = self.child, self.location
+        try:
+            self.wire.hello(location.connect_timeout + location.io_timeout)
+            return self._cls(self.name, location, child, self.wire, max_requests=self.max_requests)
+        except w.LinkLost as e:
+            code = child.wait(5)
+            tail = child.stderr_tail
+            child.close(grace=0)
+            _refused(self.name, location, tail, code, e)
+        except BaseException:
+            child.close(grace=0)
+            raise
+
+    def close(self) -> None:
+        """Give up on the session (ssh is stopped)."""
+        self.child.close(grace=0)
 
 
 def _read_into(source: BinaryIO, view: memoryview) -> int:

@@ -136,15 +136,22 @@ class Wire:
         self.timeout = timeout
         self.extensions: dict[str, bytes] = {}
         self._next = 0
+        self._greeted = False
         self._out: list[Field] = []
         self._answers: dict[int, tuple[int, Chunk]] = {}
         os.set_blocking(rfd, False)
         os.set_blocking(wfd, False)
 
+    def greet(self) -> None:
+        """Send INIT (once); ssh holds it until the session is up, so this never waits."""
+        if not self._greeted:
+            self._greeted = True
+            self._out.append(_U32.pack(5) + bytes([INIT]) + _U32.pack(VERSION))
+            self.flush()
+
     def hello(self, timeout: float) -> dict[str, bytes]:
-        """Send INIT, read VERSION; the server's extensions (name to data)."""
-        self._out.append(_U32.pack(5) + bytes([INIT]) + _U32.pack(VERSION))
-        self.flush()
+        """Send INIT unless ``greet`` did, read VERSION; the server's extensions (name to data)."""
+        self.greet()
         length, kind = _U32.unpack(self._read_exact(4, timeout))[0], self._read_exact(1, timeout)[0]
         if kind != VERSION_REPLY or not 5 <= length <= MAX_PACKET:
             raise LinkLost(f"the server did not speak SFTP (packet type {kind})")

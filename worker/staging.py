@@ -6,7 +6,8 @@ The encode pipeline calls, with ``settings.staging``:
   mount itself, a copy pulled to scratch with its sha256, or a FIFO that ffmpeg reads
   while the download runs (``mode = "stream"``); scratch files are removed on exit;
 - :func:`stage_out`: push the verified output to a temporary name next to the
-  destination; :meth:`PendingOutput.commit` renames it into place;
+  destination; :meth:`PendingOutput.commit` renames it into place; a :class:`Link`
+  opened while ffmpeg runs spares the push the SSH handshake;
 - :class:`worker.staging_prefetch.Prefetcher`: pull the next job's source meanwhile.
 
 A dropped SFTP link is retried (``retries``, doubling ``retry_delay``) and the transfer
@@ -16,7 +17,14 @@ resumes where the last acknowledged byte left it. URIs: see :mod:`worker.staging
 from __future__ import annotations
 
 from worker.settings_staging import StagingSettings
-from worker.staging_core import StagedSource, check_space, connect, scratch_path, with_retries
+from worker.staging_core import (
+    Link,
+    StagedSource,
+    check_space,
+    connect,
+    scratch_path,
+    with_retries,
+)
 from worker.staging_in import clean_scratch, stage_in
 from worker.staging_local import Files
 from worker.staging_out import PendingOutput, deliver, stage_out
@@ -26,6 +34,7 @@ from worker.staging_uri import Target, resolve, sftp_uri
 
 __all__ = [
     "Files",
+    "Link",
     "PendingOutput",
     "Prefetcher",
     "StagedSource",

@@ -17,7 +17,7 @@ from typing import Protocol, Self, TypeVar
 from worker.settings_staging import LocalLocation, SftpLocation, StagingSettings
 from worker.sftp import SftpSession
 from worker.sftp_common import Chunk, Progress, RemoteStat, Sink, SinkError
-from worker.sftp_openssh import OpenSshSession
+from worker.sftp_openssh import Opening, OpenSshSession
 from worker.ssh_command import ssh_binary
 from worker.staging_errors import (
     BadUriError,
@@ -79,6 +79,50 @@ def connect(settings: StagingSettings, name: str) -> Files:
             name, location, window_mb=settings.window_mb, max_requests=settings.max_requests
         )
     return OpenSshSession.connect(name, location, ssh=ssh, max_requests=settings.max_requests)
+
+
+class Link:
+    """A connection to a location opened ahead of use: ssh handshakes while the caller works.
+
+    Only the OpenSSH transport opens early (in its own process, no thread here); for any
+    other location, or when the early start fails, ``take`` returns None and the caller
+    connects as usual, which reports the failure. ``close`` stops a link nobody took.
+    """
+
+    def __init__(self, settings: StagingSettings, name: str) -> None:
+        self._opening: Opening | None = None
+        location = settings.locations.get(name)
+        ssh = ssh_binary()
+        if isinstance(location, SftpLocation) and ssh and not openssh_unusable(location, ssh):
+            try:
+                self._opening = OpenSshSession.begin(
+                    name, location, ssh=ssh, max_requests=settings.max_requests
+                )
+            except LocationError as e:
+                log.debug("location %r: no early connection: %s", name, e)
+
+    def take(self) -> Files | None:
+        """The session, once its handshake is done; None if there is none to give."""
+        opening, self._opening = self._opening, None
+        if opening is None:
+            return None
+        try:
+            return opening.finish()
+        except LocationError as e:  # the link died while the caller worked: connect afresh
+            log.info("location %r: early connection failed (%s); connecting again", opening.name, e)
+            return None
+
+    def close(self) -> None:
+        """Stop the connection if nobody took it."""
+        opening, self._opening = self._opening, None
+        if opening is not None:
+            opening.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def openssh_unusable(location: SftpLocation, ssh: str | None) -> str:

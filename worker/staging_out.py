@@ -9,7 +9,7 @@ from pathlib import Path, PurePosixPath
 
 from worker.settings_staging import StagingSettings
 from worker.sftp_common import Progress, ProgressCallback
-from worker.staging_core import MIB, connect, with_retries
+from worker.staging_core import MIB, Link, connect, with_retries
 from worker.staging_errors import (
     AccessDeniedError,
     LocationError,
@@ -97,11 +97,13 @@ def stage_out(
     dest_uri: str,
     *,
     on_progress: ProgressCallback | None = None,
+    link: Link | None = None,
 ) -> PendingOutput:
     """Push ``local_file`` next to ``dest_uri`` under a temporary name, fsynced and size-checked.
 
     Nothing appears at the destination until the caller verifies and calls ``commit()``;
     ``abort()`` (or leaving a ``with`` block uncommitted) removes the temporary file.
+    ``link``, a connection to the destination opened earlier, is used if it still works.
     """
     target = resolve(settings, dest_uri)
     location = settings.locations.get(target.location)
@@ -119,7 +121,8 @@ def stage_out(
     with LocalFiles().errors("read", str(local_file)), local_file.open("rb") as source:
 
         def attempt(n: int) -> None:
-            files = connect(settings, target.location)
+            early = link.take() if link is not None and n == 0 else None
+            files = early if early is not None else connect(settings, target.location)
             try:
                 if n == 0:
                     _check_room(settings, files, target, size)
