@@ -1,7 +1,16 @@
-"""A snapshot of the cluster for routing: live workers, their speeds, running jobs, hosts."""
+"""A snapshot of the cluster for routing: live workers, their speeds, running jobs, hosts.
+
+A worker's heartbeat names its current job only every few seconds, so the jobs running
+are read from the broker too: kombu keeps every delivered, unacknowledged message (with
+late acks, every job a worker holds) in its ``unacked`` hash with the queue it came
+from. A job a worker has just taken is off its queue and not yet in any heartbeat; only
+that hash shows it. Without it, the routing pass that follows a software worker taking
+its next job, which is exactly when a software slot opens, sees that worker idle.
+"""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from scheduler.broker import BrokerState, Message
@@ -10,7 +19,7 @@ from worker.heartbeat import HostHeartbeat, WorkerHeartbeat, now
 from worker.jobs import Job, JobState
 from worker.presence import workers
 from worker.profiles import QUEUE_CPU, QUEUE_GPU, Backend, all_profiles
-from worker.registry import Registry, job_key
+from worker.registry import UNACKED, Registry, job_key
 from worker.settings import Settings
 from worker.settings_scheduler import RoutingSettings
 
@@ -32,6 +41,20 @@ def _software(beat: WorkerHeartbeat) -> list[float | None]:
 def _speed(values: list[float | None], default: float) -> float:
     known = [v for v in values if v]
     return max(known) if known else default
+
+
+def delivery(raw: str) -> tuple[str, str] | None:
+    """The job id and queue of one of kombu's unacked entries: [message, exchange, queue]."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    if not (isinstance(data, list) and len(data) == 3 and isinstance(data[0], dict)):
+        return None
+    headers = data[0].get("headers")
+    task_id = str((headers if isinstance(headers, dict) else {}).get("id") or "")
+    job_id = task_id.split("-", 1)[0]
+    return (job_id, str(data[2])) if job_id else None
 
 
 def wake_delay(hosts: list[HostHeartbeat], routing: RoutingSettings, at: datetime) -> float | None:
@@ -58,11 +81,11 @@ class Snapshot:
         self.routing = settings.scheduler.routing
         self.profiles = all_profiles(settings.profiles)
 
-    def remaining(self, beat: WorkerHeartbeat, realtime: float) -> float:
-        """Seconds until this worker's current job ends (0 when it is idle)."""
-        if not beat.current_job:
+    def remaining(self, job_id: str | None, realtime: float) -> float:
+        """Seconds until this running job ends (0 when there is none or it has ended)."""
+        if not job_id:
             return 0.0
-        record = self.registry.get(beat.current_job)
+        record = self.registry.get(job_id)
         if record is None or record.state.final:
             return 0.0
         if record.progress and record.progress.eta_s is not None:
@@ -71,6 +94,11 @@ class Snapshot:
         done = record.progress.percent / 100 if record.progress else 0.0
         return length * (1 - done) / realtime
 
+    def delivered(self) -> dict[str, str]:
+        """Jobs workers have taken off a queue and not yet acknowledged, with that queue."""
+        raws = self.registry.call("read delivered messages", self.registry.client.hvals, UNACKED)
+        return dict(found for raw in raws if (found := delivery(raw)))
+
     def cluster(self, *, with_queues: bool = True) -> Cluster:
         """The two lanes as they are now."""
         beats = workers(self.registry)
@@ -78,20 +106,26 @@ class Snapshot:
         sw = [b for b in beats if QUEUE_CPU in b.queues and _software(b)]
         hw_speed = _speed([s for b in hw for s in _hardware(b)], self.routing.hardware_realtime)
         sw_speed = _speed([s for b in sw for s in _software(b)], self.routing.software_realtime)
-        hardware = Lane([self.remaining(b, hw_speed) for b in hw], hw_speed)
+        # The software queue is read before the deliveries: a job taken in between is then
+        # counted twice (one pass too cautious), never missed (one pass too eager).
+        queued = self.state.waiting(QUEUE_CPU) if with_queues and sw else []
+        delivered = self.delivered() if with_queues else {}
+        hardware = Lane([self.remaining(b.current_job, hw_speed) for b in hw], hw_speed)
         if not hw:
             delay = wake_delay(self.state.hosts(), self.routing, now())
             if delay is not None:
                 hardware.free_at = [delay]
-        software = Lane([self.remaining(b, sw_speed) for b in sw], sw_speed)
-        waiting = 0
-        if with_queues and sw:
-            queued = self.state.waiting(QUEUE_CPU)
-            waiting = len(queued)
-            lengths = self.state.estimates([m.job_id for m in queued])
-            for message in queued:
-                software.take(lengths.get(message.job_id, DEFAULT_LENGTH_S))
-        return Cluster(hardware, software, waiting, len(sw))
+        software = Lane([self.remaining(b.current_job, sw_speed) for b in sw], sw_speed)
+        shown = {b.current_job for b in beats}
+        lanes = {QUEUE_GPU: hardware if hw else None, QUEUE_CPU: software if sw else None}
+        for job_id, queue in delivered.items():
+            lane = lanes.get(queue)
+            if lane is not None and job_id not in shown:
+                lane.occupy(self.remaining(job_id, lane.realtime))
+        lengths = self.state.estimates([m.job_id for m in queued])
+        for message in queued:
+            software.take(lengths.get(message.job_id, DEFAULT_LENGTH_S))
+        return Cluster(hardware, software, len(queued), len(sw))
 
     def pending(self, messages: list[Message]) -> tuple[list[Pending], dict[str, Job]]:
         """The jobs behind waiting encode.gpu messages (queued ones only), with their lengths."""

@@ -38,6 +38,12 @@ class Lane:
             return math.inf
         return min(self.free_at) + length_s / self.realtime
 
+    def occupy(self, seconds: float) -> None:
+        """Account for a job the earliest free slot has just taken, ``seconds`` from its end."""
+        if seconds > 0 and self.free_at:
+            slot = self.free_at.index(min(self.free_at))
+            self.free_at[slot] = max(self.free_at[slot], 0.0) + seconds
+
     def take(self, length_s: float) -> float:
         """Give the job to the earliest free slot; return when it ends."""
         end = self.finish(length_s)

@@ -75,6 +75,26 @@ def test_software_capable_jobs_move_to_the_cpu_only_when_they_finish_sooner_ther
     assert service.route_once() == []  # one job per software worker waits at a time
 
 
+def test_a_job_a_software_worker_has_just_taken_counts_before_its_heartbeat_names_it(
+    deliverer: Deliverer, registry: Registry
+) -> None:
+    busy = submit(deliverer, "running", "h264-intel", 6000)
+    assert registry.acquire(busy, "att", "fast@hw").status == "ok"
+    BrokerState(registry).remove(busy, ["encode.gpu"])
+    registry.update(busy, "att", Progress(percent=10, eta_s=600.0, backend="qsv"))
+    beat(registry, "fast@hw", "encode.gpu", "qsv", 10.0, job=busy)
+    beat(registry, "slow@cpu", "encode.cpu", "x264", 0.5)  # its last heartbeat: idle
+    taken = submit(deliverer, "taken", "h264-x264", 600)
+    with deliverer.app.connection_for_read() as conn:  # a real kombu delivery, not yet acked
+        message = conn.default_channel.basic_get("encode.cpu", no_ack=False)
+        assert message is not None and message.headers["id"].startswith(taken)
+        short = submit(deliverer, "short", "h264-auto", 60)  # cpu 120 s; gpu reaches it at 606 s
+        assert deliverer.snapshot.cluster().software.free_at == [1200.0]
+        service = Service(deliverer.settings, deliverer, Spool(deliverer.settings.state_dir / "s"))
+        assert service.route_once() == []  # on software it would end at 1320 s
+        assert [m.job_id for m in BrokerState(registry).waiting("encode.gpu")] == [short]
+
+
 def test_new_recordings_overtake_the_backlog(deliverer: Deliverer, registry: Registry) -> None:
     backlog = [submit(deliverer, f"old{i}", "h264-intel", 1800) for i in range(3)]
     job = Job.create("/rec/new.ts", "h264-intel", priority=2)

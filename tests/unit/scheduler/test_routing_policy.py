@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from scheduler.cluster import wake_delay
+from scheduler.cluster import delivery, wake_delay
 from scheduler.routing import Cluster, Lane, Pending, initial_queue, plan
 from worker.heartbeat import HostHeartbeat
 from worker.profiles import BUILTIN_PROFILES
@@ -73,3 +75,24 @@ def test_wake_delay_needs_a_host_that_passed_preflight_and_counts_a_boot_in_prog
 
 def test_a_lane_without_slots_never_finishes() -> None:
     assert math.isinf(Lane([], 1.0).finish(10))
+
+
+def test_a_job_just_taken_occupies_the_earliest_free_slot() -> None:
+    lane = Lane([30.0, 0.0], 1.0)
+    lane.occupy(100.0)
+    assert lane.free_at == [30.0, 100.0]
+    lane.occupy(0.0)
+    assert lane.free_at == [30.0, 100.0]
+    empty = Lane([], 1.0)
+    empty.occupy(10.0)
+    assert empty.free_at == []
+
+
+def test_a_delivered_message_names_its_job_and_the_queue_it_came_from() -> None:
+    # kombu's unacked entry wraps the message as it sat in the queue
+    captured = Path(__file__).parents[1] / "prefetch" / "kombu_encode_message.json"
+    message = json.loads(captured.read_text())
+    entry = json.dumps([message, "", "encode.cpu"])
+    assert delivery(entry) == ("fcd8c77f5a0f3504fa47", "encode.cpu")
+    assert delivery("not json") is None
+    assert delivery(json.dumps({"headers": {}})) is None
