@@ -145,5 +145,6 @@ class Snapshot:
             profile = self.profiles.get(job.profile)
             movable = profile is not None and accepts_software(profile)
             jobs[job_id] = job
-            pending.append(Pending(job_id, lengths.get(job_id, DEFAULT_LENGTH_S), movable))
+            length = lengths.get(job_id, DEFAULT_LENGTH_S)
+            pending.append(Pending(job_id, length, movable, job.priority))
         return pending, jobs

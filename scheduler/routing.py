@@ -2,11 +2,18 @@
 
 Hardware-only jobs always wait for ``encode.gpu``. A job that also accepts software goes
 to ``encode.gpu`` when a hardware worker is up or a host agent can wake one, and is moved
-to ``encode.cpu`` only when it would finish sooner there: when the expected wait for
-hardware (the work queued ahead at the measured hardware speed, plus the boot time if
-the VM is down) plus its hardware encode time exceeds the expected software encode time
-(plus the work a software worker has ahead of it). Jobs are taken in delivery order, so
-this is an earliest-finish-time list schedule over the two lanes.
+to ``encode.cpu`` only when the expected wait for hardware (the work queued ahead at the
+measured hardware speed, plus the boot time if the VM is down) exceeds the expected
+software encode time (plus the work a software worker has ahead of it).
+
+Which job moves is a list-scheduling choice, not the first that qualifies. Jobs of one
+priority level are interchangeable to the hardware worker, so a job's wait is taken as
+if it were the last of its level: the hardware's time to drain that level (and every
+more urgent one) without it. Of the jobs whose software finish is within that wait, the
+most urgent level goes first (new recordings before backlog) and, within a level, the
+longest: the slow worker takes long jobs while the hardware has plenty queued, and near
+the end only short jobs still fit, so both lanes run dry together instead of the slow
+worker finishing a long job alone.
 """
 
 from __future__ import annotations
@@ -63,11 +70,12 @@ class Cluster:
 
 @dataclass(frozen=True)
 class Pending:
-    """A job waiting in encode.gpu, in delivery order."""
+    """A job waiting in encode.gpu, in delivery order (priority: 0 is most urgent)."""
 
     job_id: str
     length_s: float
     movable: bool
+    priority: int = 0
 
 
 def accepts_software(profile: Profile) -> bool:
@@ -95,16 +103,48 @@ def plan(pending: list[Pending], cluster: Cluster, *, lookahead: int) -> list[st
     budget = lookahead * cluster.software_workers - cluster.software_waiting
     if budget <= 0 or not cluster.software.available:
         return []
-    hardware = Lane(list(cluster.hardware.free_at), cluster.hardware.realtime)
     software = Lane(list(cluster.software.free_at), cluster.software.realtime)
+    queue = list(pending)
     moves: list[str] = []
-    for job in pending:
-        on_hardware = hardware.finish(job.length_s)
-        if job.movable and software.finish(job.length_s) < on_hardware:
-            software.take(job.length_s)
-            moves.append(job.job_id)
-            if len(moves) >= budget:
-                break
-        else:
-            hardware.take(job.length_s)
+    while len(moves) < budget and (job := _pick(queue, cluster.hardware, software)):
+        software.take(job.length_s)
+        queue.remove(job)
+        moves.append(job.job_id)
     return moves
+
+
+def _drain_times(queue: list[Pending], hardware: Lane) -> dict[int, float]:
+    """Per priority level: seconds until the hardware has run every job up to that level.
+
+    The queue is spread evenly over the hardware slots (exact for one worker).
+    """
+    if not hardware.available:
+        return {job.priority: math.inf for job in queue}
+    slots = [t for t in hardware.free_at if math.isfinite(t)]
+    work = sum(slots)
+    drained: dict[int, float] = {}
+    for job in queue:
+        work += job.length_s / hardware.realtime
+        drained[job.priority] = work / len(slots)
+    return drained
+
+
+def _pick(queue: list[Pending], hardware: Lane, software: Lane) -> Pending | None:
+    """The next job for the software lane, or None when none is expected to finish sooner."""
+    drained = _drain_times(queue, hardware)
+    slots = max(len([t for t in hardware.free_at if math.isfinite(t)]), 1)
+    for level in sorted(drained):
+        movable = [job for job in queue if job.movable and job.priority == level]
+        if not math.isfinite(drained[level]):
+            if movable:  # no hardware will come: software takes them in delivery order
+                return movable[0]
+            continue
+        fits = [
+            job
+            for job in movable
+            if software.finish(job.length_s)
+            <= drained[level] - job.length_s / hardware.realtime / slots
+        ]
+        if fits:
+            return max(fits, key=lambda job: job.length_s)
+    return None

@@ -77,6 +77,57 @@ def test_a_lane_without_slots_never_finishes() -> None:
     assert math.isinf(Lane([], 1.0).finish(10))
 
 
+def test_the_slow_worker_gets_the_longest_job_it_ends_before_the_hardware_would_start_it() -> None:
+    # hardware at 10x drains 100+60+30+20+90 = 300 s of queue; software at 0.5x
+    jobs = [Pending("a", 600, True), Pending("b", 300, True), Pending("c", 200, True),
+            Pending("d", 900, True)]  # fmt: skip
+    # d: 1800 s on cpu, far too long; a: 1200 s > 300 - 60; b: 600 s > 270; c: 400 > 280
+    assert plan(jobs, cluster([100.0], [0.0]), lookahead=1) == []
+    # an hour of hardware work ahead: every job fits; the longest goes, not the first
+    assert plan(jobs, cluster([3600.0], [0.0]), lookahead=1) == ["d"]
+    # drained at 1700 s: d would end at 1800 s, after the other jobs' 1610 s; a fits
+    assert plan(jobs, cluster([1500.0], [0.0]), lookahead=1) == ["a"]
+
+
+def test_near_the_end_the_slow_worker_gets_a_short_job_the_hardware_would_reach_late() -> None:
+    # fast 1500x is free in 0.5 s and drains the queue by 3.37 s; slow 300x is free in 1 s.
+    # Only the short job (1.23 s there) ends before hardware would reach it as the last;
+    # taken in delivery order, none finishes sooner on software where it sits.
+    jobs = [Pending("mid", 1114, True), Pending("short", 369, True),
+            Pending("tail", 1229, True), Pending("long", 1591, True)]  # fmt: skip
+    lanes = cluster([0.5], [1.0], hw_speed=1500, sw_speed=300)
+    assert plan(jobs, lanes, lookahead=1) == ["short"]
+
+
+def test_new_recordings_move_before_longer_backlog_jobs() -> None:
+    jobs = [Pending("new", 60, True, priority=2), Pending("old", 600, True, priority=7),
+            Pending("old2", 600, True, priority=7)]  # fmt: skip
+    assert plan(jobs, cluster([3600.0], [0.0]), lookahead=1) == ["new"]
+    # a new recording the hardware reaches before software could finish it stays
+    jobs[0] = Pending("new", 60, True, priority=2)
+    assert plan(jobs, cluster([100.0], [0.0]), lookahead=1) == []
+
+
+def test_a_new_recording_waits_as_if_last_of_its_level_not_behind_the_backlog() -> None:
+    # 1200 s of backlog queued behind it does not count toward its wait
+    jobs = [Pending("new", 600, True, priority=2), Pending("old", 12000, False, priority=7)]
+    assert plan(jobs, cluster([100.0], [0.0]), lookahead=1) == []
+
+
+def test_without_hardware_software_takes_jobs_in_delivery_order() -> None:
+    jobs = [Pending("intel", 60, False), Pending("a", 60, True), Pending("b", 6000, True)]
+    assert plan(jobs, cluster([], [0.0]), lookahead=1) == ["a"]
+    assert plan(jobs, cluster([], [0.0]), lookahead=2) == ["a", "b"]
+
+
+def test_the_software_lane_fills_up_as_moves_are_planned() -> None:
+    jobs = [Pending(str(i), 600, True) for i in range(4)]
+    # 2400 s of hardware work at 1x; each move puts 1200 s on one software slot at 0.5x
+    two_slots = cluster([0.0], [0.0, 0.0], hw_speed=1)
+    assert plan(jobs, two_slots, lookahead=2) == ["0", "1"]  # a third would end at 2400 s
+    assert plan(jobs, cluster([0.0], [0.0], hw_speed=1), lookahead=2) == ["0"]
+
+
 def test_a_job_just_taken_occupies_the_earliest_free_slot() -> None:
     lane = Lane([30.0, 0.0], 1.0)
     lane.occupy(100.0)
