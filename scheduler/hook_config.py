@@ -15,17 +15,18 @@ import hashlib
 import json
 import os
 import secrets
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic_core import SchemaValidator, ValidationError, to_json
+from pydantic_core import core_schema as cs
 
 from worker.config_file import code_stamp, find_config, kamado_environment
 
 
-class HookConfig(BaseModel):
+@dataclass(frozen=True)
+class HookConfig:
     """The values a hook uses, taken from the validated settings."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     config: str | None
     state_dir: Path
@@ -33,11 +34,30 @@ class HookConfig(BaseModel):
     broker: bool
 
 
-class _Cached(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+def _field(schema: cs.CoreSchema) -> cs.TypedDictField:
+    return cs.typed_dict_field(schema)
 
-    stamp: str
-    values: HookConfig
+
+# The cache file, checked like any input (pydantic's core validator, see recorder_input).
+CACHED = SchemaValidator(
+    cs.typed_dict_schema(
+        {
+            "stamp": _field(cs.str_schema()),
+            "values": _field(
+                cs.typed_dict_schema(
+                    {
+                        "config": _field(cs.nullable_schema(cs.str_schema())),
+                        "state_dir": _field(cs.str_schema(min_length=1)),
+                        "spool_dir": _field(cs.str_schema(min_length=1)),
+                        "broker": _field(cs.bool_schema()),
+                    },
+                    extra_behavior="forbid",
+                )
+            ),
+        },
+        extra_behavior="forbid",
+    )
+)
 
 
 def cache_dir() -> Path:
@@ -75,14 +95,32 @@ def _validated(path: Path | None) -> HookConfig:
     )
 
 
-def _store(file: Path, cached: _Cached) -> None:
+def _store(file: Path, stamp: str, values: HookConfig) -> None:
+    data = {"stamp": stamp, "values": {**asdict(values), "state_dir": str(values.state_dir),
+                                       "spool_dir": str(values.spool_dir)}}  # fmt: skip
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
         temp = file.with_name(f".{file.name}.{secrets.token_hex(4)}")
-        temp.write_text(cached.model_dump_json(), encoding="utf-8")
+        temp.write_bytes(to_json(CACHED.validate_python(data)))
         temp.replace(file)
     except OSError:
         pass  # no cache: the next hook validates again
+
+
+def _cached(file: Path, stamp: str) -> HookConfig | None:
+    try:
+        data = CACHED.validate_json(file.read_bytes())
+    except (OSError, ValidationError):
+        return None
+    if data["stamp"] != stamp:
+        return None
+    values = data["values"]
+    return HookConfig(
+        config=values["config"],
+        state_dir=Path(values["state_dir"]),
+        spool_dir=Path(values["spool_dir"]),
+        broker=values["broker"],
+    )
 
 
 def hook_config(explicit: Path | None = None) -> HookConfig:
@@ -90,12 +128,9 @@ def hook_config(explicit: Path | None = None) -> HookConfig:
     path = find_config(explicit)
     stamp = _stamp(path)
     file = _cache_file(path)
-    try:
-        cached = _Cached.model_validate_json(file.read_bytes())
-        if cached.stamp == stamp:
-            return cached.values
-    except (OSError, ValidationError):
-        pass
+    cached = _cached(file, stamp)
+    if cached is not None:
+        return cached
     values = _validated(path)
-    _store(file, _Cached(stamp=stamp, values=values))
+    _store(file, stamp, values)
     return values

@@ -83,9 +83,9 @@ def parse_args(argv: list[str]) -> HookArgs | None:
 def _recording_path(args: HookArgs, env: dict[str, str]) -> str:
     """Validate the recorder's input; the recording's path as the recorder gave it."""
     if args.origin == "epgstation":
-        return read_epgstation(env).RECPATH
+        return read_epgstation(env)["RECPATH"]
     if args.origin == "edcb":
-        return read_edcb(env).FilePath
+        return read_edcb(env)["FilePath"]
     read_chinachu(*args.arguments)
     return args.arguments[0]
 
@@ -137,7 +137,7 @@ def accept(args: HookArgs, env: dict[str, str] | None = None) -> int:
         path = absolute(given, _cwd())
         check_recording(Path(path))
         request = hook_request(origin, env=env, args=args.arguments, path=path, failed=args.failed)
-        spool_store.write_entry(config.spool_dir, origin, request.model_dump_json().encode())
+        spool_store.write_entry(config.spool_dir, origin, request.to_json())
     except KamadoError as e:
         log_line(config.state_dir, f"{origin}: error: {e}")
         return _error(e)

@@ -4,29 +4,220 @@ EPGStation v2 and EDCB pass environment variables, Chinachu passes two arguments
 the recorder reference for the contracts. EPGStation writes JSON ``null`` as the string
 "null"; both "null" and the empty string mean absent here.
 
-This module imports pydantic and nothing heavier: the recorder hook validates its input
-here, writes the request to the spool and returns, and delivery turns the request into
-a job later (:func:`scheduler.recorders.hook_input`).
+The recorder hook validates its input here, writes the request to the spool and
+returns; delivery turns the request into a job later (:func:`scheduler.recorders.
+hook_input`), validating it again with the same schemas. They are written for pydantic's
+validation core (``pydantic_core``) directly: the hook then loads pydantic's validator
+without its model layer, which costs a recorder more start-up time than all the rest of
+the hook (about 0.13 s of CPU on the development VM).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, cast
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import SchemaValidator, ValidationError, to_json
+from pydantic_core import core_schema as cs
 
 from scheduler.errors import HookInputError
 
 ABSENT = ("", "null", "undefined")
-REQUEST_KIND: Literal["hook"] = "hook"
+REQUEST_KIND = "hook"
 Origin = Literal["epgstation", "chinachu", "edcb"]
 
 
 def _absent_to_none(value: Any) -> Any:
     return None if isinstance(value, str) and value.strip() in ABSENT else value
+
+
+def _required(schema: cs.CoreSchema) -> cs.TypedDictField:
+    """A field that must be present and not "null"."""
+    return cs.typed_dict_field(cs.no_info_before_validator_function(_absent_to_none, schema))
+
+
+def _optional(schema: cs.CoreSchema) -> cs.TypedDictField:
+    """A field that may be missing, empty or "null" (all None)."""
+    nullable = cs.no_info_before_validator_function(_absent_to_none, cs.nullable_schema(schema))
+    return cs.typed_dict_field(cs.with_default_schema(nullable, default=None), required=False)
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("expected an ISO 8601 time with its offset")
+    return value
+
+
+TEXT = cs.str_schema()
+COUNT = cs.int_schema(ge=0)
+MILLISECONDS = cs.int_schema(ge=0)
+
+
+class EpgstationVars(TypedDict):
+    """The variables EPGStation v2 sets for recordingFinishCommand and recordingFailedCommand."""
+
+    RECPATH: str
+    RECORDEDID: str | None
+    NAME: str | None
+    CHANNELNAME: str | None
+    CHANNELTYPE: str | None
+    STARTAT: int | None  # ms
+    ENDAT: int | None  # ms
+    DROP_CNT: int | None
+    ERROR_CNT: int | None
+    SCRAMBLING_CNT: int | None
+
+
+EPGSTATION = SchemaValidator(
+    cs.typed_dict_schema(
+        {
+            "RECPATH": _required(cs.str_schema(min_length=1)),
+            "RECORDEDID": _optional(TEXT),
+            "NAME": _optional(TEXT),
+            "CHANNELNAME": _optional(TEXT),
+            "CHANNELTYPE": _optional(TEXT),
+            "STARTAT": _optional(MILLISECONDS),
+            "ENDAT": _optional(MILLISECONDS),
+            "DROP_CNT": _optional(COUNT),
+            "ERROR_CNT": _optional(COUNT),
+            "SCRAMBLING_CNT": _optional(COUNT),
+        },
+        extra_behavior="ignore",
+    )
+)
+
+
+class EdcbVars(TypedDict):
+    """The macros EDCB's PostRecEnd.sh (or a reservation's batch) gets as variables."""
+
+    FilePath: str
+    Title: str | None
+    ServiceName: str | None
+    StartTime: datetime | None
+    DurationSecond: int | None
+    RecInfoID: str | None
+    Drops: int | None
+    Scrambles: int | None
+    Result: str | None
+
+
+EDCB = SchemaValidator(
+    cs.typed_dict_schema(
+        {
+            "FilePath": _required(cs.str_schema(min_length=1)),
+            "Title": _optional(TEXT),
+            "ServiceName": _optional(TEXT),
+            "StartTime": _optional(
+                cs.no_info_after_validator_function(_aware, cs.datetime_schema())
+            ),
+            "DurationSecond": _optional(COUNT),
+            "RecInfoID": _optional(TEXT),
+            "Drops": _optional(COUNT),
+            "Scrambles": _optional(COUNT),
+            "Result": _optional(TEXT),
+        },
+        extra_behavior="ignore",
+    )
+)
+
+
+class ChinachuChannel(TypedDict):
+    """The `channel` object of Chinachu's programme JSON."""
+
+    name: str | None
+    type: str | None
+    channel: str | None
+
+
+class ChinachuProgram(TypedDict):
+    """The programme JSON Chinachu passes as recordedCommand's second argument."""
+
+    id: str | None
+    title: str | None
+    fullTitle: str | None
+    category: str | None
+    start: int | None  # ms
+    end: int | None  # ms
+    channel: ChinachuChannel | None
+
+
+def _json_optional(schema: cs.CoreSchema) -> cs.TypedDictField:
+    """A JSON member that may be missing or null."""
+    return cs.typed_dict_field(
+        cs.with_default_schema(cs.nullable_schema(schema), default=None), required=False
+    )
+
+
+CHINACHU = SchemaValidator(
+    cs.typed_dict_schema(
+        {
+            "id": _json_optional(TEXT),
+            "title": _json_optional(TEXT),
+            "fullTitle": _json_optional(TEXT),
+            "category": _json_optional(TEXT),
+            "start": _json_optional(MILLISECONDS),
+            "end": _json_optional(MILLISECONDS),
+            "channel": _json_optional(
+                cs.typed_dict_schema(
+                    {
+                        "name": _json_optional(TEXT),
+                        "type": _json_optional(TEXT),
+                        "channel": _json_optional(TEXT),
+                    },
+                    extra_behavior="ignore",
+                )
+            ),
+        },
+        extra_behavior="ignore",
+    )
+)
+
+REQUEST = SchemaValidator(
+    cs.typed_dict_schema(
+        {
+            "kind": cs.typed_dict_field(cs.literal_schema([REQUEST_KIND])),
+            "schema_version": cs.typed_dict_field(cs.literal_schema([1])),
+            "origin": cs.typed_dict_field(cs.literal_schema(["epgstation", "chinachu", "edcb"])),
+            "path": cs.typed_dict_field(cs.str_schema(min_length=1)),
+            "failed": cs.typed_dict_field(cs.bool_schema()),
+            "variables": cs.typed_dict_field(cs.dict_schema(TEXT, TEXT)),
+            "received_at": cs.typed_dict_field(
+                cs.no_info_after_validator_function(_aware, cs.datetime_schema())
+            ),
+        },
+        extra_behavior="forbid",
+    )
+)
+
+
+@dataclass(frozen=True)
+class HookRequest:
+    """A recorder's valid hook input as the spool keeps it until delivery makes a job.
+
+    ``variables`` holds exactly what the recorder passed that kamado reads (its
+    environment variables, or Chinachu's two arguments), so delivery parses the same
+    input again; ``path`` is the recording, made absolute against the hook's directory.
+    """
+
+    origin: Origin
+    path: str
+    failed: bool = False
+    variables: dict[str, str] = field(default_factory=dict)
+    received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    kind: Literal["hook"] = "hook"
+    schema_version: Literal[1] = 1
+
+    def to_json(self) -> bytes:
+        """The request as the spool stores it."""
+        return to_json(REQUEST.validate_python(asdict(self)))
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> HookRequest:
+        """A stored request, validated; raises pydantic_core's ValidationError."""
+        return cls(**REQUEST.validate_json(raw))
 
 
 def _problem(recorder: str, error: ValidationError, what: str) -> HookInputError:
@@ -43,97 +234,11 @@ def _problem(recorder: str, error: ValidationError, what: str) -> HookInputError
     )
 
 
-class _Env(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _absent(cls, value: Any) -> Any:
-        return _absent_to_none(value)
-
-
-class EpgstationEnv(_Env):
-    """The variables EPGStation v2 sets for recordingFinishCommand and recordingFailedCommand."""
-
-    RECPATH: str = Field(min_length=1)
-    RECORDEDID: str | None = None
-    NAME: str | None = None
-    CHANNELNAME: str | None = None
-    CHANNELTYPE: str | None = None
-    STARTAT: int | None = Field(default=None, ge=0, description="ms")
-    ENDAT: int | None = Field(default=None, ge=0, description="ms")
-    DROP_CNT: int | None = Field(default=None, ge=0)
-    ERROR_CNT: int | None = Field(default=None, ge=0)
-    SCRAMBLING_CNT: int | None = Field(default=None, ge=0)
-
-
-class ChinachuChannel(BaseModel):
-    """The `channel` object of Chinachu's programme JSON."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    name: str | None = None
-    type: str | None = None
-    channel: str | None = None
-
-
-class ChinachuProgram(BaseModel):
-    """The programme JSON Chinachu passes as recordedCommand's second argument."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    id: str | None = None
-    title: str | None = None
-    fullTitle: str | None = None
-    category: str | None = None
-    start: int | None = Field(default=None, ge=0, description="ms")
-    end: int | None = Field(default=None, ge=0, description="ms")
-    channel: ChinachuChannel | None = None
-
-
-class EdcbEnv(_Env):
-    """The macros EDCB's PostRecEnd.sh (or a reservation's batch) gets as variables."""
-
-    FilePath: str = Field(min_length=1)
-    Title: str | None = None
-    ServiceName: str | None = None
-    StartTime: datetime | None = None
-    DurationSecond: int | None = Field(default=None, ge=0)
-    RecInfoID: str | None = None
-    Drops: int | None = Field(default=None, ge=0)
-    Scrambles: int | None = Field(default=None, ge=0)
-    Result: str | None = None
-
-    @field_validator("StartTime")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("expected an ISO 8601 time with its offset")
-        return value
-
-
-class HookRequest(BaseModel):
-    """A recorder's valid hook input as the spool keeps it until delivery makes a job.
-
-    ``variables`` holds exactly what the recorder passed that kamado reads (its
-    environment variables, or Chinachu's two arguments), so delivery parses the same
-    input again; ``path`` is the recording, made absolute against the hook's directory.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    kind: Literal["hook"] = REQUEST_KIND
-    schema_version: int = 1
-    origin: Origin
-    path: str = Field(min_length=1)
-    failed: bool = False
-    variables: dict[str, str] = Field(default_factory=dict)
-    received_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
-
-
-def _read_env(model: type[_Env], env: Mapping[str, str], recorder: str, key: str, hint: str) -> Any:
+def _read_env(
+    validator: SchemaValidator, env: Mapping[str, str], recorder: str, key: str, hint: str
+) -> Any:
     try:
-        return model.model_validate(dict(env))
+        return validator.validate_python(dict(env))
     except ValidationError as e:
         if any(i["loc"] == (key,) for i in e.errors()):
             raise HookInputError(
@@ -142,18 +247,13 @@ def _read_env(model: type[_Env], env: Mapping[str, str], recorder: str, key: str
         raise _problem(recorder, e, "variable") from None
 
 
-def _picked(model: type[BaseModel], env: Mapping[str, str]) -> dict[str, str]:
-    return {name: env[name] for name in model.model_fields if name in env}
-
-
-def read_epgstation(env: Mapping[str, str]) -> EpgstationEnv:
+def read_epgstation(env: Mapping[str, str]) -> EpgstationVars:
     """EPGStation's variables, validated; a missing or bad one is a HookInputError."""
     hint = (
         " (or is null): use `kamado hook epgstation` as recordingFinishCommand or "
         "recordingFailedCommand, whose environment names the recording"
     )
-    data: EpgstationEnv = _read_env(EpgstationEnv, env, "epgstation", "RECPATH", hint)
-    return data
+    return cast(EpgstationVars, _read_env(EPGSTATION, env, "epgstation", "RECPATH", hint))
 
 
 def read_chinachu(rec_path: str, program_json: str) -> ChinachuProgram:
@@ -177,16 +277,19 @@ def read_chinachu(rec_path: str, program_json: str) -> ChinachuProgram:
             field="PROGRAM_JSON",
         )
     try:
-        return ChinachuProgram.model_validate(raw)
+        return cast(ChinachuProgram, CHINACHU.validate_python(raw))
     except ValidationError as e:
         raise _problem("chinachu", e, "PROGRAM_JSON field") from None
 
 
-def read_edcb(env: Mapping[str, str]) -> EdcbEnv:
+def read_edcb(env: Mapping[str, str]) -> EdcbVars:
     """EDCB's variables, validated; a missing FilePath is a HookInputError."""
     hint = ": use `kamado hook edcb` from PostRecEnd.sh (or a reservation's post-recording batch)"
-    data: EdcbEnv = _read_env(EdcbEnv, env, "edcb", "FilePath", hint)
-    return data
+    return cast(EdcbVars, _read_env(EDCB, env, "edcb", "FilePath", hint))
+
+
+def _picked(names: Any, env: Mapping[str, str]) -> dict[str, str]:
+    return {name: env[name] for name in names if name in env}
 
 
 def hook_request(
@@ -201,7 +304,8 @@ def hook_request(
     if origin == "chinachu":
         variables = {"REC_PATH": args[0], "PROGRAM_JSON": args[1]}
     else:
-        variables = _picked(EpgstationEnv if origin == "epgstation" else EdcbEnv, env)
+        names = (EpgstationVars if origin == "epgstation" else EdcbVars).__annotations__
+        variables = _picked(names, env)
     for name, value in variables.items():
         try:
             value.encode("utf-8")

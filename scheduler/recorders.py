@@ -40,16 +40,16 @@ def parse_epgstation(env: Mapping[str, str], *, failed: bool) -> HookInput:
     data = read_epgstation(env)
     recording = Recording(
         recorder="epgstation",
-        recorded_id=data.RECORDEDID,
-        title=data.NAME,
-        channel=data.CHANNELNAME,
-        start=_from_ms(data.STARTAT),
-        end=_from_ms(data.ENDAT),
-        drop_count=data.DROP_CNT,
-        error_count=data.ERROR_CNT,
-        scrambling_count=data.SCRAMBLING_CNT,
+        recorded_id=data["RECORDEDID"],
+        title=data["NAME"],
+        channel=data["CHANNELNAME"],
+        start=_from_ms(data["STARTAT"]),
+        end=_from_ms(data["ENDAT"]),
+        drop_count=data["DROP_CNT"],
+        error_count=data["ERROR_CNT"],
+        scrambling_count=data["SCRAMBLING_CNT"],
     )
-    return HookInput(data.RECPATH, recording, failed=failed)
+    return HookInput(data["RECPATH"], recording, failed=failed)
 
 
 def parse_chinachu(rec_path: str, program_json: str) -> HookInput:
@@ -57,12 +57,12 @@ def parse_chinachu(rec_path: str, program_json: str) -> HookInput:
     program = read_chinachu(rec_path, program_json)
     recording = Recording(
         recorder="chinachu",
-        recorded_id=program.id,
-        title=program.title or program.fullTitle,
-        channel=program.channel.name if program.channel else None,
-        genre=program.category,
-        start=_from_ms(program.start),
-        end=_from_ms(program.end),
+        recorded_id=program["id"],
+        title=program["title"] or program["fullTitle"],
+        channel=channel["name"] if (channel := program["channel"]) else None,
+        genre=program["category"],
+        start=_from_ms(program["start"]),
+        end=_from_ms(program["end"]),
     )
     return HookInput(rec_path, recording)
 
@@ -70,22 +70,23 @@ def parse_chinachu(rec_path: str, program_json: str) -> HookInput:
 def parse_edcb(env: Mapping[str, str]) -> HookInput:
     """EDCB's environment as a HookInput; a missing FilePath is a HookInputError."""
     data = read_edcb(env)
+    start, seconds, result = data["StartTime"], data["DurationSecond"], data["Result"]
     end = None
-    if data.StartTime is not None and data.DurationSecond is not None:
-        end = datetime.fromtimestamp(data.StartTime.timestamp() + data.DurationSecond, UTC)
+    if start is not None and seconds is not None:
+        end = datetime.fromtimestamp(start.timestamp() + seconds, UTC)
     recording = Recording(
         recorder="edcb",
-        recorded_id=data.RecInfoID,
-        title=data.Title,
-        channel=data.ServiceName,
-        start=data.StartTime,
+        recorded_id=data["RecInfoID"],
+        title=data["Title"],
+        channel=data["ServiceName"],
+        start=start,
         end=end,
-        drop_count=data.Drops,
-        scrambling_count=data.Scrambles,
+        drop_count=data["Drops"],
+        scrambling_count=data["Scrambles"],
     )
-    failed = data.Result is not None and not data.Result.startswith(EDCB_SUCCESS)
-    flags = [f"recorder: {data.Result}"] if failed else []
-    return HookInput(data.FilePath, recording, failed=failed, flags=flags)
+    failed = result is not None and not result.startswith(EDCB_SUCCESS)
+    flags = [f"recorder: {result}"] if failed else []
+    return HookInput(data["FilePath"], recording, failed=failed, flags=flags)
 
 
 def hook_input(request: HookRequest) -> HookInput:

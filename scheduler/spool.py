@@ -50,7 +50,7 @@ def read_entry(path: Path, raw: bytes) -> Entry:
     try:
         data = json.loads(raw)
         if isinstance(data, dict) and data.get("kind") == REQUEST_KIND:
-            return Entry(path, None, request=HookRequest.model_validate(data))
+            return Entry(path, None, request=HookRequest.from_json(raw))
         return Entry(path, Submission.model_validate(data))
     except (ValueError, ValidationError) as e:
         return Entry(path, None, str(e).splitlines()[0])
@@ -69,8 +69,7 @@ class Spool:
 
     def put_request(self, request: HookRequest) -> Path:
         """Write one hook request durably; returns its file."""
-        data = request.model_dump_json().encode()
-        return spool_store.write_entry(self.directory, request.origin, data)
+        return spool_store.write_entry(self.directory, request.origin, request.to_json())
 
     def entries(self) -> list[Entry]:
         """Every spooled entry, oldest first."""

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import typer
 
 Register = Callable[["typer.Typer"], None]
-Quick = Callable[[list[str]], "int | None"]
 
 
 def quick(argv: list[str]) -> int | None:
@@ -26,11 +24,10 @@ def quick(argv: list[str]) -> int | None:
     first = argv[0] if argv else ""
     if not first or first.startswith("-"):
         return None
-    for ep in entry_points(group="kamado.cli.quick"):
-        if ep.name == first:
-            handler: Quick = ep.load()
-            return handler(argv)
-    return None
+    from worker.cli.quick import load, quick_targets
+
+    target = quick_targets().get(first)
+    return load(target)(argv) if target else None
 
 
 def build_app(argv: list[str] | None = None) -> typer.Typer:
@@ -40,6 +37,8 @@ def build_app(argv: list[str] | None = None) -> typer.Typer:
     function that provides it) loads only that role's commands: a recorder hook must not
     pay for importing Celery, Flower, paramiko and libvirt bindings it never uses.
     """
+    from importlib.metadata import entry_points
+
     import typer
 
     app = typer.Typer(

@@ -59,7 +59,7 @@ def test_a_spooled_request_carries_only_the_recorders_variables_and_parses_again
     request = hook_request("epgstation", env=env, args=[], path="/srv/rec/a.ts", failed=True)
     assert request.variables == {"RECPATH": "rec/a.ts", "NAME": "ニュース", "DROP_CNT": "4",
                                  "STARTAT": "null"}  # fmt: skip
-    entry = read_entry(Path("x.json"), request.model_dump_json().encode())
+    entry = read_entry(Path("x.json"), request.to_json())
     assert entry.request == request and entry.submission is None
     parsed = hook_input(request)
     assert parsed.path == "/srv/rec/a.ts"
