@@ -61,7 +61,8 @@ class Service:
             publish(self.deliverer.app, jobs[job_id], QUEUE_CPU)
             hw = cluster.hardware
             reason = (
-                f"hardware busy for {min(hw.free_at):.0f} s"
+                "software finishes it before the hardware queue would reach it "
+                f"(hardware busy for {min(hw.free_at):.0f} s, then the jobs ahead of it)"
                 if hw.available
                 else "no hardware worker up and none can be woken"
             )
