@@ -94,7 +94,7 @@ def chinachu(
 ) -> None:
     """Chinachu recordedCommand: REC_PATH PROGRAM_JSON."""
     if not wait:
-        _quick(HookArgs("chinachu", [rec_path, program_json], config=config, as_json=as_json))
+        _quick(HookArgs("chinachu", (rec_path, program_json), config=config, as_json=as_json))
         return
     from scheduler.recorders import parse_chinachu
 

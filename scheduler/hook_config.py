@@ -14,9 +14,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import secrets
-from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from pydantic_core import SchemaValidator, ValidationError, to_json
 from pydantic_core import core_schema as cs
@@ -24,8 +23,7 @@ from pydantic_core import core_schema as cs
 from worker.config_file import code_stamp, find_config, kamado_environment
 
 
-@dataclass(frozen=True)
-class HookConfig:
+class HookConfig(NamedTuple):
     """The values a hook uses, taken from the validated settings."""
 
     config: str | None
@@ -96,11 +94,11 @@ def _validated(path: Path | None) -> HookConfig:
 
 
 def _store(file: Path, stamp: str, values: HookConfig) -> None:
-    data = {"stamp": stamp, "values": {**asdict(values), "state_dir": str(values.state_dir),
+    data = {"stamp": stamp, "values": {**values._asdict(), "state_dir": str(values.state_dir),
                                        "spool_dir": str(values.spool_dir)}}  # fmt: skip
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
-        temp = file.with_name(f".{file.name}.{secrets.token_hex(4)}")
+        temp = file.with_name(f".{file.name}.{os.urandom(4).hex()}")
         temp.write_bytes(to_json(CACHED.validate_python(data)))
         temp.replace(file)
     except OSError:

@@ -22,9 +22,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import NamedTuple, cast
 
 from scheduler import spool_store
 from scheduler.hook_log import log_line
@@ -42,12 +41,11 @@ ARGUMENTS: dict[str, int] = {"epgstation": 0, "chinachu": 2, "edcb": 0}
 FLUSH_LOG = "spool-flush.log"
 
 
-@dataclass
-class HookArgs:
+class HookArgs(NamedTuple):
     """The hook's command line, as the quick path understands it."""
 
     origin: Origin
-    arguments: list[str] = field(default_factory=list)
+    arguments: tuple[str, ...] = ()
     failed: bool = False
     config: Path | None = None
     as_json: bool = False
@@ -57,27 +55,30 @@ def parse_args(argv: list[str]) -> HookArgs | None:
     """``hook RECORDER [ARGS] [--failed] [--config FILE] [--json]``, else None."""
     if len(argv) < 2 or argv[0] != "hook" or argv[1] not in ARGUMENTS:
         return None
-    args = HookArgs(cast(Origin, argv[1]))
+    origin = cast(Origin, argv[1])
+    arguments: list[str] = []
+    config: Path | None = None
+    failed = as_json = False
     rest = iter(argv[2:])
     for arg in rest:
         if arg in ("--config", "-c"):
             value = next(rest, None)
             if value is None:
                 return None
-            args.config = Path(value)
+            config = Path(value)
         elif arg.startswith("--config="):
-            args.config = Path(arg.split("=", 1)[1])
+            config = Path(arg.split("=", 1)[1])
         elif arg == "--json":
-            args.as_json = True
-        elif arg == "--failed" and args.origin == "epgstation":
-            args.failed = True
+            as_json = True
+        elif arg == "--failed" and origin == "epgstation":
+            failed = True
         elif arg.startswith("-") and arg != "-":
             return None  # --help, --wait or a mistake: the full command line answers
         else:
-            args.arguments.append(arg)
-    if len(args.arguments) != ARGUMENTS[args.origin]:
+            arguments.append(arg)
+    if len(arguments) != ARGUMENTS[origin]:
         return None
-    return args
+    return HookArgs(origin, tuple(arguments), failed, config, as_json)
 
 
 def _recording_path(args: HookArgs, env: dict[str, str]) -> str:
@@ -86,8 +87,9 @@ def _recording_path(args: HookArgs, env: dict[str, str]) -> str:
         return read_epgstation(env)["RECPATH"]
     if args.origin == "edcb":
         return read_edcb(env)["FilePath"]
-    read_chinachu(*args.arguments)
-    return args.arguments[0]
+    rec_path, program_json = args.arguments
+    read_chinachu(rec_path, program_json)
+    return rec_path
 
 
 def _cwd() -> Path:
@@ -114,7 +116,7 @@ def _report(args: HookArgs, action: str, detail: str) -> None:
 
 def start_delivery(config: Path | None, state_dir: Path) -> None:
     """Start a detached `spool flush` of this spool (its errors go to the logs directory)."""
-    from worker.process import spawn_detached
+    from worker.spawn import spawn_detached
 
     argv = [sys.executable, "-m", "scheduler", "spool", "flush"]
     if config is not None:
@@ -136,7 +138,9 @@ def accept(args: HookArgs, env: dict[str, str] | None = None) -> int:
         given = require_utf8(_recording_path(args, env))
         path = absolute(given, _cwd())
         check_recording(Path(path))
-        request = hook_request(origin, env=env, args=args.arguments, path=path, failed=args.failed)
+        request = hook_request(
+            origin, env=env, args=list(args.arguments), path=path, failed=args.failed
+        )
         spool_store.write_entry(config.spool_dir, origin, request.to_json())
     except KamadoError as e:
         log_line(config.state_dir, f"{origin}: error: {e}")

@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, TypedDict, cast
+from typing import Any, Literal, NamedTuple, TypedDict, cast
 
 from pydantic_core import SchemaValidator, ValidationError, to_json
 from pydantic_core import core_schema as cs
@@ -193,8 +192,7 @@ REQUEST = SchemaValidator(
 )
 
 
-@dataclass(frozen=True)
-class HookRequest:
+class HookRequest(NamedTuple):
     """A recorder's valid hook input as the spool keeps it until delivery makes a job.
 
     ``variables`` holds exactly what the recorder passed that kamado reads (its
@@ -204,15 +202,15 @@ class HookRequest:
 
     origin: Origin
     path: str
-    failed: bool = False
-    variables: dict[str, str] = field(default_factory=dict)
-    received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    failed: bool
+    variables: dict[str, str]
+    received_at: datetime
     kind: Literal["hook"] = "hook"
     schema_version: Literal[1] = 1
 
     def to_json(self) -> bytes:
         """The request as the spool stores it."""
-        return to_json(REQUEST.validate_python(asdict(self)))
+        return to_json(REQUEST.validate_python(self._asdict()))
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> HookRequest:
@@ -313,4 +311,4 @@ def hook_request(
             raise HookInputError(
                 f"{origin}: {name} is not valid UTF-8 text", recorder=origin, field=name
             ) from None
-    return HookRequest(origin=origin, path=path, failed=failed, variables=variables)
+    return HookRequest(origin, path, failed, variables, datetime.now(UTC))

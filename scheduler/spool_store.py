@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,7 +50,7 @@ def write_entry(directory: Path, label: str, data: bytes) -> Path:
     """Write one entry durably; returns its file."""
     ensure(directory)
     final = directory / entry_name(label)
-    temp = directory / f".tmp-{secrets.token_hex(6)}"
+    temp = directory / f".tmp-{os.urandom(6).hex()}"
     try:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:

@@ -420,30 +420,3 @@ class Piped:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def spawn_detached(argv: list[str], *, log: Path | None = None) -> int:
-    """Start a process that outlives this one (own session, no shared pipes); its pid.
-
-    For work handed off by a short-lived command, such as a recorder hook starting the
-    spool's delivery: the child is in a new session, so a recorder that kills the hook's
-    process group does not take it down. Its stderr is appended to ``log`` when given.
-    """
-    err: IO[bytes] | int = subprocess.DEVNULL
-    try:
-        if log is not None:
-            log.parent.mkdir(parents=True, exist_ok=True)
-            err = log.open("ab")
-    except OSError:
-        err = subprocess.DEVNULL
-    try:
-        proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-            start_new_session=True, close_fds=True,
-        )  # fmt: skip
-    except OSError as e:
-        raise ProcessError(f"cannot start {argv[0]}: {e.strerror or e}", argv=argv) from e
-    finally:
-        if not isinstance(err, int):
-            err.close()
-    return proc.pid

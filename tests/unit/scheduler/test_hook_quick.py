@@ -25,7 +25,7 @@ from worker.errors import ConfigError
         ),
         (
             ["hook", "chinachu", "./rec/a b.m2ts", "{}", "--config=/k.toml"],
-            HookArgs("chinachu", ["./rec/a b.m2ts", "{}"], config=Path("/k.toml")),
+            HookArgs("chinachu", ("./rec/a b.m2ts", "{}"), config=Path("/k.toml")),
         ),
         (["hook", "edcb", "--json"], HookArgs("edcb", as_json=True)),
     ],
