@@ -178,9 +178,7 @@ def _encode_and_commit(
         raise
     seconds = time.monotonic() - started
     attempt.on_progress(Progress(state=JobState.VERIFYING, percent=100.0, backend=backend.value))
-    out_info = verify_output(
-        temp, info, settings.verify, ffprobe=settings.encode.ffprobe, ffmpeg=settings.encode.ffmpeg
-    )
+    out_info = verify_output(temp, info, settings.verify, ffprobe=settings.encode.ffprobe)
     size = temp.stat().st_size
     if destination.kind == "local":
         attempt.before_commit(temp)

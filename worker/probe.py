@@ -80,6 +80,14 @@ def _float(value: Any) -> float | None:
 
 def run_ffprobe(ffprobe: str, path: Path, extra: list[str] | None = None) -> dict[str, Any]:
     """ffprobe's JSON for a file; a file ffprobe cannot read is a SourceError with its reason."""
+    data, _ = probe_with_log(ffprobe, path, extra)
+    return data
+
+
+def probe_with_log(
+    ffprobe: str, path: Path, extra: list[str] | None = None, *, timeout: float = PROBE_TIMEOUT
+) -> tuple[dict[str, Any], str]:
+    """ffprobe's JSON for a file and the errors it logged while reading it (may be empty)."""
     argv = [
         ffprobe, "-v", "error", "-hide_banner",
         "-show_format", "-show_streams", "-show_programs",
@@ -87,7 +95,7 @@ def run_ffprobe(ffprobe: str, path: Path, extra: list[str] | None = None) -> dic
         "-of", "json", "--", str(path),
     ]  # fmt: skip
     try:
-        result = process.run(argv, timeout=PROBE_TIMEOUT)
+        result = process.run(argv, timeout=timeout)
     except ProcessError as e:
         raise SourceError(f"{path}: cannot probe: {e}", path=path) from e
     if result.returncode != 0:
@@ -98,7 +106,7 @@ def run_ffprobe(ffprobe: str, path: Path, extra: list[str] | None = None) -> dic
         data: dict[str, Any] = json.loads(result.stdout or "{}")
     except json.JSONDecodeError as e:
         raise SourceError(f"{path}: ffprobe printed unreadable output", path=path) from e
-    return data
+    return data, result.stderr_tail
 
 
 def _pick_program(data: dict[str, Any], wanted: int | None) -> tuple[int | None, set[int]]:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import struct
 from pathlib import Path
+from typing import Any
 
 from worker import process
-from worker.errors import ProcessError, SourceError, VerifyError
-from worker.probe import MediaInfo, parse_media, run_ffprobe
+from worker.errors import SourceError, VerifyError
+from worker.probe import MediaInfo, parse_media, probe_with_log
 from worker.settings import VerifySettings
 
 DECODE_TIMEOUT_PER_S = 0.5  # seconds of decode check allowed per second of video
@@ -55,32 +56,48 @@ def check_duration(output_s: float | None, source_s: float | None, cfg: VerifySe
     return ""
 
 
-def decode_check(ffmpeg: str, path: Path, mode: str, duration_s: float | None) -> None:
-    """Decode the output's video (all frames or keyframes only); any error fails it."""
-    if mode == "off":
-        return
-    skip = ["-skip_frame", "nokey"] if mode == "keyframes" else []
-    argv = [
-        ffmpeg, "-hide_banner", "-nostdin", "-v", "error", "-xerror",
-        *skip, "-i", str(path), "-map", "0:v:0", "-f", "null", "-",
-    ]  # fmt: skip
-    timeout = 60.0 + DECODE_TIMEOUT_PER_S * (duration_s or 0.0)
-    try:
-        result = process.run(argv, timeout=timeout)
-    except ProcessError as e:
-        raise VerifyError(f"{path}: decode check failed: {e}", path=path) from e
-    if result.returncode != 0 or result.stderr_tail.strip():
-        detail = process.last_line(result.stderr_tail)
-        raise VerifyError(f"{path}: decode check failed: {detail}", path=path)
+def decode_args(mode: str) -> list[str]:
+    """ffprobe options that also decode the output (every frame, or keyframes only)."""
+    if mode == "full":
+        return ["-count_frames"]
+    if mode == "keyframes":
+        # One decoder thread: a handful of keyframes do not pay for a frame-thread pool.
+        return ["-threads", "1", "-skip_frame", "nokey", "-count_frames"]
+    return []
+
+
+def _problems(
+    info: MediaInfo, data: dict[str, Any], source: MediaInfo, cfg: VerifySettings
+) -> list[str]:
+    """What is wrong with a probed output, compared with its source."""
+    problems = []
+    if info.video is None:
+        problems.append("no video stream")
+    elif info.video.codec != "h264":
+        problems.append(f"video is {info.video.codec}, not h264")
+    elif not info.video_packets:
+        problems.append("the video stream has no frames")
+    elif cfg.decode != "off" and not _decoded_frames(data, info.video.index):
+        problems.append("no frame of the video stream could be decoded")
+    if len(info.audio_codecs) != len(source.audio_codecs):
+        problems.append(
+            f"{len(info.audio_codecs)} audio stream(s), the source has {len(source.audio_codecs)}"
+        )
+    duration_problem = check_duration(info.duration_s, source.duration_s, cfg)
+    if duration_problem:
+        problems.append(duration_problem)
+    return problems
+
+
+def _decoded_frames(data: dict[str, Any], index: int) -> int:
+    streams: list[dict[str, Any]] = data.get("streams", [])
+    stream = next((s for s in streams if s.get("index") == index), {})
+    frames = str(stream.get("nb_read_frames", ""))
+    return int(frames) if frames.isdigit() else 0
 
 
 def verify_output(
-    output: Path,
-    source: MediaInfo,
-    cfg: VerifySettings,
-    *,
-    ffprobe: str = "ffprobe",
-    ffmpeg: str = "ffmpeg",
+    output: Path, source: MediaInfo, cfg: VerifySettings, *, ffprobe: str = "ffprobe"
 ) -> MediaInfo:
     """Check an encoded file against its source; raise VerifyError naming what is wrong."""
     if not output.is_file():
@@ -92,26 +109,18 @@ def verify_output(
         raise VerifyError(f"{output}: not a complete MP4 (no moov box)", path=output)
     if "mdat" in boxes and boxes.index("moov") > boxes.index("mdat"):
         raise VerifyError(f"{output}: moov is after mdat (not faststart)", path=output)
+    # One ffprobe reads the streams and, unless verify.decode is off, decodes the video:
+    # a second process (ffmpeg -f null) cost a whole start-up per job.
+    timeout = 60.0 + DECODE_TIMEOUT_PER_S * (source.duration_s or 0.0)
     try:
-        data = run_ffprobe(ffprobe, output)
+        data, log = probe_with_log(ffprobe, output, decode_args(cfg.decode), timeout=timeout)
     except SourceError as e:
         raise VerifyError(f"{output}: output is unreadable: {e}", path=output) from e
+    if log.strip():
+        detail = process.last_line(log)
+        raise VerifyError(f"{output}: decode check failed: {detail}", path=output)
     info = parse_media(output, data)
-    problems = []
-    if info.video is None:
-        problems.append("no video stream")
-    elif info.video.codec != "h264":
-        problems.append(f"video is {info.video.codec}, not h264")
-    elif not info.video_packets:
-        problems.append("the video stream has no frames")
-    if len(info.audio_codecs) != len(source.audio_codecs):
-        problems.append(
-            f"{len(info.audio_codecs)} audio stream(s), the source has {len(source.audio_codecs)}"
-        )
-    duration_problem = check_duration(info.duration_s, source.duration_s, cfg)
-    if duration_problem:
-        problems.append(duration_problem)
+    problems = _problems(info, data, source, cfg)
     if problems:
         raise VerifyError(f"{output}: verification failed: {'; '.join(problems)}", path=output)
-    decode_check(ffmpeg, output, cfg.decode, info.duration_s)
     return info
