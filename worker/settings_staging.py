@@ -120,7 +120,11 @@ class StagingSettings(Section):
         default=64, ge=1, le=1024, description="SSH channel window; larger is faster on fast links"
     )
     max_requests: int = Field(
-        default=16, ge=1, le=1024, description="SFTP read/write requests in flight"
+        default=16,
+        ge=1,
+        le=1024,
+        description="SFTP read requests in flight; writes keep at most this many and about "
+        "1 MiB in flight",
     )
     locations: dict[str, Location] = Field(default_factory=dict)
 
