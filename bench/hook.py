@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from tests.support.procs import pids_with
 from tests.support.redis_proc import RedisProcess
 from worker.registry import Registry
 from worker.sample import make_sample
@@ -51,13 +52,7 @@ def timed(argv: list[str], env: dict[str, str]) -> float:
 
 def deliveries_running() -> bool:
     """True while a detached `spool flush` started by a hook is still running."""
-    for proc in Path("/proc").iterdir():
-        try:
-            if b"spool\0flush" in (proc / "cmdline").read_bytes():
-                return True
-        except OSError:
-            continue
-    return False
+    return bool(pids_with("spool\0flush\0", program=b""))
 
 
 def settle(until: Callable[[], bool] = lambda: True, limit: float = 30.0) -> None:

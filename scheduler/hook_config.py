@@ -32,22 +32,18 @@ class HookConfig(NamedTuple):
     broker: bool
 
 
-def _field(schema: cs.CoreSchema) -> cs.TypedDictField:
-    return cs.typed_dict_field(schema)
-
-
 # The cache file, checked like any input (pydantic's core validator, see recorder_input).
 CACHED = SchemaValidator(
     cs.typed_dict_schema(
         {
-            "stamp": _field(cs.str_schema()),
-            "values": _field(
+            "stamp": cs.typed_dict_field(cs.str_schema()),
+            "values": cs.typed_dict_field(
                 cs.typed_dict_schema(
                     {
-                        "config": _field(cs.nullable_schema(cs.str_schema())),
-                        "state_dir": _field(cs.str_schema(min_length=1)),
-                        "spool_dir": _field(cs.str_schema(min_length=1)),
-                        "broker": _field(cs.bool_schema()),
+                        "config": cs.typed_dict_field(cs.nullable_schema(cs.str_schema())),
+                        "state_dir": cs.typed_dict_field(cs.str_schema(min_length=1)),
+                        "spool_dir": cs.typed_dict_field(cs.str_schema(min_length=1)),
+                        "broker": cs.typed_dict_field(cs.bool_schema()),
                     },
                     extra_behavior="forbid",
                 )

@@ -39,11 +39,6 @@ class Entry:
     problem: str = ""
     request: HookRequest | None = None
 
-    @property
-    def readable(self) -> bool:
-        """True when the file held a submission or a hook request."""
-        return self.submission is not None or self.request is not None
-
 
 def read_entry(path: Path, raw: bytes) -> Entry:
     """Parse one spooled file (a hook request or a submission)."""
@@ -66,10 +61,6 @@ class Spool:
         """Write one submission durably; returns its file."""
         data = submission.model_dump_json().encode()
         return spool_store.write_entry(self.directory, submission.job.id, data)
-
-    def put_request(self, request: HookRequest) -> Path:
-        """Write one hook request durably; returns its file."""
-        return spool_store.write_entry(self.directory, request.origin, request.to_json())
 
     def entries(self) -> list[Entry]:
         """Every spooled entry, oldest first."""

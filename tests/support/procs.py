@@ -8,7 +8,8 @@ from pathlib import Path
 
 
 def pids_with(fragment: str, program: bytes = b"ffmpeg") -> list[int]:
-    """Pids of live processes whose argv[0] is ``program`` and whose argv mentions ``fragment``."""
+    """Pids of live processes whose argv[0] ends with ``program`` (b"" for any) and whose
+    argv mentions ``fragment`` (NUL-separated arguments match as written)."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():

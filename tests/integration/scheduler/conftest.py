@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.procs import wait_for
+from tests.support.procs import pids_with, wait_for
 from tests.support.redis_proc import RedisProcess
 from worker.registry import Registry
 from worker.sample import make_sample
@@ -46,15 +46,7 @@ class Kamado:
 
     def deliveries(self) -> list[int]:
         """Pids of the detached `spool flush` processes hooks started for this config."""
-        found = []
-        for proc in Path("/proc").iterdir():
-            try:
-                argv = (proc / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if b"flush" in argv and str(self.config).encode() in argv:
-                found.append(int(proc.name))
-        return found
+        return pids_with(f"spool\0flush\0--config\0{self.config}\0", program=b"")
 
     def settle(self, timeout: float = 60) -> None:
         """Wait until every delivery a hook started has ended (each hook starts one)."""
