@@ -92,6 +92,14 @@ def _recording_path(args: HookArgs, env: dict[str, str]) -> str:
     return rec_path
 
 
+def no_broker(spool_dir: Path) -> ConfigError:
+    """The error of a hook that spooled its recording with no broker to deliver it to."""
+    return ConfigError(
+        "no broker configured (set broker_url or KAMADO_BROKER_URL); the recording was "
+        f"spooled in {spool_dir}: run `kamado spool flush` once the broker is set"
+    )
+
+
 def _cwd() -> Path:
     try:
         return Path.cwd()
@@ -147,13 +155,7 @@ def accept(args: HookArgs, env: dict[str, str] | None = None) -> int:
         return _error(e)
     if not config.broker:
         log_line(config.state_dir, f"{origin}: spooled {path!r}; no broker configured")
-        return _error(
-            ConfigError(
-                "no broker configured (set broker_url or KAMADO_BROKER_URL); the recording "
-                f"was spooled in {config.spool_dir}: run `kamado spool flush` once the "
-                "broker is set"
-            )
-        )
+        return _error(no_broker(config.spool_dir))
     if spool_store.service_running(config.spool_dir):
         detail = "the scheduler service delivers it"
     else:

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from scheduler.hook_quick import no_broker
 from scheduler.recorder_input import HookRequest
 from scheduler.recorders import HookInput, hook_input
 from scheduler.spool import Spool, spool_dir
 from scheduler.submission import Submission, prepare
-from worker.errors import BrokerError, ConfigError
+from worker.errors import BrokerError
 from worker.settings import Settings
 
 if TYPE_CHECKING:
@@ -72,10 +73,7 @@ def run_hook(
     spool = Spool(spool_dir(settings))
     if settings.broker_url is None:
         spool.put(sub)
-        raise ConfigError(
-            "no broker configured (set broker_url or KAMADO_BROKER_URL); the recording was "
-            f"spooled in {spool.directory}: run `kamado spool flush` once the broker is set"
-        )
+        raise no_broker(spool.directory)
     if spool.service_running():
         spool.put(sub)
         return HookOutcome("spooled", sub.job.id, "the scheduler service delivers it")
