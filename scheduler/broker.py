@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from scheduler.submission import Submission
 from worker.heartbeat import KEY_PREFIX, HostHeartbeat
-from worker.registry import INDEX, PRIORITY_SEP, Registry, job_key
+from worker.registry import INDEX, PRIORITY_SEP, Registry, job_id_of, job_key
 
 ESTIMATES = "kamado:scheduler:estimate"
 FLAGS = "kamado:scheduler:flags"
@@ -46,17 +46,6 @@ def level_key(queue: str, level: int) -> str:
     return queue if level == 0 else f"{queue}{PRIORITY_SEP}{level}"
 
 
-def job_of(raw: str) -> str | None:
-    """The job id in a kombu message (task ids start with the job id)."""
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        return None
-    headers = data.get("headers") if isinstance(data, dict) else None
-    task_id = str((headers or {}).get("id") or "")
-    return task_id.split("-", 1)[0] or None
-
-
 class BrokerState:
     """The scheduler's view of queues, host agents, estimates and flags."""
 
@@ -78,7 +67,7 @@ class BrokerState:
         found = []
         for level, raws in zip(LEVELS, rows, strict=True):
             for raw in reversed(raws):
-                if job_id := job_of(raw):
+                if job_id := job_id_of(raw):
                     found.append(Message(job_id, level_key(queue, level), raw))
         return found
 

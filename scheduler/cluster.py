@@ -19,7 +19,7 @@ from worker.heartbeat import HostHeartbeat, WorkerHeartbeat, now
 from worker.jobs import Job, JobState
 from worker.presence import workers
 from worker.profiles import QUEUE_CPU, QUEUE_GPU, Backend, all_profiles
-from worker.registry import UNACKED, Registry, job_key
+from worker.registry import UNACKED, Registry, job_key, task_job_id
 from worker.settings import Settings
 from worker.settings_scheduler import RoutingSettings
 
@@ -51,9 +51,7 @@ def delivery(raw: str) -> tuple[str, str] | None:
         return None
     if not (isinstance(data, list) and len(data) == 3 and isinstance(data[0], dict)):
         return None
-    headers = data[0].get("headers")
-    task_id = str((headers if isinstance(headers, dict) else {}).get("id") or "")
-    job_id = task_id.split("-", 1)[0]
+    job_id = task_job_id(data[0])
     return (job_id, str(data[2])) if job_id else None
 
 

@@ -385,20 +385,27 @@ def queue_keys(client: redis.Redis, queues: list[str]) -> list[str]:
     return keys
 
 
-def _job_id_of(message: str | bytes) -> str | None:
+def task_job_id(message: object) -> str | None:
+    """The job id in one decoded kombu message (its task id starts with the job id)."""
+    if isinstance(message, str | bytes):
+        try:
+            message = json.loads(message)
+        except ValueError:
+            return None
+    headers = message.get("headers") if isinstance(message, dict) else None
+    task_id = str((headers if isinstance(headers, dict) else {}).get("id") or "")
+    return task_id.split("-", 1)[0] or None
+
+
+def job_id_of(raw: str | bytes) -> str | None:
+    """The job id in a raw kombu message, or in an unacked entry wrapping one."""
     try:
-        data = json.loads(message)
+        data = json.loads(raw)
     except ValueError:
         return None
     if isinstance(data, list):  # kombu's unacked entries: [message, exchange, routing_key]
         data = data[0] if data else {}
-    if isinstance(data, str):
-        try:
-            data = json.loads(data)
-        except ValueError:
-            return None
-    task_id = str((data.get("headers") or {}).get("id") or "") if isinstance(data, dict) else ""
-    return task_id.split("-", 1)[0] or None
+    return task_job_id(data)
 
 
 def _jobs_with_messages(client: redis.Redis, queues: list[str]) -> set[str]:
@@ -406,7 +413,7 @@ def _jobs_with_messages(client: redis.Redis, queues: list[str]) -> set[str]:
     found: set[str] = set()
     for key in queue_keys(client, queues):
         for message in client.lrange(key, 0, -1):
-            if job_id := _job_id_of(message):
+            if job_id := job_id_of(message):
                 found.add(job_id)
     # Delivered-but-unacked messages are not counted: with prefetch 1 a live worker
     # takes the lease within moments of delivery, so an unacked message whose job has
