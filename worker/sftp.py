@@ -20,7 +20,7 @@ import threading
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, BinaryIO, NoReturn
+from typing import Any, NoReturn
 
 import paramiko
 from paramiko.sftp import CMD_DATA, CMD_EXTENDED, CMD_EXTENDED_REPLY, CMD_READ, CMD_WRITE, int64
@@ -30,6 +30,7 @@ from worker.sftp_common import (
     DEFAULT_REQUEST,
     DiskSpace,
     Progress,
+    PushSource,
     RemoteStat,
     SessionBase,
     Sink,
@@ -173,10 +174,32 @@ class SftpSession(SessionBase):
         with self.errors("remove", path):
             self.client.remove(path)
 
-    def rename(self, old: str, new: str) -> None:
-        """Rename atomically, replacing ``new`` (posix-rename@openssh.com)."""
+    def realpath(self, path: str) -> str:
+        """The server's real path of ``path``: symlinks and ``..`` resolved (the last part may
+        not exist)."""
+        with self.errors("resolve", path):
+            return self.client.normalize(path)
+
+    def rename(self, old: str, new: str, *, replace: bool = True) -> None:
+        """Rename atomically: replacing ``new`` (posix-rename@openssh.com), or with
+        ``replace=False`` only if nothing is there (SFTP's RENAME links, then unlinks)."""
         with self.errors("rename to " + repr(new), old):
-            self.client.posix_rename(old, new)
+            if replace:
+                self.client.posix_rename(old, new)
+                return
+            try:
+                self.client.rename(old, new)
+            except OSError as e:
+                if e.errno is None and self._present(new):
+                    raise self.exists_error(old, new) from e
+                raise
+
+    def _present(self, path: str) -> bool:
+        try:
+            self.client.lstat(path)
+        except FileNotFoundError:
+            return False
+        return True
 
     def truncate(self, path: str, size: int) -> None:
         """Cut a remote file to ``size`` bytes."""
@@ -251,7 +274,7 @@ class SftpSession(SessionBase):
 
     def write_from(
         self,
-        source: BinaryIO,
+        source: PushSource,
         path: str,
         progress: Progress,
         *,
@@ -285,7 +308,7 @@ class SftpSession(SessionBase):
         raw: Any,
         answers: _Answers,
         handle: paramiko.SFTPFile,
-        source: BinaryIO,
+        source: PushSource,
         path: str,
         progress: Progress,
         offset: int,

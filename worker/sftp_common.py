@@ -5,13 +5,14 @@ from __future__ import annotations
 import errno
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NoReturn, Self
+from typing import NoReturn, Protocol, Self
 
 from worker.settings_staging import SftpLocation
 from worker.staging_errors import (
     AccessDeniedError,
     LocationError,
     NoSpaceError,
+    OutputExistsError,
     RemoteNotFoundError,
     TransferError,
 )
@@ -38,6 +39,16 @@ class DiskSpace:
 
 
 ProgressCallback = Callable[[int, int], object]
+
+
+class PushSource(Protocol):
+    """What a push reads from: a local file (or a reader wrapping one), from an offset."""
+
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
+    def read(self, size: int = -1, /) -> bytes: ...
+    def readinto(self, view: memoryview, /) -> int: ...
+
+
 # Pulled data may arrive as a bytearray: the buffer the pipe was read into, not copied.
 Chunk = bytes | bytearray
 Sink = Callable[[Chunk], object]
@@ -111,6 +122,15 @@ class SessionBase:
                 path=path,
             ) from e
         raise TransferError(f"{where}: {e}", location=self.name, path=path) from e
+
+    def exists_error(self, old: str, new: str) -> OutputExistsError:
+        """The error of a no-replace rename that found a file at ``new``."""
+        return OutputExistsError(
+            f"location {self.name!r}: {new!r} appeared while the output was being delivered "
+            f"and kamado does not replace it (the pushed file {old!r} is removed)",
+            location=self.name,
+            path=new,
+        )
 
     def space_error(self, path: str, needed: int) -> NoSpaceError:
         """A NoSpaceError for ``path`` naming free and needed bytes."""

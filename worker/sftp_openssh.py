@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import io
 import threading
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import BinaryIO, NoReturn, cast
+from typing import NoReturn
 
 from worker import sftp_wire as w
 from worker.errors import ProcessError
@@ -27,6 +26,7 @@ from worker.sftp_common import (
     DEFAULT_REQUEST,
     DiskSpace,
     Progress,
+    PushSource,
     RemoteStat,
     SessionBase,
     Sink,
@@ -154,13 +154,35 @@ class OpenSshSession(SessionBase):
         with self.errors("remove", path):
             w.ok(self.wire.call(w.REMOVE, w.string(path)))
 
-    def rename(self, old: str, new: str) -> None:
-        """Rename atomically, replacing ``new`` (posix-rename@openssh.com)."""
+    def realpath(self, path: str) -> str:
+        """The server's real path of ``path``: symlinks and ``..`` resolved (the last part may
+        not exist)."""
+        with self.errors("resolve", path):
+            reader = w.Reader(w.expect(self.wire.call(w.REALPATH, w.string(path)), w.NAME))
+            if reader.u32() < 1:
+                raise w.LinkLost("the server answered REALPATH with no name")
+            return reader.text()
+
+    def rename(self, old: str, new: str, *, replace: bool = True) -> None:
+        """Rename atomically: replacing ``new`` (posix-rename@openssh.com), or with
+        ``replace=False`` only if nothing is there (SFTP's RENAME links, then unlinks)."""
         with self.errors("rename to " + repr(new), old):
+            if not replace:
+                try:
+                    w.ok(self.wire.call(w.RENAME, w.string(old), w.string(new)))
+                except w.StatusError as e:
+                    if e.code == w.FX_FAILURE and self._present(new):
+                        raise self.exists_error(old, new) from e
+                    raise
+                return
             if "posix-rename@openssh.com" not in self.wire.extensions:
                 raise w.StatusError(w.FX_OP_UNSUPPORTED, "the server lacks posix-rename")
             request = w.string("posix-rename@openssh.com")
             w.ok(self.wire.call(w.EXTENDED, request, w.string(old), w.string(new)))
+
+    def _present(self, path: str) -> bool:
+        kind, _body = self.wire.call(w.LSTAT, w.string(path))
+        return kind == w.ATTRS
 
     def disk_space(self, path: str) -> DiskSpace | None:
         """Free space where ``path`` lives (statvfs@openssh.com), or None if unsupported."""
@@ -240,7 +262,7 @@ class OpenSshSession(SessionBase):
                 pending.appendleft((rid, rest[0], rest[1]))
 
     def write_from(
-        self, source: BinaryIO, path: str, progress: Progress, *, offset: int, size: int
+        self, source: PushSource, path: str, progress: Progress, *, offset: int, size: int
     ) -> None:
         """Write ``source[offset:size]`` to ``path`` (created or cut to ``offset``), then fsync."""
         with self.errors("write", path):
@@ -267,7 +289,7 @@ class OpenSshSession(SessionBase):
     def _write_loop(
         self,
         handle: bytes,
-        source: BinaryIO,
+        source: PushSource,
         path: str,
         progress: Progress,
         offset: int,
@@ -283,7 +305,7 @@ class OpenSshSession(SessionBase):
         position = synced = offset
         while pending or position < size:
             while len(pending) < ahead and position < size:
-                got = _read_into(source, view[: min(self.write_size, size - position)])
+                got = source.readinto(view[: min(self.write_size, size - position)])
                 if not got:
                     raise TransferError(
                         f"local file for {path!r} shrank to {position} bytes "
@@ -373,11 +395,6 @@ class Opening:
     def close(self) -> None:
         """Give up on the session (ssh is stopped)."""
         self.child.close(grace=0)
-
-
-def _read_into(source: BinaryIO, view: memoryview) -> int:
-    """Fill ``view`` from ``source`` (files and BytesIO have ``readinto``; BinaryIO lacks it)."""
-    return cast(io.BufferedIOBase, source).readinto(view)
 
 
 def _refused(

@@ -21,6 +21,7 @@ from worker.sftp_openssh import Opening, OpenSshSession
 from worker.ssh_command import ssh_binary
 from worker.staging_errors import (
     BadUriError,
+    IntegrityError,
     LocationError,
     NoSpaceError,
     RemoteNotFoundError,
@@ -143,7 +144,7 @@ def with_retries(settings: StagingSettings, attempt: Callable[[int], T]) -> T:
         try:
             return attempt(n)
         except LocationError as e:
-            if not e.transient or isinstance(e, NoSpaceError):
+            if not e.transient or isinstance(e, NoSpaceError | IntegrityError):
                 raise
             if n == settings.retries:
                 e.message += f" (gave up after {n + 1} attempts)"

@@ -80,7 +80,17 @@ class NoSpaceError(LocationError):
         self.needed = needed
 
 
+class OutputExistsError(LocationError):
+    """Raised when a file kamado must not replace appeared at an output's final path."""
+
+
 class TransferError(LocationError):
     """Raised when a transfer ends incomplete or the source changed while it was copied."""
 
     transient = True
+
+
+class IntegrityError(TransferError):
+    """Raised when a pushed output is not byte for byte the verified file (its size or its
+    sha256 differ); it is never renamed into place. Pushing the same bytes again cannot
+    help, so staging does not retry it; a new attempt (a new encode) may."""

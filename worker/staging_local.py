@@ -10,13 +10,14 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, NoReturn, Protocol, Self
+from typing import NoReturn, Protocol, Self
 
-from worker.sftp_common import DiskSpace, Progress, RemoteStat, Sink, SinkError
+from worker.sftp_common import DiskSpace, Progress, PushSource, RemoteStat, Sink, SinkError
 from worker.staging_errors import (
     AccessDeniedError,
     LocationError,
     NoSpaceError,
+    OutputExistsError,
     RemoteNotFoundError,
     TransferError,
 )
@@ -32,7 +33,8 @@ class Files(Protocol):
     def stat(self, path: str) -> RemoteStat: ...
     def listdir(self, path: str) -> list[str]: ...
     def remove(self, path: str) -> None: ...
-    def rename(self, old: str, new: str) -> None: ...
+    def rename(self, old: str, new: str, *, replace: bool = True) -> None: ...
+    def realpath(self, path: str) -> str: ...
     def disk_space(self, path: str) -> DiskSpace | None: ...
     def read_to(
         self,
@@ -45,7 +47,7 @@ class Files(Protocol):
         cancel: threading.Event | None = None,
     ) -> None: ...
     def write_from(
-        self, source: BinaryIO, path: str, progress: Progress, *, offset: int, size: int
+        self, source: PushSource, path: str, progress: Progress, *, offset: int, size: int
     ) -> None: ...
     def close(self) -> None: ...
 
@@ -131,10 +133,39 @@ class LocalFiles:
         with self.errors("remove", path):
             Path(path).unlink()
 
-    def rename(self, old: str, new: str) -> None:
-        """Rename atomically (replacing ``new``) and make it durable."""
+    def realpath(self, path: str) -> str:
+        """The real path of ``path``: symlinks and ``..`` resolved."""
+        return os.path.realpath(path)
+
+    def rename(self, old: str, new: str, *, replace: bool = True) -> None:
+        """Rename atomically and durably: replacing ``new``, or with ``replace=False`` only if
+        nothing is there (a hard link, then the old name removed)."""
         with self.errors("rename to " + repr(new), old):
-            Path(old).replace(new)
+            if replace:
+                Path(old).replace(new)
+            else:
+                try:
+                    os.link(old, new, follow_symlinks=False)
+                except FileExistsError as e:
+                    raise OutputExistsError(
+                        f"{new!r} appeared while the output was being delivered and kamado "
+                        "does not replace it",
+                        location=self.name,
+                        path=new,
+                    ) from e
+                except OSError as e:
+                    if e.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV):
+                        raise
+                    # No hard links here (FAT, some network shares): check, then rename.
+                    if Path(new).exists():
+                        raise OutputExistsError(
+                            f"{new!r} exists and kamado does not replace it",
+                            location=self.name,
+                            path=new,
+                        ) from e
+                    Path(old).rename(new)
+                else:
+                    Path(old).unlink()
         fsync_dir(Path(new).parent)
 
     def disk_space(self, path: str) -> DiskSpace | None:
@@ -171,7 +202,7 @@ class LocalFiles:
                 position += len(data)
 
     def write_from(
-        self, source: BinaryIO, path: str, progress: Progress, *, offset: int, size: int
+        self, source: PushSource, path: str, progress: Progress, *, offset: int, size: int
     ) -> None:
         """Write ``source[offset:size]`` to ``path`` (created or cut to ``offset``), then fsync."""
         with self.errors("write", path), Path(path).open("r+b" if offset else "wb") as out:

@@ -1,9 +1,18 @@
-"""Delivering an output: push to a temporary name, rename into place on commit."""
+"""Delivering an output: push to a temporary name, rename into place on commit.
+
+Each attempt pushes to its own short temporary name (``.kamado-<tag>.part``, the tag being
+the job and attempt ids), so two pushes of one output never share a file. The bytes sent
+are hashed as they stream; a push whose hash differs from the verified file's, or whose
+remote size changed before the rename, is never committed.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
+import re
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -12,20 +21,82 @@ from worker.sftp_common import Progress, ProgressCallback
 from worker.staging_core import MIB, Link, connect, with_retries
 from worker.staging_errors import (
     AccessDeniedError,
+    IntegrityError,
     LocationError,
     NoSpaceError,
+    OutputExistsError,
     RemoteNotFoundError,
     TransferError,
 )
 from worker.staging_local import Files, LocalFiles
 from worker.staging_uri import Target, resolve
 
+TEMP_PREFIX = ".kamado-"
+TEMP_SUFFIX = ".part"
+_TAG = re.compile(r"^[0-9A-Za-z_-]{1,48}$")
 
-def temp_name(final: str) -> str:
-    """The hidden temporary name an output is pushed to, next to its final name."""
-    path = PurePosixPath(final)
-    digest = hashlib.sha256(path.name.encode("utf-8", "surrogateescape")).hexdigest()[:20]
-    return str(path.parent / f".kamado-{digest}.part")
+
+def temp_name(final: str, tag: str) -> str:
+    """The hidden temporary name one attempt pushes an output to, next to its final name.
+
+    ``tag`` (letters, digits, ``-``, ``_``; at most 48) names the job and the attempt, so the
+    name is unique per attempt and fits any file system whatever the output is called.
+    """
+    if not _TAG.match(tag):
+        raise ValueError(f"temporary-name tag {tag!r}: use 1-48 letters, digits, '-' or '_'")
+    return str(PurePosixPath(final).parent / f"{TEMP_PREFIX}{tag}{TEMP_SUFFIX}")
+
+
+def new_tag() -> str:
+    """A tag for a push that belongs to no job attempt (a one-off delivery)."""
+    return secrets.token_hex(8)
+
+
+class DigestingReader:
+    """Reads a local file for a push and hashes, in order, the bytes handed to the transport.
+
+    A resumed push seeks back to the last acknowledged byte; the hash is then rebuilt up to
+    there, so at the end it covers exactly the bytes that make up the remote file.
+    """
+
+    def __init__(self, raw: io.BufferedReader) -> None:
+        self.raw = raw
+        self.hash = hashlib.sha256()
+        self.at = 0
+
+    def seek(self, offset: int, whence: int = 0, /) -> int:
+        """Move to ``offset`` (from the start only), rehashing when that is not where we are."""
+        if whence != 0:
+            raise ValueError("a push only seeks from the start")
+        if offset != self.at:
+            self.hash = hashlib.sha256()
+            self.raw.seek(0)
+            self.at = 0
+            while self.at < offset:
+                data = self.raw.read(min(MIB, offset - self.at))
+                if not data:
+                    break
+                self.hash.update(data)
+                self.at += len(data)
+        return self.raw.seek(offset)
+
+    def readinto(self, view: memoryview, /) -> int:
+        """Fill ``view`` and hash what was read."""
+        count = self.raw.readinto(view)
+        self.hash.update(view[:count])
+        self.at += count
+        return count
+
+    def read(self, size: int = -1, /) -> bytes:
+        """Read up to ``size`` bytes and hash them."""
+        data = self.raw.read(size)
+        self.hash.update(data)
+        self.at += len(data)
+        return data
+
+    def hexdigest(self) -> str:
+        """The sha256 of the bytes read so far."""
+        return self.hash.hexdigest()
 
 
 @dataclass
@@ -40,12 +111,18 @@ class PendingOutput:
     target: Target
     temp: str
     size: int
+    sha256: str = ""
+    replace: bool = True
     committed: bool = False
     aborted: bool = False
     files: Files | None = field(default=None, repr=False)
 
     def commit(self) -> None:
-        """Rename the pushed file to its final name (atomic, replacing an older one)."""
+        """Rename the pushed file to its final name, atomically, once its size is checked.
+
+        With ``replace`` (the default) an older file there is replaced; without, the rename
+        fails with OutputExistsError if a file appeared there meanwhile.
+        """
         if self.committed:
             return
         if self.aborted:
@@ -55,7 +132,15 @@ class PendingOutput:
             held = self._take()
             files = held if held is not None else connect(self.settings, self.target.location)
             try:
-                files.rename(self.temp, self.target.path)
+                landed = files.stat(self.temp).size
+                if landed != self.size:
+                    raise IntegrityError(
+                        f"{self.target.describe()!r}: the pushed file changed before the "
+                        f"rename ({landed} bytes, {self.size} pushed); not committed",
+                        location=self.target.location,
+                        path=self.temp,
+                    )
+                files.rename(self.temp, self.target.path, replace=self.replace)
             except RemoteNotFoundError:
                 # A retry after a lost answer: the first rename may already have happened.
                 if n == 0 or files.stat(self.target.path).size != self.size:
@@ -63,7 +148,11 @@ class PendingOutput:
             finally:
                 files.close()
 
-        with_retries(self.settings, attempt)
+        try:
+            with_retries(self.settings, attempt)
+        except (IntegrityError, OutputExistsError):
+            self.abort()  # the pushed file is no use to anyone now
+            raise
         self.committed = True
 
     def abort(self) -> None:
@@ -98,27 +187,27 @@ def stage_out(
     *,
     on_progress: ProgressCallback | None = None,
     link: Link | None = None,
+    tag: str | None = None,
+    expected_sha256: str | None = None,
+    replace: bool = True,
 ) -> PendingOutput:
-    """Push ``local_file`` next to ``dest_uri`` under a temporary name, fsynced and size-checked.
+    """Push ``local_file`` next to ``dest_uri`` under a temporary name, fsynced and checked.
 
-    Nothing appears at the destination until the caller verifies and calls ``commit()``;
-    ``abort()`` (or leaving a ``with`` block uncommitted) removes the temporary file.
+    Nothing appears at the destination until the caller calls ``commit()``; ``abort()`` (or
+    leaving a ``with`` block uncommitted) removes the temporary file. ``tag`` names the
+    attempt (see :func:`temp_name`; default: a random one). The bytes sent are hashed as
+    they go; with ``expected_sha256`` (the verified file's) a push whose bytes differ raises
+    IntegrityError and leaves nothing behind. ``replace`` is handed to the commit.
     ``link``, a connection to the destination opened earlier, is used if it still works.
     """
     target = resolve(settings, dest_uri)
-    location = settings.locations.get(target.location)
-    if location is not None and not location.writable:
-        raise AccessDeniedError(
-            f"location {target.location!r} is read-only (writable = false); "
-            f"cannot deliver {target.path!r}",
-            location=target.location,
-            path=target.path,
-        )
+    require_writable(settings, target)
     size = LocalFiles().stat(str(local_file)).size
-    temp = temp_name(target.path)
+    temp = temp_name(target.path, tag or new_tag())
     progress = Progress(0, size, on_progress)
     held: list[Files] = []
-    with LocalFiles().errors("read", str(local_file)), local_file.open("rb") as source:
+    with LocalFiles().errors("read", str(local_file)), local_file.open("rb") as raw:
+        source = DigestingReader(raw)
 
         def attempt(n: int) -> None:
             early = link.take() if link is not None and n == 0 else None
@@ -134,6 +223,7 @@ def stage_out(
                         location=target.location,
                         path=temp,
                     )
+                _check_digest(target, temp, source.hexdigest(), expected_sha256)
             except BaseException:
                 files.close()
                 raise
@@ -144,7 +234,32 @@ def stage_out(
         except LocationError:
             PendingOutput(settings, target, temp, size).abort()
             raise
-    return PendingOutput(settings, target, temp, size, files=held[0])
+    return PendingOutput(
+        settings, target, temp, size, sha256=source.hexdigest(), replace=replace, files=held[0]
+    )
+
+
+def require_writable(settings: StagingSettings, target: Target) -> None:
+    """Refuse an output on a location configured ``writable = false``."""
+    location = settings.locations.get(target.location)
+    if location is not None and not location.writable:
+        raise AccessDeniedError(
+            f"location {target.location!r} is read-only (writable = false); "
+            f"cannot deliver {target.path!r}",
+            location=target.location,
+            path=target.path,
+        )
+
+
+def _check_digest(target: Target, temp: str, sent: str, expected: str | None) -> None:
+    if expected is not None and sent != expected:
+        raise IntegrityError(
+            f"{target.describe()!r}: the bytes pushed (sha256 {sent[:16]}...) are not the "
+            f"verified file (sha256 {expected[:16]}...): it changed after verification; "
+            "not committed",
+            location=target.location,
+            path=temp,
+        )
 
 
 def deliver(settings: StagingSettings, local_file: Path, dest_uri: str) -> None:

@@ -110,8 +110,10 @@ def test_scratch_and_temporary_names_never_carry_hostile_characters() -> None:
     name = scratch_path(Path("/s"), hostile).name
     assert name.startswith("src-") and name.endswith(".ts") and name.isascii()
     assert scratch_path(Path("/s"), "sftp://rec/a.$(x)").suffix == ""
-    temp = temp_name("/out/dir/" + "長" * 200 + ".mp4")
-    assert temp.startswith("/out/dir/.kamado-") and len(temp.rsplit("/", 1)[1]) < 40
+    temp = temp_name("/out/dir/" + "長" * 200 + ".mp4", "0123456789abcdef0123-a1b2c3d4e5f6")
+    assert temp.startswith("/out/dir/.kamado-") and len(temp.rsplit("/", 1)[1]) < 64
+    with pytest.raises(ValueError, match="tag"):
+        temp_name("/out/x.mp4", "../x")
 
 
 @pytest.mark.parametrize("host", ["kamado@recorder", "-oProxyCommand=touch x", "rec order"])
