@@ -190,15 +190,17 @@ class SftpSession(SessionBase):
             try:
                 self.client.rename(old, new)
             except OSError as e:
-                if e.errno is None and self._present(new):
+                if e.errno is None and self.lexists(new):
                     raise self.exists_error(old, new) from e
                 raise
 
-    def _present(self, path: str) -> bool:
-        try:
-            self.client.lstat(path)
-        except FileNotFoundError:
-            return False
+    def lexists(self, path: str) -> bool:
+        """True when anything, a dangling symlink too, is at ``path``."""
+        with self.errors("lstat", path):
+            try:
+                self.client.lstat(path)
+            except FileNotFoundError:
+                return False
         return True
 
     def truncate(self, path: str, size: int) -> None:

@@ -171,7 +171,7 @@ class OpenSshSession(SessionBase):
                 try:
                     w.ok(self.wire.call(w.RENAME, w.string(old), w.string(new)))
                 except w.StatusError as e:
-                    if e.code == w.FX_FAILURE and self._present(new):
+                    if e.code == w.FX_FAILURE and self.lexists(new):
                         raise self.exists_error(old, new) from e
                     raise
                 return
@@ -180,8 +180,10 @@ class OpenSshSession(SessionBase):
             request = w.string("posix-rename@openssh.com")
             w.ok(self.wire.call(w.EXTENDED, request, w.string(old), w.string(new)))
 
-    def _present(self, path: str) -> bool:
-        kind, _body = self.wire.call(w.LSTAT, w.string(path))
+    def lexists(self, path: str) -> bool:
+        """True when anything, a dangling symlink too, is at ``path``."""
+        with self.errors("lstat", path):
+            kind, _body = self.wire.call(w.LSTAT, w.string(path))
         return kind == w.ATTRS
 
     def disk_space(self, path: str) -> DiskSpace | None:

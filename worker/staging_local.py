@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import shutil
 import threading
@@ -35,6 +36,7 @@ class Files(Protocol):
     def remove(self, path: str) -> None: ...
     def rename(self, old: str, new: str, *, replace: bool = True) -> None: ...
     def realpath(self, path: str) -> str: ...
+    def lexists(self, path: str) -> bool: ...
     def disk_space(self, path: str) -> DiskSpace | None: ...
     def read_to(
         self,
@@ -60,6 +62,13 @@ def fsync_dir(path: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a local file (a verified output, before it is pushed)."""
+    files = LocalFiles()
+    with files.errors("hash", str(path)), path.open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def free_bytes(path: Path) -> int:
@@ -136,6 +145,10 @@ class LocalFiles:
     def realpath(self, path: str) -> str:
         """The real path of ``path``: symlinks and ``..`` resolved."""
         return os.path.realpath(path)
+
+    def lexists(self, path: str) -> bool:
+        """True when anything, a dangling symlink too, is at ``path``."""
+        return os.path.lexists(path)
 
     def rename(self, old: str, new: str, *, replace: bool = True) -> None:
         """Rename atomically and durably: replacing ``new``, or with ``replace=False`` only if

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from worker.settings_staging import StagingSettings
-from worker.sftp_common import Progress, ProgressCallback
+from worker.sftp_common import Progress, ProgressCallback, RemoteStat
 from worker.staging_core import MIB, Link, connect, with_retries
 from worker.staging_errors import (
     AccessDeniedError,
@@ -113,6 +113,7 @@ class PendingOutput:
     size: int
     sha256: str = ""
     replace: bool = True
+    final: RemoteStat | None = None  # the committed file, as the server stated it
     committed: bool = False
     aborted: bool = False
     files: Files | None = field(default=None, repr=False)
@@ -141,6 +142,7 @@ class PendingOutput:
                         path=self.temp,
                     )
                 files.rename(self.temp, self.target.path, replace=self.replace)
+                self.final = files.stat(self.target.path)
             except RemoteNotFoundError:
                 # A retry after a lost answer: the first rename may already have happened.
                 if n == 0 or files.stat(self.target.path).size != self.size:
@@ -187,6 +189,7 @@ def stage_out(
     *,
     on_progress: ProgressCallback | None = None,
     link: Link | None = None,
+    files: Files | None = None,
     tag: str | None = None,
     expected_sha256: str | None = None,
     replace: bool = True,
@@ -198,9 +201,11 @@ def stage_out(
     attempt (see :func:`temp_name`; default: a random one). The bytes sent are hashed as
     they go; with ``expected_sha256`` (the verified file's) a push whose bytes differ raises
     IntegrityError and leaves nothing behind. ``replace`` is handed to the commit.
-    ``link``, a connection to the destination opened earlier, is used if it still works.
+    ``link`` or ``files``, a connection to the destination opened earlier, is used if it
+    still works.
     """
     target = resolve(settings, dest_uri)
+    given = [files] if files is not None else []
     require_writable(settings, target)
     size = LocalFiles().stat(str(local_file)).size
     temp = temp_name(target.path, tag or new_tag())
@@ -210,13 +215,15 @@ def stage_out(
         source = DigestingReader(raw)
 
         def attempt(n: int) -> None:
-            early = link.take() if link is not None and n == 0 else None
-            files = early if early is not None else connect(settings, target.location)
+            early = given.pop() if given else None
+            if early is None and link is not None and n == 0:
+                early = link.take()
+            conn = early if early is not None else connect(settings, target.location)
             try:
                 if n == 0:
-                    _check_room(settings, files, target, size)
-                files.write_from(source, temp, progress, offset=progress.done, size=size)
-                landed = files.stat(temp).size
+                    check_free_space(settings, conn, target, size)
+                conn.write_from(source, temp, progress, offset=progress.done, size=size)
+                landed = conn.stat(temp).size
                 if landed != size:
                     raise TransferError(
                         f"{target.describe()!r}: pushed {landed} of {size} bytes",
@@ -225,9 +232,9 @@ def stage_out(
                     )
                 _check_digest(target, temp, source.hexdigest(), expected_sha256)
             except BaseException:
-                files.close()
+                conn.close()
                 raise
-            held.append(files)  # kept for the commit
+            held.append(conn)  # kept for the commit
 
         try:
             with_retries(settings, attempt)
@@ -267,16 +274,22 @@ def deliver(settings: StagingSettings, local_file: Path, dest_uri: str) -> None:
     stage_out(settings, local_file, dest_uri).commit()
 
 
-def _check_room(settings: StagingSettings, files: Files, target: Target, size: int) -> None:
+def check_free_space(settings: StagingSettings, files: Files, target: Target, size: int) -> None:
+    """Raise NoSpaceError unless ``size`` bytes plus ``min_free_mb`` fit where ``target`` goes.
+
+    Unknown space (a server without statvfs@openssh.com) passes: the push reports a full
+    disk when it meets one.
+    """
     space = files.disk_space(str(PurePosixPath(target.path).parent))
     want = size + settings.min_free_mb * MIB
-    if space is not None and space.free < want:
-        raise NoSpaceError(
-            f"{target.describe()!r}: {space.free // MIB} MiB free at the destination, "
-            f"{want // MIB} MiB needed ({size // MIB} MiB output + min_free_mb "
-            f"{settings.min_free_mb}); free space there",
-            location=target.location,
-            path=target.path,
-            free=space.free,
-            needed=want,
-        )
+    if space is None or (space.free >= want and space.free > 0):
+        return
+    what = f"{size // MIB} MiB output + " if size else ""
+    raise NoSpaceError(
+        f"{target.describe()!r}: {space.free // MIB} MiB free at the destination, "
+        f"{want // MIB} MiB needed ({what}min_free_mb {settings.min_free_mb}); free space there",
+        location=target.location,
+        path=target.path,
+        free=space.free,
+        needed=want,
+    )
