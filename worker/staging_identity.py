@@ -65,7 +65,7 @@ def identify(settings: StagingSettings, files: Files, target: Target) -> RemoteF
         st: RemoteStat | None = files.stat(real)
     except RemoteNotFoundError:
         st = None
-        if files.lexists(real):  # a dangling symlink: writing would create its target
+        if files.lexists(target.path):  # a dangling symlink: writing would create its target
             st = RemoteStat(size=-1, mtime=0, is_dir=False)
     return RemoteFile(target.location, server_of(settings, target.location), real, st)
 

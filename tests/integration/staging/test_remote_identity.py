@@ -1,0 +1,110 @@
+"""A remote path's identity and the no-replace commit, over both SFTP transports (real sshd)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.integration.staging.conftest import make_settings
+from tests.support.sshd import PASSPHRASE, SshdProcess
+from worker.settings_staging import StagingSettings
+from worker.sftp import SftpSession
+from worker.sftp_openssh import OpenSshSession
+from worker.staging import stage_out
+from worker.staging_core import connect
+from worker.staging_errors import OutputExistsError, RemoteNotFoundError
+from worker.staging_identity import RemoteView, remote_identity
+
+pytestmark = pytest.mark.integration
+
+MakeFile = Callable[[Path, int], bytes]
+TRANSPORTS = {
+    "openssh": ({}, OpenSshSession),
+    # A key with a passphrase is what sends a location through paramiko.
+    "paramiko": ({"key_passphrase": PASSPHRASE}, SftpSession),
+}
+
+
+@pytest.fixture(params=sorted(TRANSPORTS))
+def settings(
+    request: pytest.FixtureRequest, sshd: SshdProcess, remote: Path, tmp_path: Path
+) -> StagingSettings:
+    """Settings whose location `rec` (and `alias`, another root on the same server) use
+    the transport named by the parameter."""
+    extra, kind = TRANSPORTS[request.param]
+    if extra:
+        extra = {**extra, "key_file": str(sshd.locked_key)}
+    base = make_settings(sshd, remote, tmp_path / "scratch", location=extra)
+    alias = base.locations["rec"].model_copy(update={"root": str(remote / "sub")})
+    settings = base.model_copy(update={"locations": {**base.locations, "alias": alias}})
+    files = connect(settings, "rec")
+    try:
+        assert isinstance(files, kind)
+    finally:
+        files.close()
+    return settings
+
+
+def test_every_spelling_of_one_remote_file_has_one_identity(
+    settings: StagingSettings, remote: Path, make_file: MakeFile
+) -> None:
+    (remote / "sub").mkdir()
+    make_file(remote / "sub" / "録画 'a'.ts", 10)
+    os.symlink("sub", remote / "link")
+    spellings = [
+        "sftp://rec/sub/録画 'a'.ts",
+        "sftp://rec/link/録画 'a'.ts",
+        "sftp://alias/録画 'a'.ts",
+    ]
+    files = connect(settings, "rec")
+    try:
+        found = {remote_identity(settings, uri, files=files).key for uri in spellings}
+        view = RemoteView(settings, files, "rec")
+        assert {view.key(uri) for uri in spellings} == found
+        assert view.existing(spellings[1]) is not None
+    finally:
+        files.close()
+    assert found == {f"sftp:127.0.0.1:{settings.locations['rec'].port}:{remote}/sub/録画 'a'.ts"}
+
+
+def test_a_missing_file_has_an_identity_and_no_fingerprint_but_a_missing_directory_fails(
+    settings: StagingSettings, remote: Path
+) -> None:
+    os.symlink("nowhere.mp4", remote / "dangling.mp4")
+    files = connect(settings, "rec")
+    try:
+        view = RemoteView(settings, files, "rec")
+        assert view.key("sftp://rec/new.mp4").endswith(f"{remote}/new.mp4")
+        assert view.existing("sftp://rec/new.mp4") is None
+        assert view.existing("sftp://rec/dangling.mp4") is not None, "a dangling symlink is there"
+        with pytest.raises(RemoteNotFoundError):
+            view.key("sftp://rec/no/such/dir.mp4")
+    finally:
+        files.close()
+
+
+def test_a_commit_that_must_not_replace_leaves_a_file_that_appeared_meanwhile(
+    settings: StagingSettings, remote: Path, make_file: MakeFile, tmp_path: Path
+) -> None:
+    make_file(tmp_path / "out.mp4", 100_000)
+    pending = stage_out(settings, tmp_path / "out.mp4", "sftp://rec/out.mp4", replace=False)
+    (remote / "out.mp4").write_bytes(b"someone else's")  # appeared during the push
+    with pending, pytest.raises(OutputExistsError, match="does not replace"):
+        pending.commit()
+    assert (remote / "out.mp4").read_bytes() == b"someone else's"
+    assert [p.name for p in remote.iterdir()] == ["out.mp4"], "the pushed file is removed"
+
+
+def test_a_commit_that_may_replace_replaces_and_one_that_must_not_lands_when_free(
+    settings: StagingSettings, remote: Path, make_file: MakeFile, tmp_path: Path
+) -> None:
+    data = make_file(tmp_path / "out.mp4", 100_000)
+    (remote / "old.mp4").write_bytes(b"kamado's previous output")
+    stage_out(settings, tmp_path / "out.mp4", "sftp://rec/old.mp4", replace=True).commit()
+    stage_out(settings, tmp_path / "out.mp4", "sftp://rec/new.mp4", replace=False).commit()
+    assert (remote / "old.mp4").read_bytes() == data
+    assert (remote / "new.mp4").read_bytes() == data
+    assert sorted(p.name for p in remote.iterdir()) == ["new.mp4", "old.mp4"]
