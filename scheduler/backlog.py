@@ -1,7 +1,8 @@
 """Finding recordings for `kamado enqueue`: expand arguments, skip what is not ready.
 
 A file is skipped, with its reason, when its name does not end like a recording, is not
-UTF-8, it is empty or unreadable, it is newer than ``--older-than``, it was written in
+UTF-8, it is not a regular file (a FIFO or a device is never opened), it is empty or
+unreadable, it is newer than ``--older-than``, it was written in
 the last ``scheduler.min_age`` seconds, a process has it open for writing, it has no
 MPEG-TS sync bytes, or its size changes during ``scheduler.settle_time``.
 """
@@ -10,12 +11,14 @@ from __future__ import annotations
 
 import glob
 import os
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from scheduler.paths import shown, sniff_ts
 from worker.errors import BadInputError
+from worker.outputs.identity import kind_of
 from worker.settings_scheduler import SchedulerSettings
 
 GLOB_CHARS = frozenset("*?[")
@@ -115,6 +118,8 @@ def first_look(
         st = path.stat()
     except OSError as e:
         return f"unreadable ({e.strerror or e})"
+    if not stat.S_ISREG(st.st_mode):  # never opened: reading a FIFO blocks for a writer
+        return f"not a regular file ({kind_of(st.st_mode)})"
     age = now - st.st_mtime
     if older_than is not None and age < older_than:
         return "newer than --older-than"

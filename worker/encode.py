@@ -7,8 +7,8 @@ verification, and a failed attempt leaves no partial file behind.
 
 from __future__ import annotations
 
-import contextlib
-import glob
+import errno
+import logging
 import os
 import secrets
 import time
@@ -17,18 +17,23 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from worker.errors import BadInputError, EncodeError, OutputError
+from worker.errors import EncodeError, OutputError, OutputRefused
 from worker.ffmpeg import build_command
 from worker.ffmpeg_run import run_encode
 from worker.jobs import EncodeResult, Job, JobState
+from worker.outputs.claims import Claims
+from worker.outputs.identity import local_fingerprint, local_identity, real_path
+from worker.outputs.names import temp_name, temp_pattern
 from worker.probe import check_readable, probe_source
 from worker.profiles import Backend, Profile, choose_backend, get_profile
 from worker.progress import Progress
+from worker.remote_output import RemoteOutput, deliver_remote, prepare_remote, push_kept
 from worker.settings import Settings
-from worker.staging import Link, StagedSource, Target, resolve, stage_in, stage_out
+from worker.staging import StagedSource, Target, resolve, stage_in
 from worker.verify import verify_output
 
-TEMP_MARK = ".kamado-part"
+log = logging.getLogger("kamado.worker")
+NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK}
 # Brings a source here for the duration of a block (see worker.staging.stage_in).
 StageSource = Callable[[str], AbstractContextManager[StagedSource]]
 
@@ -53,11 +58,19 @@ class Attempt:
     # copies (worker/prefetch_next.py). None: pull it now.
     stage_source: StageSource | None = None
     attempt_id: str = field(default_factory=lambda: secrets.token_hex(4))
+    # From the worker's check of the task (worker/outputs/contract.py): the registry's output
+    # claims, and whether the file now at the output is one kamado may replace.
+    claims: Claims | None = None
+    replace_output: bool = False
+    # Called with (place, fingerprint) once the output is in place, so a later attempt or a
+    # forced re-run knows kamado wrote that file.
+    on_committed: Callable[[str, str], None] = lambda _k, _f: None
 
 
 def temp_output(output: Path, job_id: str, attempt_id: str) -> Path:
-    """The hidden name an attempt writes to; unique per attempt, so two never collide."""
-    return output.with_name(f".{output.stem}.{job_id}.{attempt_id}{TEMP_MARK}.mp4")
+    """The hidden name an attempt writes to: short (any output name fits), unique per
+    job and attempt, so two never collide."""
+    return output.with_name(temp_name(job_id, attempt_id))
 
 
 def remove_stale_temps(temp: Path, job_id: str) -> None:
@@ -65,12 +78,19 @@ def remove_stale_temps(temp: Path, job_id: str) -> None:
 
     Only the lease holder calls this, so no live attempt is writing them.
     """
-    stem = temp.name.split(f".{job_id}.", 1)[0]
-    pattern = f"{glob.escape(stem)}.{job_id}.*{TEMP_MARK}.mp4"
-    for stale in temp.parent.glob(pattern):
+    for stale in temp.parent.glob(temp_pattern(job_id)):
         if stale != temp:
-            with contextlib.suppress(FileNotFoundError):
-                stale.unlink()
+            discard(stale)
+
+
+def discard(path: Path) -> None:
+    """Remove a temporary file; cleanup never raises (a failure is logged, not thrown)."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        log.warning("could not remove %s: %s", path, e.strerror or e)
 
 
 def check_output_dir(output: Path) -> None:
@@ -82,12 +102,42 @@ def check_output_dir(output: Path) -> None:
         raise OutputError(f"{output}: output directory {parent} is not writable", path=output)
 
 
-def commit(temp: Path, output: Path) -> None:
-    """Rename the verified file into place atomically and make the rename durable."""
+def place_new(temp: Path, output: Path) -> None:
+    """Give ``temp`` the name ``output`` only if nothing has that name (never replacing)."""
+    try:
+        os.link(temp, output)
+    except FileExistsError:
+        raise OutputError(
+            f"{output}: a file appeared there while encoding; kamado did not write it and "
+            "left it alone",
+            path=output,
+        ) from None
+    except OSError as e:
+        if e.errno not in NO_HARD_LINKS:
+            raise
+        # A file system without hard links (some network mounts): check, then rename.
+        if os.path.lexists(output):
+            raise OutputError(
+                f"{output}: a file appeared there while encoding; left alone", path=output
+            ) from None
+        temp.rename(output)
+        return
+    temp.unlink()
+
+
+def commit(temp: Path, output: Path, *, replace: bool = False) -> None:
+    """Move the verified file into place atomically and make it durable.
+
+    Without ``replace`` nothing at ``output`` is ever replaced: the file is linked in
+    (which fails if a name appeared there meanwhile) and its temporary name removed.
+    """
     try:
         with temp.open("rb") as fh:
             os.fsync(fh.fileno())
-        temp.replace(output)
+        if replace:
+            temp.replace(output)
+        else:
+            place_new(temp, output)
         dir_fd = os.open(output.parent, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
@@ -99,6 +149,20 @@ def commit(temp: Path, output: Path) -> None:
 
 def encode_job(job: Job, attempt: Attempt) -> EncodeResult:
     """Run one attempt at a job and return what it produced; raise a KamadoError if not."""
+    settings = attempt.settings
+    if resolve(settings.staging, job.output).kind == "local":
+        return _encode_job(job, attempt, None)
+    # A remote output is checked before anything is pulled or encoded, on the connection
+    # its push will use; a verified output an earlier attempt kept here is only pushed.
+    with prepare_remote(job, attempt) as remote:
+        job = job.model_copy(update={"output": remote.output})
+        kept = remote.kept()
+        if kept is not None:
+            return push_kept(job, attempt, remote, kept)
+        return _encode_job(job, attempt, remote)
+
+
+def _encode_job(job: Job, attempt: Attempt, remote: RemoteOutput | None) -> EncodeResult:
     settings = attempt.settings
     profile = get_profile(job.profile, settings.profiles)
     backend = choose_backend(profile, attempt.backends)
@@ -114,8 +178,8 @@ def encode_job(job: Job, attempt: Attempt) -> EncodeResult:
         source = staged.path
         if destination.kind == "local":
             output = Path(destination.path)
-            if output.absolute() == source.absolute():
-                raise BadInputError(f"{output}: the output would overwrite the source")
+            if local_identity(str(output)).same_file(local_identity(str(source))):
+                raise OutputRefused(f"{output}: the output would overwrite the source", path=output)
             check_output_dir(output)
             temp = temp_output(output, job.id, attempt.attempt_id)
         else:
@@ -123,16 +187,12 @@ def encode_job(job: Job, attempt: Attempt) -> EncodeResult:
             scratch.mkdir(parents=True, exist_ok=True)
             temp = temp_output(scratch / Path(destination.path).name, job.id, attempt.attempt_id)
         remove_stale_temps(temp, job.id)
-        # A remote output's SSH connection is opened now and handshakes in ssh while ffmpeg
-        # runs, so the push after verification does not wait for it.
         try:
-            with Link(settings.staging, destination.location) as link:
-                return _encode_and_commit(
-                    job, attempt, backend, profile, source, temp, destination, link
-                )
+            return _encode_and_commit(
+                job, attempt, backend, profile, source, temp, destination, remote
+            )
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                temp.unlink()
+            discard(temp)
 
 
 def _encode_and_commit(
@@ -143,7 +203,7 @@ def _encode_and_commit(
     source: Path,
     temp: Path,
     destination: Target,
-    link: Link,
+    remote: RemoteOutput | None,
 ) -> EncodeResult:
     settings = attempt.settings
     info = probe_source(settings.encode.ffprobe, source, service_id=profile.service_id)
@@ -178,18 +238,12 @@ def _encode_and_commit(
         raise
     seconds = time.monotonic() - started
     attempt.on_progress(Progress(state=JobState.VERIFYING, percent=100.0, backend=backend.value))
+    written = local_fingerprint(str(temp))
     out_info = verify_output(temp, info, settings.verify, ffprobe=settings.encode.ffprobe)
     size = temp.stat().st_size
-    if destination.kind == "local":
-        attempt.before_commit(temp)
-        commit(temp, Path(destination.path))
-    else:
-        with stage_out(settings.staging, temp, job.output, link=link) as pending:
-            attempt.before_commit(temp)
-            pending.commit()
     video = out_info.video
     assert video is not None  # verify_output guarantees it
-    return EncodeResult(
+    result = EncodeResult(
         job_id=job.id,
         output=job.output,
         backend=backend.value,
@@ -204,3 +258,16 @@ def _encode_and_commit(
         average_fps=round(final.frame / seconds, 2) if seconds > 0 and final.frame else None,
         worker=attempt.worker,
     )
+    if remote is not None:
+        deliver_remote(attempt, remote, temp, written, result)
+        return result
+    if destination.kind == "local":
+        # The file moved into place is the one verified: same inode, size and mtime.
+        if local_fingerprint(str(temp)) != written:
+            raise OutputError(f"{temp}: changed after verification; not committed", path=temp)
+        attempt.before_commit(temp)
+        commit(temp, Path(destination.path), replace=attempt.replace_output)
+        committed = local_fingerprint(destination.path)
+        if committed is not None:
+            attempt.on_committed(real_path(destination.path), committed)
+    return result

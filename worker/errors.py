@@ -149,3 +149,22 @@ class EmbeddedBrokerError(BrokerError):
 
 class StagingError(KamadoError):
     """Raised when a source cannot be fetched or an output cannot be delivered."""
+
+
+class OutputRefused(OutputError):
+    """Raised when an output breaks the output contract: it is the source or a known
+    recording, lies outside the places outputs may go, is not ``.mp4`` or its name is too
+    long. The same job fails the same way every time, so it is never retried.
+    """
+
+    exit_code = 2
+
+
+class OutputConflict(OutputRefused):
+    """Raised when an output place is another job's, or holds a file kamado did not write,
+    and ``encode.on_conflict = "refuse"``; the message names both sides.
+    """
+
+
+class AttemptCrashed(KamadoError):
+    """Raised when an attempt ended on an exception kamado did not expect; names it."""

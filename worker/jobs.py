@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path, PurePosixPath
@@ -10,6 +11,8 @@ from pathlib import Path, PurePosixPath
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from worker.errors import BadInputError
+from worker.outputs.identity import real_path
+from worker.outputs.names import fit_name
 
 SCHEMA_VERSION = 1
 ENCODE_TASK = "kamado.encode"
@@ -75,21 +78,35 @@ def canonical_source(source: str) -> str:
     return str(Path(raw).expanduser().absolute())
 
 
+def source_identity_key(source: str) -> str:
+    """What names the recording itself: its real path when it is a file on this machine
+    (symlinks and ``..`` resolved), else its canonical spelling (a URI, or a path only
+    the workers can see)."""
+    canonical = canonical_source(source)
+    if is_uri(canonical) or not os.path.lexists(canonical):
+        return canonical
+    return real_path(canonical)
+
+
 def derive_job_id(source: str, profile: str) -> str:
-    """The job id: the same recording with the same profile is always the same job."""
-    digest = hashlib.sha256(f"{canonical_source(source)}\0{profile}".encode()).hexdigest()
+    """The job id: the same recording with the same profile is always the same job.
+
+    Derived from the recording's identity, so one file reached through a symlinked
+    directory or a ``..`` spelling is one job; a plain path keeps the id it always had.
+    """
+    digest = hashlib.sha256(f"{source_identity_key(source)}\0{profile}".encode()).hexdigest()
     return digest[:20]
 
 
 def default_output(source: str, output_dir: Path | None) -> str:
     """``<stem>.mp4`` in ``output_dir``, or next to the source when no directory is set."""
     name = PurePosixPath(source).name if is_uri(source) else Path(source).name
-    stem = name.rsplit(".", 1)[0] if "." in name else name
+    output = fit_name(name.rsplit(".", 1)[0] if "." in name else name)
     if output_dir is not None:
-        return str(output_dir.expanduser().absolute() / f"{stem}.mp4")
+        return str(output_dir.expanduser().absolute() / output)
     if is_uri(source):
-        return source.rsplit("/", 1)[0] + f"/{stem}.mp4"
-    return str(Path(canonical_source(source)).with_name(f"{stem}.mp4"))
+        return source.rsplit("/", 1)[0] + f"/{output}"
+    return str(Path(canonical_source(source)).with_name(output))
 
 
 class Job(BaseModel):
@@ -133,7 +150,7 @@ class Job(BaseModel):
         priority: int = 5,
         recording: Recording | None = None,
     ) -> Job:
-        """A new job with its id derived from the source and profile."""
+        """A new job with its id derived from the source's identity and the profile."""
         canonical = canonical_source(source)
         return cls(
             id=derive_job_id(canonical, profile),

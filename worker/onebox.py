@@ -100,7 +100,13 @@ def wait_all(
 class LocalWorker:
     """A real `kamado worker` process on the embedded broker."""
 
-    def __init__(self, settings: Settings, broker_url: str, config: Path | None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        broker_url: str,
+        config: Path | None,
+        output_dir: Path | None = None,
+    ) -> None:
         self.settings = settings
         log_dir = settings.state_dir / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -119,6 +125,8 @@ class LocalWorker:
             # Celery's soft shutdown on SIGTERM: running work is requeued, not lost.
             "REMAP_SIGTERM": "SIGQUIT",
         }
+        if output_dir is not None:  # `kamado encode -o DIR`: this worker may write there
+            env["KAMADO_ENCODE__OUTPUT_DIR"] = str(output_dir.expanduser().absolute())
         self.daemon = process.Daemon(argv, env=env, log=self.log)
 
     def check(self) -> None:
@@ -172,6 +180,7 @@ def session(
     config: Path | None = None,
     force_embedded: bool = False,
     on_status: Callable[[str], None] = lambda _m: None,
+    output_dir: Path | None = None,
 ) -> Iterator[Session]:
     """A Celery app on the configured broker, or on an embedded broker with a local worker."""
     if settings.broker_url is not None and not force_embedded:
@@ -187,7 +196,7 @@ def session(
     with EmbeddedBroker(settings.state_dir) as broker:
         app = create_app(settings, broker.url)
         on_status("starting a local worker (proving encoders)")
-        worker = LocalWorker(settings, broker.url, config)
+        worker = LocalWorker(settings, broker.url, config, output_dir)
         try:
             registry = open_registry(settings, broker.url)
             worker.wait_ready(app)
@@ -218,13 +227,16 @@ def encode_files(
     A job the registry already finished is run again when ``force`` is set, when it
     failed or was cancelled, or when its output has gone missing since.
     """
+    tracked: list[Tracked] = []
     for job in jobs:
+        if any(t.job.id == job.id for t in tracked):
+            continue  # one recording named twice (a symlinked directory): one job
         known = box.registry.get(job.id)
         again = force or (
             known is not None
             and known.state.final
-            and (known.state is not JobState.DONE or not Path(job.output).exists())
+            and (known.state is not JobState.DONE or not Path(known.job.output).exists())
         )
-        submit_job(box.app, box.registry, box.settings, job, force=again)
-    tracked = [Tracked(job) for job in jobs]
+        done = submit_job(box.app, box.registry, box.settings, job, force=again)
+        tracked.append(Tracked(done.job))
     return wait_all(box.registry, tracked, on_update, timeout=timeout, tick=box.tick)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from worker import process
 from worker.errors import ProcessError, SourceError
+from worker.outputs.identity import require_regular
 
 PROBE_TIMEOUT = 120.0
 TS_PACKET = 188
@@ -181,11 +182,9 @@ def ts_tail_cut(path: Path) -> int:
 
 
 def check_readable(path: Path) -> None:
-    """Fail early and clearly when a source is missing, empty, a directory or unreadable."""
-    if not path.exists():
-        raise SourceError(f"{path}: no such file", path=path)
-    if path.is_dir():
-        raise SourceError(f"{path}: is a directory, not a recording", path=path)
+    """Fail early and clearly when a source is missing, empty, unreadable or not a regular
+    file (a directory, FIFO or device is refused from its stat, never opened)."""
+    require_regular(str(path))
     try:
         with path.open("rb") as fh:
             first = fh.read(1)

@@ -86,3 +86,27 @@ redis.call('HSET', KEYS[1], 'state', ARGV[1], 'updated_at', ARGV[2], 'error', AR
 if ARGV[1] == 'failed' or ARGV[1] == 'cancelled' then redis.call('SREM', KEYS[3], ARGV[4]) end
 return 1
 """
+
+# Claim an output for a job. KEYS: outputs hash (place -> job id), sources hash (place ->
+# job id), job sources hash (job id -> its source as submitted). ARGV: job id, its source's
+# place ('' for none), 'rename' | 'refuse', its source as submitted, then the candidate
+# places in order of preference. A place the job already holds wins; else the first free
+# place that is not a known recording is taken.
+CLAIM = """
+if ARGV[2] ~= '' then redis.call('HSETNX', KEYS[2], ARGV[2], ARGV[1]) end
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
+for i = 5, #ARGV do
+  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[1] then return {'ok', ARGV[i], ''} end
+end
+for i = 5, #ARGV do
+  if redis.call('HEXISTS', KEYS[2], ARGV[i]) == 0 then
+    local owner = redis.call('HGET', KEYS[1], ARGV[i])
+    if not owner then
+      redis.call('HSET', KEYS[1], ARGV[i], ARGV[1])
+      return {'ok', ARGV[i], ''}
+    end
+    if ARGV[3] == 'refuse' then return {'taken', ARGV[i], owner} end
+  end
+end
+return {'full', '', ''}
+"""

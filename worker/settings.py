@@ -45,6 +45,16 @@ class EncodeSettings(Section):
         default=None,
         description="Where outputs are written; empty means next to the source.",
     )
+    on_conflict: Literal["rename", "refuse"] = Field(
+        default="rename",
+        description='a second job whose output place is taken: "rename" gives it '
+        '"<name> (2).mp4", "refuse" fails it naming both sources',
+    )
+    replace_existing: bool = Field(
+        default=False,
+        description="replace a file at the output path that kamado did not write "
+        "(false: treat it as taken, per on_conflict)",
+    )
     ffmpeg: str = "ffmpeg"
     ffprobe: str = "ffprobe"
     render_node: Path = Path("/dev/dri/renderD128")

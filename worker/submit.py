@@ -13,6 +13,8 @@ from celery import Celery
 
 from worker.errors import BrokerError
 from worker.jobs import ENCODE_TASK, Job, JobState
+from worker.outputs.claims import Claims
+from worker.outputs.contract import check_submission
 from worker.profiles import get_profile
 from worker.registry import Registry
 from worker.settings import Settings
@@ -60,8 +62,13 @@ def submit_job(
     force: bool = False,
     held: bool = False,
 ) -> Submitted:
-    """Record and publish a job; a job already known is not published again."""
+    """Check and claim the job's output, record and publish it; a known job is not sent again.
+
+    The returned job carries the output it was given (``<stem> (2).mp4`` when the first
+    choice belongs to another job or to a file kamado did not write).
+    """
     target = queue or get_profile(job.profile, settings.profiles).queue
+    job = check_submission(settings, Claims(registry), job)
     outcome, before = registry.record(job, queue=target, force=force, held=held)
     if outcome == "exists":
         return Submitted(job, outcome, before, None, target)

@@ -22,6 +22,7 @@ from celery.signals import worker_process_shutdown
 from worker.capabilities import cached_probe
 from worker.encode import Attempt, StageSource, encode_job
 from worker.errors import (
+    AttemptCrashed,
     BackendUnavailable,
     BadInputError,
     EncodeError,
@@ -37,6 +38,8 @@ from worker.errors import (
 from worker.jobs import ENCODE_TASK, Job, JobState
 from worker.lease import LeaseKeeper
 from worker.notify import Notifier
+from worker.outputs.claims import Claims
+from worker.outputs.contract import check_task
 from worker.prefetch_next import NextPrefetch, consumed_queues
 from worker.presence import record_speed
 from worker.profiles import Backend, get_profile
@@ -123,6 +126,25 @@ def register_tasks(app: Celery, settings: Settings) -> None:
         )
 
 
+def admit(registry: Registry, job: Job, queue: str) -> None:
+    """Record a task's job the registry does not know; refuse one that contradicts it.
+
+    A task whose source, output or profile differ from the registry's job of that id is
+    stale (the job was re-submitted since) or crafted: it is dropped, nothing touched.
+    """
+    known = registry.get(job.id)
+    if known is None:  # sent by something other than kamado's submit
+        registry.record(job, queue=queue)
+        return
+    was, sent = known.job, job
+    if (was.source, was.output, was.profile) != (sent.source, sent.output, sent.profile):
+        log.warning("job %s: dropped a task that does not match the registry's job", job.id)
+        raise JobFailed(
+            f"job {job.id}: the task's source, output or profile differ from the job the "
+            f"registry holds ({was.source} → {was.output}); not run"
+        )
+
+
 def announce(registry: Registry, notifier: Notifier, job_id: str) -> None:
     """Tell the configured webhook that a job reached a final state (never blocks)."""
     try:
@@ -146,9 +168,7 @@ def run_attempt(
     """One delivery of a job: take the lease or drop the delivery, encode, record the end."""
     worker = task.request.hostname or socket.gethostname()
     attempt_id = secrets.token_hex(6)
-    profile = get_profile(job.profile, settings.profiles)
-    if registry.get(job.id) is None:  # sent by something other than kamado's submit
-        registry.record(job, queue=profile.queue)
+    admit(registry, job, get_profile(job.profile, settings.profiles).queue)
     got = registry.acquire(job.id, attempt_id, worker)
     if got.status == "held":
         registry.end_duplicate(job.id, attempt_id, worker, f"lease held by attempt {got.detail}")
@@ -179,18 +199,25 @@ def run_attempt(
         with app.events.default_dispatcher(hostname=worker) as dispatcher:
             dispatcher.send(PROGRESS_EVENT, uuid=task_id, **meta)
 
+    claims = Claims(registry)
     with LeaseKeeper(registry, job.id, attempt_id, publish=publish) as keeper:
-        attempt = Attempt(
-            settings=settings,
-            backends=worker_backends(app, settings),
-            on_progress=keeper.report,
-            check_cancel=keeper.check,
-            before_commit=lambda _temp: keeper.guard_commit(),
-            worker=worker,
-            attempt_id=attempt_id,
-            stage_source=stage_source,
-        )
         try:
+            # The worker's own check before any file is touched: a crafted or stale task
+            # whose source or output breaks the contract fails here, permanently.
+            job, replace = check_task(settings, claims, job)
+            attempt = Attempt(
+                settings=settings,
+                backends=worker_backends(app, settings),
+                on_progress=keeper.report,
+                check_cancel=keeper.check,
+                before_commit=lambda _temp: keeper.guard_commit(),
+                worker=worker,
+                attempt_id=attempt_id,
+                stage_source=stage_source,
+                claims=claims,
+                replace_output=replace,
+                on_committed=claims.mark_written,
+            )
             result = encode_job(job, attempt).model_dump(mode="json")
         except LeaseLost as e:
             log.warning("%s; its output was not committed", e)
@@ -210,6 +237,14 @@ def run_attempt(
         except KamadoError as e:
             return fail_or_retry(
                 task, settings, registry, job, (attempt_id, got.attempt), e, notifier
+            )
+        except Exception as e:  # a bug or an OS error nobody converted: end the attempt now
+            log.exception("job %s: attempt %s crashed", job.id, attempt_id)
+            crashed = AttemptCrashed(
+                f"{job.source}: the attempt ended on an unexpected {type(e).__name__}: {e}"
+            )
+            return fail_or_retry(
+                task, settings, registry, job, (attempt_id, got.attempt), crashed, notifier
             )
     if not registry.finish(
         job.id, attempt_id, JobState.DONE, result=result, backend=result.get("backend")

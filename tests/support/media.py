@@ -7,6 +7,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from worker.outputs.names import is_temp_name
 from worker.sample import make_sample
 
 
@@ -69,4 +70,4 @@ def sha256(path: Path) -> str:
 
 def leftovers(directory: Path) -> list[Path]:
     """Temporary encode files left in a directory (there must be none)."""
-    return sorted(p for p in directory.iterdir() if ".kamado-part" in p.name)
+    return sorted(p for p in directory.iterdir() if is_temp_name(p.name))

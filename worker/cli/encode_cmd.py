@@ -29,6 +29,7 @@ from worker.cli.common import (
 )
 from worker.errors import BadInputError, KamadoError
 from worker.jobs import Job, JobState
+from worker.outputs.contract import inspect_submission
 from worker.probe import parse_media, run_ffprobe
 from worker.profiles import get_profile
 from worker.sample import make_sample
@@ -82,6 +83,7 @@ def run_jobs(
     force_embedded: bool,
     show_progress: bool,
     force: bool = False,
+    output_dir: Path | None = None,
 ) -> list[onebox.Outcome]:
     """Run jobs through the queue (embedded broker + local worker when none is configured)."""
     bars = Bars(show_progress)
@@ -92,7 +94,11 @@ def run_jobs(
 
     with (
         onebox.session(
-            settings, config=config, force_embedded=force_embedded, on_status=status
+            settings,
+            config=config,
+            force_embedded=force_embedded,
+            on_status=status,
+            output_dir=output_dir,
         ) as box,
         bars.progress,
     ):
@@ -152,6 +158,8 @@ def encode(
             if not path.is_file():
                 raise BadInputError(f"{path}: not a regular file")
         jobs = [Job.create(str(p), name, output_dir=out_dir, priority=priority) for p in files]
+        for job in jobs:  # before the broker and a worker are started for nothing
+            inspect_submission(settings, job)
         outcomes = run_jobs(
             settings,
             jobs,
@@ -159,6 +167,7 @@ def encode(
             force_embedded=False,
             show_progress=not as_json,
             force=force,
+            output_dir=out_dir,
         )
     except KamadoError as e:
         fail(e)
@@ -214,6 +223,7 @@ def demo(
             force_embedded=True,
             show_progress=not as_json,
             force=True,
+            output_dir=demo_dir,
         )
         outcome = outcomes[0]
         facts = summary(settings.encode.ffprobe, Path(job.output)) if outcome.ok else None

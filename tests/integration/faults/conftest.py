@@ -63,6 +63,8 @@ class Rig:
             "KAMADO_JOBS__RETRY_DELAY": "0.5",
             "KAMADO_PROFILES": json.dumps(PROFILES),
             "KAMADO_ENCODE__PROGRESS_INTERVAL": "0.5",
+            # Outputs go to out/, not beside the sources: the workers must allow it.
+            "KAMADO_ENCODE__OUTPUT_DIR": str(self.out),
         }
 
     def start_worker(self, name: str, **extra_env: str) -> tuple[Celery, str, process.Daemon]:

@@ -13,9 +13,9 @@ from tests.support.media import Clips, leftovers, sha256
 from worker.encode import Attempt, encode_job
 from worker.errors import (
     BackendUnavailable,
-    BadInputError,
     JobCancelled,
     OutputError,
+    OutputRefused,
     SourceError,
 )
 from worker.jobs import Job, JobState
@@ -113,7 +113,7 @@ def test_a_missing_output_directory_fails_before_encoding(clips: Clips, tmp_path
 def test_an_output_that_would_overwrite_the_source_is_refused(clips: Clips, tmp_path: Path) -> None:
     source = copy(clips.isdb_1080i, tmp_path, "already.mp4")
     job = Job.create(str(source), "h264-x264", output=str(source))
-    with pytest.raises(BadInputError, match="would overwrite the source"):
+    with pytest.raises(OutputRefused, match="would overwrite the source"):
         encode_job(job, Attempt(settings=settings(tmp_path), backends=[Backend.X264]))
 
 
