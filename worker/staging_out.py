@@ -15,10 +15,11 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Self
 
 from worker.settings_staging import StagingSettings
-from worker.sftp_common import Progress, ProgressCallback, RemoteStat
-from worker.staging_core import MIB, Link, connect, with_retries
+from worker.sftp_common import Chunk, Progress, ProgressCallback, RemoteStat
+from worker.staging_core import MIB, BackgroundSink, Link, connect, with_retries
 from worker.staging_errors import (
     AccessDeniedError,
     IntegrityError,
@@ -55,20 +56,27 @@ def new_tag() -> str:
 class DigestingReader:
     """Reads a local file for a push and hashes, in order, the bytes handed to the transport.
 
-    A resumed push seeks back to the last acknowledged byte; the hash is then rebuilt up to
-    there, so at the end it covers exactly the bytes that make up the remote file.
+    The hashing runs in its own thread (sha256 releases the GIL), so it overlaps the reads
+    and pipe writes of the push instead of taking turns with them. A resumed push seeks
+    back to the last acknowledged byte; the hash is then rebuilt up to there, so at the end
+    it covers exactly the bytes that make up the remote file. Use it as a context manager.
     """
 
     def __init__(self, raw: io.BufferedReader) -> None:
         self.raw = raw
         self.hash = hashlib.sha256()
         self.at = 0
+        self._sink = BackgroundSink(self._update, depth=8)
+
+    def _update(self, data: Chunk) -> None:
+        self.hash.update(data)
 
     def seek(self, offset: int, whence: int = 0, /) -> int:
         """Move to ``offset`` (from the start only), rehashing when that is not where we are."""
         if whence != 0:
             raise ValueError("a push only seeks from the start")
         if offset != self.at:
+            self._sink.drain()
             self.hash = hashlib.sha256()
             self.raw.seek(0)
             self.at = 0
@@ -81,22 +89,30 @@ class DigestingReader:
         return self.raw.seek(offset)
 
     def readinto(self, view: memoryview, /) -> int:
-        """Fill ``view`` and hash what was read."""
+        """Fill ``view`` and hash what was read (a copy: the caller reuses its buffer)."""
         count = self.raw.readinto(view)
-        self.hash.update(view[:count])
+        self._sink(bytes(view[:count]))
         self.at += count
         return count
 
     def read(self, size: int = -1, /) -> bytes:
         """Read up to ``size`` bytes and hash them."""
         data = self.raw.read(size)
-        self.hash.update(data)
+        self._sink(data)
         self.at += len(data)
         return data
 
     def hexdigest(self) -> str:
         """The sha256 of the bytes read so far."""
+        self._sink.drain()
         return self.hash.hexdigest()
+
+    def __enter__(self) -> Self:
+        self._sink.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._sink.__exit__(None, None, None)
 
 
 @dataclass
@@ -211,8 +227,11 @@ def stage_out(
     temp = temp_name(target.path, tag or new_tag())
     progress = Progress(0, size, on_progress)
     held: list[Files] = []
-    with LocalFiles().errors("read", str(local_file)), local_file.open("rb") as raw:
-        source = DigestingReader(raw)
+    with (
+        LocalFiles().errors("read", str(local_file)),
+        local_file.open("rb") as raw,
+        DigestingReader(raw) as source,
+    ):
 
         def attempt(n: int) -> None:
             early = given.pop() if given else None
@@ -241,8 +260,9 @@ def stage_out(
         except LocationError:
             PendingOutput(settings, target, temp, size).abort()
             raise
+        digest = source.hexdigest()
     return PendingOutput(
-        settings, target, temp, size, sha256=source.hexdigest(), replace=replace, files=held[0]
+        settings, target, temp, size, sha256=digest, replace=replace, files=held[0]
     )
 
 

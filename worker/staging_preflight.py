@@ -7,6 +7,7 @@ seconds instead of after the whole encode.
 
 from __future__ import annotations
 
+import contextlib
 import io
 from pathlib import PurePosixPath
 
@@ -14,10 +15,17 @@ from worker.settings_staging import StagingSettings
 from worker.sftp_common import Progress
 from worker.staging_errors import (
     AccessDeniedError,
+    LocationError,
     RemoteNotFoundError,
 )
 from worker.staging_local import Files
-from worker.staging_out import check_free_space, require_writable, temp_name
+from worker.staging_out import (
+    TEMP_PREFIX,
+    TEMP_SUFFIX,
+    check_free_space,
+    require_writable,
+    temp_name,
+)
 from worker.staging_uri import Target
 
 
@@ -58,3 +66,23 @@ def check_output_directory(
             path=parent,
         ) from e
     check_free_space(settings, files, target, 0)
+
+
+def remove_stale_pushes(files: Files, target: Target, job_id: str, tag: str) -> list[str]:
+    """Remove what earlier attempts of this job left next to the output (a killed push).
+
+    Only the attempt holding the job's lease calls this, so no live push is writing them.
+    """
+    parent = str(PurePosixPath(target.path).parent)
+    ours = PurePosixPath(temp_name(target.path, tag)).name
+    removed = []
+    for name in files.listdir(parent):
+        if (
+            name.startswith(f"{TEMP_PREFIX}{job_id}-")
+            and name.endswith(TEMP_SUFFIX)
+            and name != ours
+        ):
+            with contextlib.suppress(LocationError):
+                files.remove(str(PurePosixPath(parent, name)))
+                removed.append(name)
+    return removed

@@ -1,0 +1,237 @@
+"""One attempt's SFTP output: checked before the encode, pushed and committed after it.
+
+Before ffmpeg starts, on the connection the push will use: the output directory exists,
+takes files and has room (worker/staging_preflight.py); the output is not the source and
+not a file kamado did not write, compared by the server's real paths (the output
+contract, worker/outputs/contract.py, with :class:`worker.staging_identity.RemoteView`).
+After verification the file is pushed under the attempt's own temporary name, its bytes
+hashed as they go and compared with the verified file's, and renamed into place without
+replacing anything kamado may not replace. When the push fails in a way a retry may mend,
+the verified file is kept in the outbox (worker/staging_outbox.py) and the next attempt
+only pushes it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Self
+
+from worker.errors import OutputConflict, OutputError, OutputRefused
+from worker.jobs import EncodeResult, Job, JobState
+from worker.outputs.contract import Chosen, choose_output
+from worker.outputs.identity import local_fingerprint
+from worker.outputs.view import OutputView
+from worker.progress import Progress
+from worker.settings_staging import StagingSettings
+from worker.staging_core import Link, connect
+from worker.staging_errors import IntegrityError, LocationError
+from worker.staging_identity import RemoteView
+from worker.staging_local import Files, file_sha256
+from worker.staging_out import stage_out
+from worker.staging_outbox import Kept, drop, find, keep
+from worker.staging_preflight import check_output_directory, remove_stale_pushes
+from worker.staging_uri import Target, resolve
+
+if TYPE_CHECKING:
+    from worker.encode import Attempt
+
+log = logging.getLogger("kamado.staging")
+
+# The output contract's choice for a view and the source's key there (see choose_output).
+Choose = Callable[[OutputView, str], Chosen]
+
+
+@dataclass
+class RemoteOutput:
+    """An SFTP output checked for one attempt, holding the connection its push will use."""
+
+    settings: StagingSettings
+    job_id: str
+    tag: str
+    output: str
+    target: Target
+    key: str
+    replace: bool
+    view: RemoteView
+    files: Files | None = field(default=None, repr=False)
+
+    @classmethod
+    def prepare(
+        cls,
+        settings: StagingSettings,
+        *,
+        job_id: str,
+        attempt_id: str,
+        source: str,
+        output: str,
+        link: Link | None = None,
+        choose: Choose | None = None,
+        replace_existing: bool = False,
+    ) -> RemoteOutput:
+        """Check the output before the encode; raise the error the push would meet later.
+
+        ``choose`` is the output contract (claims, existing files, renaming); without it
+        the output is used as given and a file already there is refused unless
+        ``replace_existing``.
+        """
+        target = resolve(settings, output)
+        tag = f"{job_id}-{attempt_id}"
+        files = (link.take() if link is not None else None) or connect(settings, target.location)
+        try:
+            view = RemoteView(settings, files, target.location)
+            check_output_directory(settings, files, target, tag=tag)
+            remove_stale_pushes(files, target, job_id, tag)
+            key = view.key(output)
+            source_key = view.key(source) if view.sees(source) else source
+            if key == source_key:
+                raise OutputRefused(
+                    f"{output}: the output would overwrite the source {source} (both are "
+                    f"{view.file(output).real_path} on {view.server})",
+                    path=output,
+                )
+            if choose is not None:
+                chosen = choose(view, source_key)
+                output, key, replace = chosen.path, chosen.key, chosen.replace
+                target = resolve(settings, output)
+            else:
+                replace = view.existing(output) is not None
+                if replace and not replace_existing:
+                    raise OutputConflict(
+                        f"{output}: a file is already there and kamado does not replace files "
+                        "it did not write (encode.replace_existing = false)",
+                        path=output,
+                    )
+        except BaseException:
+            files.close()
+            raise
+        return cls(settings, job_id, tag, output, target, key, replace, view, files)
+
+    def kept(self) -> Kept | None:
+        """A verified output an earlier attempt of this job left here for this output."""
+        return find(self.settings.scratch_dir, self.job_id, self.output)
+
+    def deliver(
+        self,
+        verified: Path,
+        *,
+        sha256: str,
+        before_commit: Callable[[], None],
+        result: dict[str, Any],
+    ) -> str | None:
+        """Push the verified file, check it, commit it; the fingerprint of the file committed.
+
+        A push that fails in a way a retry may mend keeps the verified file in the outbox
+        and raises; one that cannot be mended drops it.
+        """
+        files, self.files = self.files, None
+        try:
+            with stage_out(
+                self.settings,
+                verified,
+                self.output,
+                files=files,
+                tag=self.tag,
+                expected_sha256=sha256,
+                replace=self.replace,
+            ) as pending:
+                before_commit()
+                pending.commit()
+                final = pending.final
+        except LocationError as e:
+            if e.transient and not isinstance(e, IntegrityError):
+                kept = keep(
+                    self.settings.scratch_dir,
+                    self.job_id,
+                    verified,
+                    output=self.output,
+                    sha256=sha256,
+                    result=result,
+                )
+                log.warning(
+                    "job %s: push failed (%s); the verified output waits in %s for the retry",
+                    self.job_id,
+                    e,
+                    kept.path,
+                )
+            else:
+                drop(self.settings.scratch_dir, self.job_id)
+            raise
+        drop(self.settings.scratch_dir, self.job_id)
+        return None if final is None else f"{final.size}:{final.mtime}"
+
+    def close(self) -> None:
+        """Close the held connection if the push never took it."""
+        files, self.files = self.files, None
+        if files is not None:
+            files.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def prepare_remote(job: Job, attempt: Attempt) -> RemoteOutput:
+    """Check an attempt's SFTP output before its encode (the contract decides the name)."""
+    settings = attempt.settings
+    claims = attempt.claims
+    choose: Choose | None = None
+    if claims is not None:
+
+        def choose(view: OutputView, source_key: str) -> Chosen:
+            return choose_output(
+                settings,
+                claims,
+                job_id=job.id,
+                source_key=source_key,
+                source_desc=job.source,
+                output=job.output,
+                view=view,
+            )
+
+    return RemoteOutput.prepare(
+        settings.staging,
+        job_id=job.id,
+        attempt_id=attempt.attempt_id,
+        source=job.source,
+        output=job.output,
+        choose=choose,
+        replace_existing=settings.encode.replace_existing,
+    )
+
+
+def deliver_remote(
+    attempt: Attempt, remote: RemoteOutput, temp: Path, written: str | None, result: EncodeResult
+) -> None:
+    """Push a freshly verified output (``written``: its fingerprint before verification)."""
+    digest = file_sha256(temp)
+    if local_fingerprint(str(temp)) != written:  # the bytes hashed are the bytes verified
+        raise OutputError(f"{temp}: changed after verification; not pushed", path=temp)
+    fingerprint = remote.deliver(
+        temp,
+        sha256=digest,
+        before_commit=lambda: attempt.before_commit(temp),
+        result=result.model_dump(mode="json"),
+    )
+    if fingerprint is not None:
+        attempt.on_committed(remote.key, fingerprint)
+
+
+def push_kept(job: Job, attempt: Attempt, remote: RemoteOutput, kept: Kept) -> EncodeResult:
+    """Push the verified output an earlier attempt of this job kept here; no encode."""
+    backend = kept.result.get("backend")
+    attempt.on_progress(Progress(state=JobState.STAGING, backend=backend))
+    log.info("job %s: pushing the verified output kept by an earlier attempt", job.id)
+    fingerprint = remote.deliver(
+        kept.path,
+        sha256=kept.sha256,
+        before_commit=lambda: attempt.before_commit(kept.path),
+        result=kept.result,
+    )
+    if fingerprint is not None:
+        attempt.on_committed(remote.key, fingerprint)
+    return EncodeResult.model_validate({**kept.result, "worker": attempt.worker})
