@@ -111,7 +111,7 @@ def outcome_json(outcome: onebox.Outcome) -> dict[str, Any]:
     return {
         "id": outcome.job.id,
         "source": outcome.job.source,
-        "output": outcome.job.output,
+        "output": outcome.result.output if outcome.result else outcome.job.output,
         "profile": outcome.job.profile,
         "state": outcome.state.value,
         "error": outcome.error,

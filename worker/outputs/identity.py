@@ -44,7 +44,7 @@ def real_path(path: str) -> str:
         return os.path.realpath(path)
     candidate = Path(parent, name)
     # A symlink as the last part is followed too: writing through it would write its target.
-    return os.path.realpath(candidate) if candidate.is_symlink() else str(candidate)
+    return os.path.realpath(candidate) if os.path.islink(candidate) else str(candidate)  # noqa: PTH114 (never raises)
 
 
 def local_identity(path: str) -> LocalIdentity:

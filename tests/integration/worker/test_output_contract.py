@@ -233,3 +233,19 @@ def test_equal_stems_profiles_and_planted_files_each_end_in_one_verified_output(
     assert {p: p.read_bytes() for p in mine} == mine
     assert {s: sha256(s) for s in sources} == digests
     assert sorted(out.iterdir()) == sorted([*outputs, *mine])
+
+
+def test_a_leftover_that_cannot_be_removed_does_not_break_the_job(
+    world: World, clips: Clips
+) -> None:
+    source = recording(clips, world.root / "leftover", "left.ts")
+    job = Job.create(str(source), "h264-x264", output_dir=world.out)
+    # A directory under an earlier attempt's temp name: unlink() raises IsADirectoryError.
+    stale = world.out / f".kamado-{job.id}-0123456789ab.mp4"
+    stale.mkdir()
+    (stale / "keep").write_bytes(b"x")
+    started = time.monotonic()
+    (outcome,) = world.encode([job])
+    assert outcome.ok, outcome.error
+    assert time.monotonic() - started < 60  # no wait for a lease to expire
+    assert (stale / "keep").read_bytes() == b"x"
