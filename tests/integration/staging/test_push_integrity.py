@@ -154,3 +154,27 @@ def test_a_remote_temporary_file_changed_before_the_rename_is_never_committed(
         pending.commit()
     assert not (remote / "out.mp4").exists()
     assert list(remote.iterdir()) == []
+
+
+def test_a_push_resumed_after_a_dropped_link_still_matches_the_verified_hash(
+    sshd: SshdProcess, remote: Path, make_file: MakeFile, tmp_path: Path
+) -> None:
+    settings = make_settings(sshd, remote, tmp_path / "scratch", max_requests=4)
+    data = make_file(tmp_path / "out.mp4", 8 * MIB)
+    killed: list[int] = []
+
+    def drop_once(done: int, total: int) -> None:
+        if done >= 3 * MIB and not killed:
+            killed.append(sshd.kill_sessions())
+
+    pending = stage_out(
+        settings,
+        tmp_path / "out.mp4",
+        "sftp://rec/out.mp4",
+        on_progress=drop_once,
+        expected_sha256=digest(data),
+    )
+    pending.commit()
+    assert killed and killed[0] >= 1, "the link was dropped mid-push"
+    assert pending.sha256 == digest(data)
+    assert (remote / "out.mp4").read_bytes() == data
