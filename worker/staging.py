@@ -5,10 +5,15 @@ The encode pipeline calls, with ``settings.staging``:
 - :func:`stage_in` (a context manager): the source as a local path, either the shared
   mount itself, a copy pulled to scratch with its sha256, or a FIFO that ffmpeg reads
   while the download runs (``mode = "stream"``); scratch files are removed on exit;
-- :func:`stage_out`: push the verified output to a temporary name next to the
-  destination; :meth:`PendingOutput.commit` renames it into place; a :class:`Link`
-  opened while ffmpeg runs spares the push the SSH handshake;
+- :func:`stage_out`: push the verified output to the attempt's own temporary name next
+  to the destination, hashing the bytes as they go; :meth:`PendingOutput.commit` checks
+  the remote size and renames it into place (replacing, or refusing a file that is
+  there); a :class:`Link` opened earlier spares the push the SSH handshake;
 - :class:`worker.staging_prefetch.Prefetcher`: pull the next job's source meanwhile.
+
+An encode's SFTP output is checked before ffmpeg starts and kept after a failed push by
+:mod:`worker.remote_output` (with :mod:`worker.staging_preflight`,
+:mod:`worker.staging_identity` and :mod:`worker.staging_outbox`).
 
 A dropped SFTP link is retried (``retries``, doubling ``retry_delay``) and the transfer
 resumes where the last acknowledged byte left it. URIs: see :mod:`worker.staging_uri`.
