@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -19,7 +20,7 @@ from worker.cli.common import (
     print_json,
     settings_or_exit,
 )
-from worker.errors import BadInputError, BrokerError, KamadoError
+from worker.errors import BadInputError, BrokerError, KamadoError, OutputRefused
 
 if TYPE_CHECKING:
     from scheduler.backlog import Scan
@@ -49,21 +50,31 @@ def _prepare(
 ) -> list[Submission]:
     from scheduler.submission import prepare
 
-    subs = []
+    subs: dict[str, Submission] = {}  # one recording named twice (a symlinked dir): one job
     for found in scan.found:
         sub = prepare(
             settings, str(found.path), origin="enqueue", profile=profile,
             priority=priority, force=force, size=found.size,
         )  # fmt: skip
         if sub is not None:
-            subs.append(sub)
-    return subs
+            subs.setdefault(sub.job.id, sub)
+    return list(subs.values())
 
 
-def _submit(box: Deliverer, subs: list[Submission], show: bool) -> tuple[list[str], list[str], str]:
-    """Submit in order with a progress bar; returns (queued, already known, broker error)."""
-    queued: list[str] = []
-    known: list[str] = []
+@dataclass
+class Sent:
+    """What submitting did: queued and known ids, outputs renamed, jobs refused, an error."""
+
+    queued: list[str] = field(default_factory=list)
+    known: list[str] = field(default_factory=list)
+    renamed: list[dict[str, str]] = field(default_factory=list)
+    refused: list[dict[str, str]] = field(default_factory=list)
+    error: str = ""
+
+
+def _submit(box: Deliverer, subs: list[Submission], show: bool) -> Sent:
+    """Submit in order with a progress bar; a job the output contract refuses is skipped."""
+    sent = Sent()
     cluster = box.cluster()
     columns = (TextColumn("enqueue"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err_console, disable=not show, transient=True) as bar:
@@ -72,13 +83,19 @@ def _submit(box: Deliverer, subs: list[Submission], show: bool) -> tuple[list[st
             for start in range(0, len(subs), CHUNK):
                 chunk = subs[start : start + CHUNK]
                 for sub in chunk:
-                    done = box.submit(sub, cluster, note=False)
-                    (known if done.outcome == "exists" else queued).append(sub.job.id)
                     bar.advance(task)
+                    try:
+                        done = box.submit(sub, cluster, note=False)
+                    except (OutputRefused, BadInputError) as e:
+                        sent.refused.append({"path": sub.recorder_path, "reason": str(e)})
+                        continue
+                    (sent.known if done.outcome == "exists" else sent.queued).append(sub.job.id)
+                    if done.job.output != sub.job.output:
+                        sent.renamed.append({"source": sub.job.source, "output": done.job.output})
                 box.state.note(chunk)
         except BrokerError as e:
-            return queued, known, str(e)
-    return queued, known, ""
+            sent.error = str(e)
+    return sent
 
 
 def _summary(data: dict[str, Any]) -> None:
@@ -88,6 +105,8 @@ def _summary(data: dict[str, Any]) -> None:
         f"skipped {len(data['skipped'])}",
         markup=False,
     )
+    for item in data["renamed"]:
+        console.print(f"renamed: {item['source']} → {item['output']} (name taken)", markup=False)
     reasons = Counter(item["reason"] for item in data["skipped"])
     if reasons:
         table = Table(title="skipped")
@@ -151,15 +170,17 @@ def enqueue(
             known_ids = set() if force else box.state.known([s.job.id for s in subs])
             fresh = [s for s in subs if s.job.id not in known_ids]
             if dry_run:
-                queued, known, error = [s.job.id for s in fresh], sorted(known_ids), ""
+                sent = Sent(queued=[s.job.id for s in fresh], known=sorted(known_ids))
             else:
-                queued, known, error = _submit(box, fresh, show=not as_json)
-                known = sorted(known_ids) + known
+                sent = _submit(box, fresh, show=not as_json)
+                sent.known = sorted(known_ids) + sent.known
         finally:
             box.close()
     except KamadoError as e:
         fail(e)
-    data = {"dry_run": dry_run, "queued": queued, "known": known, "skipped": skipped,
+    queued, known, error = sent.queued, sent.known, sent.error
+    data = {"dry_run": dry_run, "queued": queued, "known": known,
+            "skipped": skipped + sent.refused, "renamed": sent.renamed,
             "error": error or None}  # fmt: skip
     if dry_run:
         data["jobs"] = [

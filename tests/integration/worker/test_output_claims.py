@@ -38,7 +38,7 @@ STEMS = (
 )
 PROFILES = ["h264-x264", "h264-auto", "h264-intel"]
 WORLD = settings(
-    max_examples=40,
+    max_examples=60,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -95,12 +95,19 @@ def test_every_job_gets_its_own_output_and_no_foreign_file_is_taken(
         path.write_bytes(data)
     claims = Claims(registry)
     outputs: dict[str, str] = {}
+    for d in range(dirs):
+        (root / f"alias{d}").symlink_to(root / f"rec{d}", target_is_directory=True)
     for source, profile in itertools.product(sources, profiles):
         job = check_submission(settings_, claims, Job.create(str(source), profile, output_dir=out))
-        again = check_submission(
-            settings_, claims, Job.create(str(source), profile, output_dir=out)
-        )
-        assert again.output == job.output, "a resubmission keeps its output"
+        d = source.parent.name.removeprefix("rec")
+        for spelling in (
+            str(source),  # a resubmission
+            str(root / f"alias{d}" / source.name),  # through a symlinked directory
+            f"{root}/rec{d}/../rec{d}/{source.name}",  # a '..' spelling
+        ):
+            again = Job.create(spelling, profile, output_dir=out)
+            again = check_submission(settings_, claims, again)
+            assert (again.id, again.output) == (job.id, job.output), "one file, one job, one output"
         outputs[job.id] = job.output
     assert len(outputs) == len(set(sources)) * len(profiles)
     assert len(set(outputs.values())) == len(outputs), "two jobs share an output"
