@@ -241,11 +241,15 @@ def test_a_leftover_that_cannot_be_removed_does_not_break_the_job(
     source = recording(clips, world.root / "leftover", "left.ts")
     job = Job.create(str(source), "h264-x264", output_dir=world.out)
     # A directory under an earlier attempt's temp name: unlink() raises IsADirectoryError.
+    # (Both the temp name of this version and the one before, which an upgraded worker
+    # may find left over.)
     stale = world.out / f".kamado-{job.id}-0123456789ab.mp4"
-    stale.mkdir()
-    (stale / "keep").write_bytes(b"x")
+    older = world.out / f".left.{job.id}.0123456789ab.kamado-part.mp4"
+    for leftover in (stale, older):
+        leftover.mkdir()
+        (leftover / "keep").write_bytes(b"x")
     started = time.monotonic()
     (outcome,) = world.encode([job])
     assert outcome.ok, outcome.error
     assert time.monotonic() - started < 60  # no wait for a lease to expire
-    assert (stale / "keep").read_bytes() == b"x"
+    assert (stale / "keep").read_bytes() == b"x" and (older / "keep").read_bytes() == b"x"
