@@ -217,7 +217,10 @@ def test_equal_stems_profiles_and_planted_files_each_end_in_one_verified_output(
     mine = {out / f"{stem}.mp4": b"a file the user made"} if planted else {}
     for path, data in mine.items():
         path.write_bytes(data)
-    jobs = [Job.create(str(s), p, output_dir=out) for s in sources for p in profiles]
+    (case / "alias").symlink_to(case / "a", target_is_directory=True)
+    spellings = [*map(str, sources), str(case / "alias" / sources[0].name),
+                 f"{case}/b/../a/{sources[0].name}"]  # fmt: skip
+    jobs = [Job.create(s, p, output_dir=out) for s in spellings for p in profiles]
     settings_ = world.settings.model_copy(
         update={"encode": world.settings.encode.model_copy(update={"output_dir": out})}
     )
@@ -227,8 +230,9 @@ def test_equal_stems_profiles_and_planted_files_each_end_in_one_verified_output(
     finally:
         box.registry.close()
     assert all(o.ok for o in outcomes), [o.error for o in outcomes]
+    assert len(outcomes) == len(sources) * len(profiles), "one file, however spelled, one job"
     outputs = [Path(o.job.output) for o in outcomes]
-    assert len(set(outputs)) == len(jobs), "one output per job, never shared"
+    assert len(set(outputs)) == len(outcomes), "one output per job, never shared"
     assert all(p.parent == out and p not in mine and is_h264(p) for p in outputs)
     assert {p: p.read_bytes() for p in mine} == mine
     assert {s: sha256(s) for s in sources} == digests
