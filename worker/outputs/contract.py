@@ -16,7 +16,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from worker.errors import BadInputError, OutputConflict, OutputError, OutputRefused, SourceError
+from worker.errors import (
+    BadInputError,
+    OutputConflict,
+    OutputError,
+    OutputRefused,
+    SourceError,
+    StagingError,
+)
 from worker.jobs import Job, is_uri
 from worker.outputs.claims import Claims
 from worker.outputs.identity import LocalIdentity, local_identity, real_path, require_regular
@@ -244,9 +251,12 @@ def inspect_submission(settings: Settings, job: Job) -> tuple[str, str, OutputVi
         except SourceError as e:
             raise BadInputError(str(e)) from None
         source = local_identity(job.source)
-    output = resolve(settings.staging, job.output)
     view: OutputView = BlindView()
     path = job.output
+    try:
+        output = resolve(settings.staging, job.output)
+    except StagingError:  # a location only the workers know: they check it
+        return (source.real if source else job.source), path, view
     if output.kind == "local":
         path = output.path
         check_local_output(settings, output, source, places=False)

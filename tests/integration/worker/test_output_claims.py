@@ -214,3 +214,13 @@ def test_a_fifo_source_is_refused_at_submission_without_blocking(
     os.mkfifo(fifo)
     with pytest.raises(BadInputError, match="is a FIFO"):
         check_submission(Settings(), Claims(registry), Job.create(str(fifo), "h264-x264"))
+
+
+def test_a_submitter_that_does_not_know_the_workers_locations_leaves_them_to_the_worker(
+    registry: Registry, tmp_path: Path
+) -> None:
+    name = secrets.token_hex(4)
+    job = Job.create(f"sftp://recorder/{name}.ts", "h264-x264")
+    claimed = check_submission(Settings(), Claims(registry), job)
+    assert claimed.output == f"sftp://recorder/{name}.mp4"
+    assert Claims(registry).owner(f"sftp://recorder/{name}.mp4") == job.id
