@@ -17,6 +17,8 @@ from worker.staging import stage_out
 from worker.staging_core import connect
 from worker.staging_errors import OutputExistsError, RemoteNotFoundError
 from worker.staging_identity import RemoteView, remote_identity
+from worker.staging_preflight import check_output_directory
+from worker.staging_uri import resolve
 
 pytestmark = pytest.mark.integration
 
@@ -108,3 +110,18 @@ def test_a_commit_that_may_replace_replaces_and_one_that_must_not_lands_when_fre
     assert (remote / "old.mp4").read_bytes() == data
     assert (remote / "new.mp4").read_bytes() == data
     assert sorted(p.name for p in remote.iterdir()) == ["new.mp4", "old.mp4"]
+
+
+def test_the_pre_encode_check_finds_a_missing_directory_and_leaves_nothing_behind(
+    settings: StagingSettings, remote: Path
+) -> None:
+    files = connect(settings, "rec")
+    try:
+        good = resolve(settings, "sftp://rec/out.mp4")
+        check_output_directory(settings, files, good, tag="job-attempt")
+        assert list(remote.iterdir()) == [], "the write probe was removed"
+        missing = resolve(settings, "sftp://rec/gone/out.mp4")
+        with pytest.raises(RemoteNotFoundError, match="does not exist"):
+            check_output_directory(settings, files, missing, tag="job-attempt")
+    finally:
+        files.close()
