@@ -103,7 +103,7 @@ def test_a_link_nobody_takes_is_closed_and_local_locations_get_none(
     assert Link(settings, "").take() is None
 
 
-def test_a_remote_jobs_output_is_pushed_over_the_link_opened_while_ffmpeg_ran(
+def test_a_remote_jobs_output_is_pushed_over_the_connection_its_pre_encode_check_opened(
     sshd: SshdProcess, clips: Clips, tmp_path: Path, opened: list[str]
 ) -> None:
     recorder = tmp_path / "recorder"
