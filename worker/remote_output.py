@@ -84,17 +84,13 @@ class RemoteOutput:
             view = RemoteView(settings, files, target.location)
             check_output_directory(settings, files, target, tag=tag)
             remove_stale_pushes(files, target, job_id, tag)
-            key = view.key(output)
             source_key = view.key(source) if view.sees(source) else source
-            if key == source_key:
-                raise OutputRefused(
-                    f"{output}: the output would overwrite the source {source} (both are "
-                    f"{view.file(output).real_path} on {view.server})",
-                    path=output,
-                )
+            _not_the_source(view, output, source, source_key)
+            key = view.key(output)
             if choose is not None:
                 chosen = choose(view, source_key)
                 output, key, replace = chosen.path, chosen.key, chosen.replace
+                _not_the_source(view, output, source, source_key)  # a renamed choice too
                 target = resolve(settings, output)
             else:
                 replace = view.existing(output) is not None
@@ -173,6 +169,15 @@ class RemoteOutput:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _not_the_source(view: RemoteView, output: str, source: str, source_key: str) -> None:
+    if view.key(output) == source_key:
+        raise OutputRefused(
+            f"{output}: the output would overwrite the source {source} (both are "
+            f"{view.file(output).real_path} on {view.server})",
+            path=output,
+        )
 
 
 def prepare_remote(job: Job, attempt: Attempt) -> RemoteOutput:

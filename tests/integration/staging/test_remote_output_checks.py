@@ -10,12 +10,16 @@ from pathlib import Path
 import pytest
 
 from tests.support.media import Clips, sha256
+from tests.support.redis_proc import RedisProcess
 from tests.support.sshd import SshdProcess
 from worker.encode import Attempt, encode_job
 from worker.errors import OutputConflict, OutputRefused
 from worker.jobs import Job, JobState
+from worker.outputs.claims import Claims
 from worker.profiles import Backend
 from worker.progress import Progress
+from worker.registry import Registry
+from worker.remote_output import prepare_remote
 from worker.settings import Settings
 from worker.staging_errors import AccessDeniedError, NoSpaceError, RemoteNotFoundError
 from worker.staging_outbox import outbox_dir
@@ -223,3 +227,29 @@ def test_a_push_a_killed_attempt_left_is_removed_and_other_jobs_pushes_are_left_
     encode_job(job, attempt(worker_settings(sshd, recorder, tmp_path), seen))
     assert sorted(p.name for p in recorder.iterdir()) == sorted(["a.ts", "a.mp4", other.name])
     assert other.read_bytes() == b"another job's push in progress"
+
+
+def test_a_renamed_output_is_never_the_source_even_when_replacing_is_allowed(
+    sshd: SshdProcess, redis_server: RedisProcess, recorder: Path, tmp_path: Path
+) -> None:
+    (recorder / "x.mp4").write_bytes(b"the user's file")
+    (recorder / "x (2).mp4").write_bytes(b"a recording that happens to end in .mp4")
+    (recorder / "y.ts").write_bytes(b"another recording")
+    base = worker_settings(sshd, recorder, tmp_path)
+    settings = base.model_copy(
+        update={"encode": base.encode.model_copy(update={"replace_existing": True})}
+    )
+    claims = Claims(Registry.connect(redis_server.url))
+    first = Job.create("sftp://recorder/y.ts", "h264-x264", output="sftp://recorder/x.mp4")
+    with prepare_remote(first, Attempt(settings=settings, backends=[], claims=claims)) as taken:
+        assert taken.output == "sftp://recorder/x.mp4"  # replace_existing lets it take x.mp4
+    second = Job.create(
+        "sftp://recorder/x (2).mp4", "h264-x264", output="sftp://recorder/x.mp4"
+    )  # x.mp4 is the first job's now; the next name, "x (2).mp4", is this job's source
+    try:
+        with prepare_remote(second, Attempt(settings=settings, backends=[], claims=claims)) as got:
+            chosen = got.output
+    except OutputRefused as e:
+        chosen = str(e)
+    assert chosen != second.source, "the job's own recording is never its output"
+    assert (recorder / "x (2).mp4").read_bytes() == b"a recording that happens to end in .mp4"
