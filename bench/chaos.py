@@ -19,6 +19,7 @@ tmpfs), OpenSSH's sshd, redis-server and ffmpeg.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 from pathlib import Path
@@ -62,13 +63,21 @@ def main() -> int:
         help="seconds between faults",
     )
     parser.add_argument("--clip-seconds", type=float, default=2.0)
+    parser.add_argument(
+        "--keep", type=Path, default=None, help="run in this (new) directory and keep its logs"
+    )
     args = parser.parse_args()  # fmt: skip
     why = netns_problem()
     if why:
         print(f"chaos needs network namespaces: {why}", file=sys.stderr)
         return 2
-    with tempfile.TemporaryDirectory(prefix="kamado-chaos-") as tmp, chdir_repo():
-        root = Path(tmp)
+    with contextlib.ExitStack() as stack:
+        if args.keep is None:
+            root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kamado-chaos-")))
+        else:
+            args.keep.mkdir(parents=True)
+            root = args.keep.resolve()
+        stack.enter_context(chdir_repo())
         clip = make_sample(root / "clip.ts", seconds=args.clip_seconds)
         settle = max(600.0, args.count * 6.0)
         calm = run_once(root / "calm", clip, args.count, seed=None, chaos_seconds=0,
