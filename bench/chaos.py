@@ -40,6 +40,10 @@ def show(label: str, figures: Figures) -> None:
         f"sources changed {figures.sources_changed}, outputs failing verification "
         f"{figures.bad_outputs}, temp files left {figures.leftovers}; faults: {faults}"
     )
+    if figures.timeline:
+        print("    faults at: " + ", ".join(f"{at:.0f} s {kind}" for at, kind in figures.timeline))
+    if figures.watchdog:
+        print(f"    watchdog actions: {figures.watchdog}")
     for line in figures.failures[:20]:
         print(f"    {line}")
 

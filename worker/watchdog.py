@@ -86,8 +86,10 @@ class ConsumerWatchdog:
         self.last_received = time.monotonic()
         self._thread.start()
         log.info(
-            "watchdog: restarting the consumer after %g s without a message while %s hold work",
-            self.silence, ", ".join(self.queues()),
+            "watchdog on: it acts when %s hold ready messages, a slot is free and nothing "
+            "was received for %g s (then: %s)",
+            ", ".join(self.queues()), self.silence,
+            "exit" if self.action == EXIT else "restart the consumer, exit if still silent",
         )  # fmt: skip
 
     def stop(self, **_: Any) -> None:

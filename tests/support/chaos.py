@@ -40,6 +40,7 @@ from tests.support.redis_proc import REDIS_SERVER
 from tests.support.sshd import SSHD, SshdProcess
 from worker import process
 from worker.celery_app import create_app
+from worker.counters import read_counters
 from worker.errors import KamadoError
 from worker.jobs import Job, JobState
 from worker.probe import probe_source
@@ -81,6 +82,8 @@ class Figures:
     bad_outputs: int = 0
     leftovers: int = 0
     input_blamed: int = 0
+    watchdog: dict[tuple[str, str], int] = field(default_factory=dict)
+    timeline: list[tuple[float, str]] = field(default_factory=list)
     seconds: float = 0.0
     faults: Counter[str] = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)
@@ -214,7 +217,8 @@ class World:
             sections={
                 "worker": {"backends": ["x264"], "hostname": f"{name}@chaos",
                            "watchdog_silence": self.watchdog_silence},
-                "jobs": {"retry_delay": 0.5, "lease_ttl": LEASE_TTL, "max_attempts": 5},
+                # Retries spread over about 20 s: longer than the longest fault.
+                "jobs": {"retry_delay": 2, "lease_ttl": LEASE_TTL, "max_attempts": 5},
                 "encode": {"progress_interval": 0.5},
             },
         )  # fmt: skip
@@ -369,6 +373,7 @@ class Chaos:
         self.gap = gap
         self.each = each
         self.done: Counter[str] = Counter()
+        self.timeline: list[tuple[float, str]] = []
         self.errors: list[str] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="chaos", daemon=True)
@@ -400,8 +405,10 @@ class Chaos:
                 return
             kind = order.pop(0) if order else self.random.choice(FAULTS)
             try:
+                at = time.monotonic()
                 if self.one(kind):
                     self.done[kind] += 1
+                    self.timeline.append((at, kind))
                 elif self.done[kind] < self.each:
                     order.insert(0, kind)  # nothing was encoding: try this kind again next
             except (OSError, RuntimeError, KamadoError, subprocess.SubprocessError) as e:
@@ -506,6 +513,9 @@ def run_once(
             ended = wait_all_final(world, ids, settle)
         figures = tally(world, jobs, ended - started)
         figures.faults = faults
+        if seed is not None:
+            figures.timeline = [(at - started, kind) for at, kind in chaos.timeline]
+        figures.watchdog = read_counters(world.registry).watchdog
         return figures
 
 
