@@ -108,11 +108,15 @@ class ConsumerWatchdog:
     # -- the check ----------------------------------------------------------------------
 
     def _run(self) -> None:
+        failing = False
         while not self._stop.wait(self.tick):
             try:
                 self.check()
+                failing = False
             except KamadoError as e:
-                log.warning("watchdog: %s", e)
+                if not failing:  # once per outage, not every tick while the broker is away
+                    log.warning("watchdog: %s; looking again every %g s", e, self.tick)
+                failing = True
 
     def ready_messages(self) -> int:
         """Messages waiting in the queues this worker serves, every priority level."""
