@@ -11,12 +11,15 @@ import json
 import time
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from tests.integration.admin.web import get
 from tests.integration.faults.conftest import PROFILES, Rig
 from tests.support.media import sha256
 from tests.support.procs import wait_for
 from worker.counters import read_counters
 from worker.jobs import JobState
+from worker.metrics import serve_metrics
 
 pytestmark = pytest.mark.integration
 
@@ -40,6 +43,23 @@ def actions(rig: Rig, name: str) -> dict[str, int]:
     return {action: n for (worker, action), n in counted.items() if worker == name}
 
 
+def scraped_restarts(rig: Rig, name: str) -> float | None:
+    server = serve_metrics(rig.settings, "127.0.0.1", 0, registry=rig.registry)
+    try:
+        status, body = get(f"http://127.0.0.1:{server.port}/metrics")
+        assert status == 200
+    finally:
+        server.close()
+    for family in text_string_to_metric_families(body.decode()):
+        for sample in family.samples:
+            if sample.name == "kamado_watchdog_actions_total" and sample.labels == {
+                "worker": name,
+                "action": "restart",
+            }:
+                return sample.value
+    return None
+
+
 def test_a_silent_worker_with_work_waiting_restarts_its_consumer_and_runs_the_job(
     rig: Rig,
 ) -> None:
@@ -53,6 +73,7 @@ def test_a_silent_worker_with_work_waiting_restarts_its_consumer_and_runs_the_jo
     assert time.monotonic() - submitted >= SILENCE  # not before the configured silence
     assert daemon.alive()
     assert actions(rig, name) == {"restart": 1}
+    assert scraped_restarts(rig, name) == 1.0  # the real endpoint, as Prometheus reads it
     log = daemon.log_tail(400)
     assert "restarting its consumer (restart 1)" in log
     assert record.worker == name
