@@ -52,15 +52,7 @@ def snapshot_families(snap: Snapshot) -> Iterator[Metric]:
     yield from _worker_families(snap)
     yield from _speed_families(snap)
 
-    failures = GaugeMetricFamily(
-        "kamado_attempt_failures",
-        "Failed attempts recorded in the registry, by reason (ffmpeg kind, lost, timeout, ...)",
-        labels=["reason"],
-    )
-    for reason, count in sorted(snap.failures.items()):
-        failures.add_metric([reason], count)
-    yield failures
-
+    yield from _counter_families(snap)
     yield from _host_families(snap)
 
     yield GaugeMetricFamily(
@@ -153,6 +145,27 @@ def _speed_families(snap: Snapshot) -> Iterator[Metric]:
     yield running
     yield run_fps
     yield run_speed
+
+
+def _counter_families(snap: Snapshot) -> Iterator[Metric]:
+    # Counters live in Redis (worker/counters.py), so they only grow: rate() works.
+    failures = CounterMetricFamily(
+        "kamado_attempt_failures",
+        "Failed attempts by reason (ffmpeg kind, lost, timeout, ...)",
+        labels=["reason"],
+    )
+    for reason, count in snap.counters.attempt_failures.items():
+        failures.add_metric([reason], count)
+    yield failures
+    watchdog = CounterMetricFamily(
+        "kamado_watchdog_actions",
+        "Times a worker's watchdog found it silent with work waiting, by action "
+        "(restart: its consumer was restarted; exit: the worker exited for systemd)",
+        labels=["worker", "action"],
+    )
+    for (worker, action), count in snap.counters.watchdog.items():
+        watchdog.add_metric([worker, action], count)
+    yield watchdog
 
 
 def _host_families(snap: Snapshot) -> Iterator[Metric]:

@@ -1,8 +1,8 @@
 """What kamado's metrics report, read from Redis and the spool through the worker contract.
 
 One :class:`Snapshot` per scrape: jobs by state, queue depths, live and measured encode
-speeds, failed attempts by reason, workers, host agents and the spool. Reading goes
-through the job registry's client (worker/registry.py owns Redis), never a second one.
+speeds, the counters (failed attempts, watchdog actions), workers, host agents and the
+spool. Reading goes through the job registry's client (worker/registry.py owns Redis).
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pydantic import ValidationError
 
+from worker.counters import Counters, read_counters
 from worker.heartbeat import KEY_PREFIX, HostHeartbeat, WorkerHeartbeat
 from worker.jobs import JobState
 from worker.presence import SPEED_PREFIX
@@ -25,22 +25,13 @@ from worker.registry import (
     INDEX,
     RUNNING_STATES,
     UNACKED,
-    AttemptRecord,
     Registry,
-    attempts_key,
     job_key,
     queue_keys,
 )
 from worker.settings import Settings
 
-# Attempt outcomes that are not failures: still running, finished, a duplicate delivery
-# dropped before it ran, or a cancel the user asked for.
-NOT_FAILED = frozenset({"running", "done", "dropped", "cancelled"})
-# A finished job's attempts are cached once it has been final this long (the attempt
-# record is rewritten just after the job's state, so a fresh final job is read again).
-SETTLED = timedelta(seconds=60)
 BATCH = 500
-FINAL_VALUES = frozenset(s.value for s in JobState if s.final)
 RUNNING_VALUES = frozenset(s.value for s in RUNNING_STATES)
 
 
@@ -76,7 +67,7 @@ class Snapshot:
     hosts: list[HostHeartbeat] = field(default_factory=list)
     speeds: list[Speed] = field(default_factory=list)
     running: list[Running] = field(default_factory=list)
-    failures: dict[str, int] = field(default_factory=dict)
+    counters: Counters = field(default_factory=Counters)
     spool: int = 0
     spool_oldest_age: float = 0.0
 
@@ -110,27 +101,12 @@ def watched_queues(settings: Settings) -> list[str]:
     return list(dict.fromkeys([QUEUE_GPU, QUEUE_CPU, *settings.worker.queues]))
 
 
-def _settled(state: str, updated: str | None, cutoff: datetime) -> bool:
-    """True for a job final long enough that its attempt history no longer changes."""
-    if state not in FINAL_VALUES or not updated:
-        return False
-    try:
-        return datetime.fromisoformat(updated) < cutoff
-    except ValueError:
-        return False
-
-
-def _failures(history: list[AttemptRecord]) -> Counter[str]:
-    return Counter(r.kind or "unknown" for r in history if r.outcome not in NOT_FAILED)
-
-
 class Reader:
-    """Reads a Snapshot from Redis; keeps the failure counts of settled jobs between scrapes."""
+    """Reads a Snapshot from Redis."""
 
     def __init__(self, settings: Settings, registry: Registry) -> None:
         self.settings = settings
         self.registry = registry
-        self._settled: dict[str, Counter[str]] = {}
 
     def snapshot(self) -> Snapshot:
         """Read everything once (raises BrokerError when Redis cannot be read)."""
@@ -139,6 +115,7 @@ class Reader:
         self._queues(snap)
         self._heartbeats(snap)
         self._speeds(snap)
+        snap.counters = read_counters(self.registry)
         snap.spool, snap.spool_oldest_age = read_spool(spool_dir(self.settings))
         return snap
 
@@ -147,54 +124,19 @@ class Reader:
         limit = self.settings.metrics.job_scan_limit
         ids: list[str] = reg.call("list jobs", reg.client.zrevrange, INDEX, 0, limit - 1)
         states: Counter[str] = Counter({s.value: 0 for s in JobState})
-        failures: Counter[str] = Counter()
-        cache: dict[str, Counter[str]] = {}
-        to_read: dict[str, bool] = {}  # job id -> settled (cache its counts once read)
-        cutoff = datetime.now(UTC) - SETTLED
         for start in range(0, len(ids), BATCH):
             chunk = ids[start : start + BATCH]
             pipe = reg.client.pipeline(transaction=False)
             for job_id in chunk:
-                pipe.hmget(job_key(job_id), "state", "updated_at", "worker", "progress")
+                pipe.hmget(job_key(job_id), "state", "worker", "progress")
             rows = reg.call("read jobs", pipe.execute)
-            for job_id, (state, updated, worker, progress) in zip(chunk, rows, strict=True):
+            for state, worker, progress in rows:
                 if not state:
                     continue
                 states[state] += 1
                 if state in RUNNING_VALUES:
                     self._running(snap, worker, progress)
-                settled = _settled(state, updated, cutoff)
-                if settled and job_id in self._settled:
-                    cache[job_id] = self._settled[job_id]
-                    failures.update(cache[job_id])
-                else:
-                    to_read[job_id] = settled
-        for job_id, counts in self._histories(list(to_read)).items():
-            failures.update(counts)
-            if to_read[job_id]:
-                cache[job_id] = counts
-        self._settled = cache
         snap.jobs = dict(states)
-        snap.failures = dict(failures)
-
-    def _histories(self, ids: list[str]) -> dict[str, Counter[str]]:
-        reg = self.registry
-        found: dict[str, Counter[str]] = {}
-        for start in range(0, len(ids), BATCH):
-            chunk = ids[start : start + BATCH]
-            pipe = reg.client.pipeline(transaction=False)
-            for job_id in chunk:
-                pipe.hvals(attempts_key(job_id))
-            rows = reg.call("read attempts", pipe.execute)
-            for job_id, values in zip(chunk, rows, strict=True):
-                history = []
-                for value in values:
-                    try:
-                        history.append(AttemptRecord.model_validate_json(value))
-                    except ValidationError:
-                        continue
-                found[job_id] = _failures(history)
-        return found
 
     @staticmethod
     def _running(snap: Snapshot, worker: str | None, progress: str | None) -> None:

@@ -1,17 +1,20 @@
 """The one place kamado starts subprocesses: argv lists, own process group, kill the group.
 
-Every child runs in a new session (its own process group) and on Linux gets
-PR_SET_PDEATHSIG=SIGKILL, so a killed Celery pool child takes ffmpeg with it. Cancel,
-stall and time limits kill the whole group. Results carry a bounded stderr tail.
+Every child runs in a new session (its own process group) and, where util-linux's
+``setpriv`` exists (every Linux), is started through ``setpriv --pdeathsig KILL --``, so
+the kernel kills it when the thread that started it dies: a killed Celery pool child
+takes ffmpeg with it. No Python runs between fork and exec (``preexec_fn`` is unsafe in
+a process with threads, as every worker is). Cancel, stall and time limits kill the
+whole group. Results carry a bounded stderr tail.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import fcntl
 import os
 import select
+import shutil
 import signal
 import subprocess
 import threading
@@ -20,12 +23,11 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from worker.errors import ProcessError, ProcessTimeout
 
 STDERR_TAIL_LINES = 40
-_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -39,14 +41,30 @@ class Result:
     seconds: float
 
 
-def _die_with_parent() -> None:
-    # Runs in the child between fork and exec. If the parent (a Celery pool child) is
-    # SIGKILLed by a hard time limit, the kernel SIGKILLs this child too.
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except OSError:
-        pass
+def _setpriv() -> str | None:
+    return shutil.which("setpriv")
+
+
+def exec_argv(argv: list[str], env: Mapping[str, str], cwd: Path | None) -> list[str]:
+    """The argv actually executed: ``argv`` behind ``setpriv --pdeathsig KILL --``.
+
+    The program is resolved first (on the child's PATH, or against ``cwd``), so a missing
+    one is still an OSError here, named as before, and not an exit code from setpriv.
+    """
+    program = argv[0]
+    if os.sep in program:
+        where = Path(program) if cwd is None else Path(cwd, program)
+        if not os.access(where, os.X_OK) or where.is_dir():
+            raise FileNotFoundError(2, "No such file or directory (or not executable)", program)
+    elif shutil.which(program, path=env.get("PATH", os.defpath)) is None:
+        raise FileNotFoundError(2, "No such file or directory", program)
+    setpriv = _setpriv()
+    if setpriv is None:  # not Linux: no parent-death signal, the group kill still holds
+        return list(argv)
+    # PR_SET_PDEATHSIG follows the thread that forked: the kernel SIGKILLs the child when
+    # that thread (a pool child's task thread, or the whole process) is gone. setpriv
+    # execs the program under the name given, found on the same PATH.
+    return [setpriv, "--pdeathsig", "KILL", "--", *argv]
 
 
 def _child_env(env: Mapping[str, str] | None) -> dict[str, str]:
@@ -54,6 +72,15 @@ def _child_env(env: Mapping[str, str] | None) -> dict[str, str]:
     if env:
         merged.update(env)
     return merged
+
+
+def _popen(
+    argv: list[str], env: Mapping[str, str] | None, cwd: Path | None, **kwargs: Any
+) -> subprocess.Popen[bytes]:
+    merged = _child_env(env)
+    return subprocess.Popen(
+        exec_argv(argv, merged, cwd), env=merged, cwd=cwd, start_new_session=True, **kwargs
+    )
 
 
 def run(
@@ -67,15 +94,13 @@ def run(
     """Run a short command to completion and return its output; kill its group on timeout."""
     started = time.monotonic()
     try:
-        proc = subprocess.Popen(
+        proc = _popen(
             argv,
+            env,
+            cwd,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=_child_env(env),
-            cwd=cwd,
-            start_new_session=True,
-            preexec_fn=_die_with_parent,
         )
     except OSError as e:
         raise ProcessError(f"cannot run {argv[0]}: {e.strerror or e}", argv=argv) from e
@@ -132,15 +157,13 @@ class Supervised:
 
     def __enter__(self) -> Supervised:
         try:
-            self._proc = subprocess.Popen(
+            self._proc = _popen(
                 self.argv,
+                self._env,
+                self._cwd,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                env=_child_env(self._env),
-                cwd=self._cwd,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
             )
         except OSError as e:
             raise ProcessError(
@@ -281,15 +304,13 @@ class Daemon:
         try:
             out = log.open("ab") if log else None
             try:
-                self._proc = subprocess.Popen(
+                self._proc = _popen(
                     argv,
+                    env,
+                    cwd,
                     stdin=subprocess.DEVNULL,
                     stdout=out or subprocess.DEVNULL,
                     stderr=subprocess.STDOUT if out else subprocess.DEVNULL,
-                    env=_child_env(env),
-                    cwd=cwd,
-                    start_new_session=True,
-                    preexec_fn=_die_with_parent,
                 )
             finally:
                 if out:
@@ -347,16 +368,14 @@ class Piped:
         self.argv = argv
         self._stderr: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
         try:
-            self._proc = subprocess.Popen(
+            self._proc = _popen(
                 argv,
+                env,
+                cwd,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 bufsize=0,
-                env=_child_env(env),
-                cwd=cwd,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
             )
         except OSError as e:
             raise ProcessError(f"cannot run {argv[0]}: {e.strerror or e}", argv=argv) from e

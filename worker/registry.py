@@ -19,6 +19,7 @@ from typing import Any
 import redis
 from pydantic import BaseModel, ConfigDict, Field
 
+from worker.counters import ATTEMPT_FAILURES, failure_reason
 from worker.errors import BrokerError
 from worker.jobs import Job, JobState, now
 from worker.progress import Progress
@@ -213,7 +214,14 @@ class Registry:
         ended = record.model_copy(
             update={"ended_at": now(), "outcome": outcome, "error": error, "kind": kind}
         )
-        self.client.hset(attempts_key(job_id), record.attempt_id, ended.model_dump_json())
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hset(attempts_key(job_id), record.attempt_id, ended.model_dump_json())
+        reason = failure_reason(outcome, kind)
+        if reason is not None:
+            # Counted where it happens, in the same transaction: a counter, never rebuilt
+            # from the job records (which expire and fall out of the scan window).
+            pipe.hincrby(ATTEMPT_FAILURES, reason, 1)
+        self.call("end an attempt", pipe.execute)
 
     def renew(self, job_id: str, attempt_id: str) -> bool:
         """Extend this attempt's lease; False when it no longer holds it."""

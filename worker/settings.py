@@ -104,6 +104,32 @@ class WorkerSettings(Section):
         description="backends this worker may use; auto proves each with a one-frame encode",
     )
     hostname: str = ""
+    watchdog_silence: float = Field(
+        default=120.0,
+        ge=0,
+        le=3600,
+        description=(
+            "seconds a worker with a free slot may receive nothing while its queues hold "
+            "ready messages before its watchdog acts; 0 turns the watchdog off"
+        ),
+    )
+    watchdog_action: Literal["restart", "exit"] = Field(
+        default="restart",
+        description=(
+            "restart: restart the consumer, and exit non-zero if it is still silent one "
+            "period later; exit: exit non-zero at once so systemd restarts the worker"
+        ),
+    )
+
+    @field_validator("watchdog_silence")
+    @classmethod
+    def _silence_not_too_short(cls, value: float) -> float:
+        if 0 < value < 5:
+            raise ValueError(
+                "must be 0 (off) or at least 5 seconds: shorter restarts a healthy "
+                "consumer between two messages"
+            )
+        return value
 
 
 class JobsSettings(Section):

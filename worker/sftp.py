@@ -1,5 +1,5 @@
-"""The paramiko SFTP transport, for keys with a passphrase (OpenSSH's client cannot use
-them without a prompt) and where no ``ssh`` client is installed.
+"""The paramiko SFTP transport, where no ``ssh`` client is installed or a key path holds
+characters ssh would expand (keys with a passphrase go through OpenSSH's askpass).
 
 Connects with strict host-key checking against the location's known_hosts, then moves
 data with pipelined SFTP requests of the size the server allows (``limits@openssh.com``),

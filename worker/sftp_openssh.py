@@ -5,7 +5,8 @@ path no longer competes with sshd for the cores the way paramiko's per-packet Py
 work does; Python only frames 255 KiB SFTP requests. The child is started through
 :mod:`worker.process` (argv list, own process group, killed with the session). Every
 failure becomes a :mod:`worker.staging_errors` error here, with the same messages as
-the paramiko transport (:mod:`worker.sftp`), which stays for keys with a passphrase.
+the paramiko transport (:mod:`worker.sftp`), which stays for machines without ``ssh``.
+A key with a passphrase goes through here too: ssh asks it of SSH_ASKPASS (ssh_command).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from worker.sftp_common import (
     known_hosts_name,
 )
 from worker.sftp_hostkey import explain_host_key, preflight
-from worker.ssh_command import diagnose, sftp_argv
+from worker.ssh_command import diagnose, sftp_argv, sftp_env
 from worker.staging_errors import (
     AuthenticationError,
     HostKeyError,
@@ -83,7 +84,7 @@ class OpenSshSession(SessionBase):
         """Start ssh and ask for SFTP without waiting: the handshake runs in ssh meanwhile."""
         preflight(name, location)
         try:
-            child = Piped(sftp_argv(ssh, location))
+            child = Piped(sftp_argv(ssh, location), env=sftp_env(location))
         except ProcessError as e:
             raise UnreachableError(f"location {name!r}: {e}", location=name) from e
         wire = w.Wire(child.stdout.fileno(), child.stdin.fileno(), location.io_timeout)

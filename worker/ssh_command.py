@@ -5,6 +5,10 @@ file is read (``-F /dev/null``): strict host keys against the location's known_h
 only (never updated), only the configured key, no agent, no password or keyboard
 prompts, no forwarding, no connection sharing. The only remote command is the ``sftp``
 subsystem: file names travel inside the SFTP protocol, never through a remote shell.
+
+A key with a passphrase is unlocked by ssh itself through ``SSH_ASKPASS`` with
+``SSH_ASKPASS_REQUIRE=force`` (OpenSSH 8.4+): a two-line script that prints the
+passphrase from ssh's environment, never from a file or the command line.
 """
 
 from __future__ import annotations
@@ -12,7 +16,10 @@ from __future__ import annotations
 import math
 import re
 import shutil
+import tempfile
+import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from worker.settings_staging import SftpLocation
@@ -31,6 +38,35 @@ _PATTERNS: tuple[tuple[Failure, re.Pattern[str]], ...] = (
 )
 
 
+ASKPASS_VARIABLE = "KAMADO_SSH_KEY_PASSPHRASE"  # the name of the variable, not a secret
+_ASKPASS = "#!/bin/sh\nprintf '%s\\n' \"$KAMADO_SSH_KEY_PASSPHRASE\"\n"
+_askpass_lock = threading.Lock()
+_askpass_path: list[Path] = []
+
+
+def askpass_program() -> Path:
+    """An executable that prints the passphrase ssh asks for (made once per process)."""
+    with _askpass_lock:
+        if not _askpass_path or not _askpass_path[0].is_file():
+            folder = Path(tempfile.mkdtemp(prefix="kamado-askpass-"))  # mode 0700
+            script = folder / "askpass"
+            script.write_text(_ASKPASS, encoding="ascii")
+            script.chmod(0o700)
+            _askpass_path[:] = [script]
+        return _askpass_path[0]
+
+
+def sftp_env(location: SftpLocation) -> dict[str, str]:
+    """Environment for ssh: for a key with a passphrase, askpass forced and the secret."""
+    if location.key_passphrase is None:
+        return {}
+    return {
+        "SSH_ASKPASS": str(askpass_program()),
+        "SSH_ASKPASS_REQUIRE": "force",
+        ASKPASS_VARIABLE: location.key_passphrase.get_secret_value(),
+    }
+
+
 def ssh_binary() -> str | None:
     """The OpenSSH client on PATH, or None."""
     return shutil.which("ssh")
@@ -40,7 +76,10 @@ def sftp_argv(ssh: str, location: SftpLocation) -> list[str]:
     """The argv that opens the ``sftp`` subsystem on a location with strict checking."""
     alive = max(1, math.ceil(location.io_timeout / 3))  # three silent probes = io_timeout
     options = {
-        "BatchMode": "yes",
+        # BatchMode would also refuse to ask for a key's passphrase; with a passphrase
+        # every other prompt stays off through the options below.
+        "BatchMode": "no" if location.key_passphrase is not None else "yes",
+        "NumberOfPasswordPrompts": "1",
         "StrictHostKeyChecking": "yes",
         "UserKnownHostsFile": str(location.known_hosts),
         "GlobalKnownHostsFile": "/dev/null",

@@ -130,8 +130,6 @@ def openssh_unusable(location: SftpLocation, ssh: str | None) -> str:
     """Why OpenSSH's client cannot carry this location (empty when it can)."""
     if ssh is None:
         return "no OpenSSH client (ssh) is installed"
-    if location.key_passphrase is not None:
-        return "key_passphrase is set and OpenSSH cannot take a passphrase without a prompt"
     for setting, path in (("key_file", location.key_file), ("known_hosts", location.known_hosts)):
         if _SSH_UNSAFE_PATH.search(str(path)):
             return f"{setting} path {str(path)!r} holds characters ssh would expand or split"

@@ -56,7 +56,12 @@ class _HashingWriter:
         self.written = self.kicked = at
 
     def write(self, data: Chunk) -> None:
-        self.out.write(data)
+        # An unbuffered write may be short (a nearly full disk): write the rest, so the
+        # next call raises ENOSPC instead of the file silently missing those bytes.
+        view = memoryview(data)
+        while view:
+            written = self.out.write(view)
+            view = view[written or 0 :]
         self.hasher.update(data)
         self.written += len(data)
         if self.written - self.kicked >= WRITEBACK:

@@ -20,6 +20,7 @@ from worker.presence import HeartbeatPublisher, current_job, speeds
 from worker.profiles import QUEUE_GPU
 from worker.registry import Registry
 from worker.settings import Settings
+from worker.watchdog import ConsumerWatchdog
 
 
 def probe_table(report: ProbeReport) -> Table:
@@ -122,7 +123,10 @@ def run_worker(
     """Run the Celery worker in this process until it stops, with its heartbeat and hooks."""
     worker_ready.connect(heartbeat.start, weak=False)
     worker_shutdown.connect(heartbeat.stop, weak=False)
-    for hook in hooks:
+    # The queues it watches are those the heartbeat advertises: the guest's guard drops
+    # encode.gpu there when it stops consuming it on purpose.
+    watchdog = ConsumerWatchdog(settings, str(app.conf.broker_url), lambda: list(heartbeat.queues))
+    for hook in (watchdog, *hooks):
         worker_ready.connect(hook.start, weak=False)
         worker_shutdown.connect(hook.stop, weak=False)
     app.worker_main(

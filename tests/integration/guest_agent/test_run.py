@@ -19,6 +19,7 @@ from tests.support.media import Clips
 from tests.support.procs import wait_for
 from tests.support.redis_proc import RedisProcess
 from worker import presence
+from worker.counters import read_counters
 from worker.heartbeat import WorkerHeartbeat
 from worker.jobs import Job, JobState
 from worker.profiles import QUEUE_CPU, QUEUE_GPU
@@ -142,4 +143,28 @@ def test_a_run_of_hardware_failures_takes_encode_gpu_away_and_re_probes(
         ), registry.get(fallback.id, with_history=True)
         done = registry.get(fallback.id)
         assert done is not None and done.backend == "x264"
+    registry.close()
+
+
+def test_the_guest_worker_has_the_watchdog_that_revives_a_silent_consumer(
+    redis_server: RedisProcess, tmp_path: Path, clips: Clips
+) -> None:
+    env = {**FAST_GUEST, "KAMADO_GUEST__TAKE_SOFTWARE_WORK": "true",
+           "KAMADO_WORKER__WATCHDOG_SILENCE": "5"}  # fmt: skip
+    registry = Registry.connect(redis_server.url)
+    client = Settings(broker_url=redis_server.url, state_dir=tmp_path / "client")
+    with running_guest(redis_server.url, tmp_path / "state", **env) as (app, hostname, daemon):
+        assert consumed_queues(app, hostname) == [QUEUE_CPU]
+        app.control.cancel_consumer(QUEUE_CPU, destination=[hostname], reply=True, timeout=5)
+        assert consumed_queues(app, hostname) == []  # silent, with a free slot
+        source = Path(shutil.copy2(clips.isdb_1080i, tmp_path / "ニュース 3.ts"))
+        job = Job.create(str(source), "h264-x264")
+        submit_job(app, registry, client, job, queue=QUEUE_CPU)
+        assert wait_for(
+            lambda: (r := registry.get(job.id)) is not None and r.state is JobState.DONE,
+            timeout=60,
+        ), daemon.log_tail(40)
+        assert "restarting its consumer (restart 1)" in daemon.log_tail(400)
+        assert consumed_queues(app, hostname) == [QUEUE_CPU]
+        assert read_counters(registry).watchdog == {(hostname, "restart"): 1}
     registry.close()

@@ -22,7 +22,7 @@ from worker.sftp_openssh import OpenSshSession
 from worker.sftp_wire import LinkLost
 from worker.staging import stage_out
 from worker.staging_core import connect
-from worker.staging_errors import HostKeyError, UnreachableError
+from worker.staging_errors import HostKeyError, LocationError, UnreachableError
 from worker.staging_pull import pull
 
 pytestmark = pytest.mark.integration
@@ -32,7 +32,7 @@ MIB = 1024 * 1024
 
 
 def locked(sshd: SshdProcess, remote: Path, tmp_path: Path, **extra: object) -> StagingSettings:
-    """Settings whose key has a passphrase: OpenSSH cannot use it without a prompt."""
+    """Settings whose key has a passphrase (OpenSSH asks SSH_ASKPASS for it)."""
     location = {"key_file": str(sshd.locked_key), "key_passphrase": PASSPHRASE}
     return make_settings(sshd, remote, tmp_path / "scratch", location=location, **extra)
 
@@ -151,20 +151,59 @@ def test_hostile_names_are_listed_renamed_and_removed_intact(
     assert not (tmp_path / "pwned").exists() and not Path("pwned").exists()
 
 
-def test_a_key_with_a_passphrase_falls_back_to_paramiko_and_says_so(
+def test_a_key_with_a_passphrase_goes_through_openssh_unlocked_by_askpass(
+    sshd: SshdProcess, remote: Path, make_file: MakeFile, tmp_path: Path
+) -> None:
+    settings = locked(sshd, remote, tmp_path)
+    data = make_file(remote / "a.ts", 3 * MIB)
+    files = connect(settings, "rec")
+    try:
+        assert isinstance(files, OpenSshSession)
+        assert "BatchMode=no" in files.child.argv
+        assert not any(PASSPHRASE in arg for arg in files.child.argv)
+        assert files.listdir(str(remote)) == ["a.ts"]  # authenticated with the locked key
+    finally:
+        files.close()
+    source = pull(settings, "sftp://rec/a.ts", tmp_path / "scratch" / "a")
+    assert source.sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_a_wrong_passphrase_is_one_clear_error_before_ssh_runs(
+    sshd: SshdProcess, remote: Path, tmp_path: Path
+) -> None:
+    location = {"key_file": str(sshd.locked_key), "key_passphrase": "not it"}
+    settings = make_settings(sshd, remote, tmp_path / "scratch", location=location)
+    with pytest.raises(LocationError) as caught:
+        connect(settings, "rec")
+    assert str(sshd.locked_key) in str(caught.value)
+
+
+def on_paramiko(
+    sshd: SshdProcess, remote: Path, tmp_path: Path, **extra: object
+) -> StagingSettings:
+    """Settings whose key path holds a character ssh would expand: paramiko carries them."""
+    odd = tmp_path / "keys" / "id 100%"
+    odd.parent.mkdir()
+    odd.write_bytes(sshd.user_key.read_bytes())
+    odd.chmod(0o600)
+    location = {"key_file": str(odd)}
+    return make_settings(sshd, remote, tmp_path / "scratch", location=location, **extra)
+
+
+def test_a_key_path_ssh_would_expand_falls_back_to_paramiko_and_says_so(
     sshd: SshdProcess,
     remote: Path,
     make_file: MakeFile,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    settings = locked(sshd, remote, tmp_path)
+    settings = on_paramiko(sshd, remote, tmp_path)
     data = make_file(remote / "a.ts", 3 * MIB)
     with caplog.at_level(logging.WARNING, logger="kamado.staging"):
         files = connect(settings, "rec")
     files.close()
     assert isinstance(files, SftpSession)
-    assert "paramiko" in caplog.text and "key_passphrase" in caplog.text
+    assert "paramiko" in caplog.text and "key_file" in caplog.text
     source = pull(settings, "sftp://rec/a.ts", tmp_path / "scratch" / "a")
     assert source.sha256 == hashlib.sha256(data).hexdigest()
 
@@ -172,7 +211,7 @@ def test_a_key_with_a_passphrase_falls_back_to_paramiko_and_says_so(
 def test_the_paramiko_fallback_still_resumes_a_push_after_a_kill(
     sshd: SshdProcess, remote: Path, make_file: MakeFile, tmp_path: Path
 ) -> None:
-    settings = locked(sshd, remote, tmp_path, max_requests=4)
+    settings = on_paramiko(sshd, remote, tmp_path, max_requests=4)
     data = make_file(tmp_path / "out.mp4", 6 * MIB)
     killed: list[int] = []
 

@@ -169,7 +169,7 @@ def test_the_dashboard_queries_only_metrics_that_exist() -> None:
     assert used, "the dashboard queries nothing"
     assert used <= known, used - known
     for needed in ("kamado_jobs", "kamado_queue_messages", "kamado_encode_fps",
-                   "kamado_encode_realtime_factor", "kamado_attempt_failures",
+                   "kamado_encode_realtime_factor", "kamado_attempt_failures_total",
                    "kamado_vm_state", "kamado_spool_submissions",
                    "flower_task_runtime_seconds_bucket"):  # fmt: skip
         assert needed in used, needed

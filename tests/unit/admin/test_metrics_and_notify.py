@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
+from worker.counters import Counters
 from worker.heartbeat import HostHeartbeat, WorkerHeartbeat
 from worker.jobs import Job, JobState, now
 from worker.metrics import snapshot_families
@@ -57,7 +58,9 @@ def test_a_snapshot_becomes_parseable_metrics_with_the_documented_names() -> Non
             Running("vm@g", "qsv", 290.0, 9.5),
             Running("vm@g", "qsv", 10.0, 0.5),
         ],
-        failures={"hardware": 2, "lost": 1},
+        counters=Counters(
+            attempt_failures={"hardware": 2, "lost": 1}, watchdog={("vm@g", "restart"): 3}
+        ),
         spool=4,
         spool_oldest_age=12.5,
     )
@@ -77,7 +80,8 @@ def test_a_snapshot_becomes_parseable_metrics_with_the_documented_names() -> Non
     assert get("kamado_encoded_jobs_total", worker="vm@g", backend="qsv") == 4
     assert get("kamado_running_jobs", worker="vm@g", backend="qsv") == 2
     assert get("kamado_running_encode_fps", worker="vm@g", backend="qsv") == 300
-    assert get("kamado_attempt_failures", reason="hardware") == 2
+    assert get("kamado_attempt_failures_total", reason="hardware") == 2
+    assert get("kamado_watchdog_actions_total", worker="vm@g", action="restart") == 3
     assert get("kamado_spool_submissions") == 4
 
 

@@ -70,10 +70,10 @@ def test_ssh_stderr_is_read_as_the_right_failure(stderr: str, failure: str) -> N
     assert found.reason and "@@@" not in found.reason
 
 
-def test_a_passphrase_or_an_odd_key_path_keeps_a_location_on_paramiko() -> None:
+def test_only_a_missing_ssh_or_an_odd_key_path_keeps_a_location_on_paramiko() -> None:
     assert openssh_unusable(location(), "/usr/bin/ssh") == ""
     assert "no OpenSSH" in openssh_unusable(location(), None)
-    assert "key_passphrase" in openssh_unusable(location(key_passphrase="x"), "/usr/bin/ssh")
+    assert openssh_unusable(location(key_passphrase="x"), "/usr/bin/ssh") == ""
     for odd in ("/keys/my key", "/keys/%d", "/keys/${HOME}", "/keys/a#b"):
         assert "key_file" in openssh_unusable(location(key_file=odd), "/usr/bin/ssh")
 

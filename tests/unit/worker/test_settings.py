@@ -134,3 +134,29 @@ def test_user_profiles_are_validated_like_the_built_ins(tmp_path: Path) -> None:
     path = write(tmp_path, '[profiles.anime]\nbackends = ["vaapi", "x264"]\nquality = 99\n')
     with pytest.raises(ConfigError, match=r"profiles\.anime\.quality = 99"):
         load_settings(path)
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ("watchdog_silence = 2", "must be 0 (off) or at least 5 seconds"),
+        ("watchdog_silence = -1", "greater than or equal to 0"),
+        ("watchdog_silence = 7200", "less than or equal to 3600"),
+        ('watchdog_action = "reboot"', "'restart' or 'exit'"),
+    ],
+)
+def test_a_bad_watchdog_setting_is_one_error_naming_it(
+    tmp_path: Path, line: str, reason: str
+) -> None:
+    path = write(tmp_path, f"[worker]\n{line}\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    (problem,) = info.value.problems
+    assert problem.startswith(f"worker.{line.split()[0]} = ") and reason in problem, problem
+    assert info.value.exit_code == 2
+
+
+def test_the_watchdog_is_on_by_default_and_can_be_turned_off(tmp_path: Path) -> None:
+    assert load_settings(write(tmp_path, "")).worker.watchdog_silence == 120
+    off = load_settings(write(tmp_path, "[worker]\nwatchdog_silence = 0\n"))
+    assert off.worker.watchdog_silence == 0
