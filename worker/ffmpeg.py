@@ -27,14 +27,27 @@ class Command:
     backend: Backend
 
 
+# Ends every video chain: ffmpeg 5.1 gives the encoder the SAR at the end of the graph,
+# and a scaler that keeps the input's SAR would leave 4:3 pixels on a square-pixel size.
+SQUARE_PIXELS = "setsar=sar=1"
+
+
+def _even(value: float) -> int:
+    return max(2, 2 * round(value / 2))
+
+
 def output_size(profile: Profile, info: MediaInfo) -> tuple[int, int] | None:
-    """Target width and height in square pixels, or None to keep the source's size."""
+    """Target width and height in square pixels with the source's display aspect, or None
+    when the source already is that (square pixels, no more lines than the profile asks)."""
     video = info.video
-    if video is None or profile.height is None or profile.height >= video.height:
+    if video is None:
         return None
-    height = profile.height - profile.height % 2
-    width = round(video.display_width * height / video.height)
-    return width - width % 2, height
+    wanted = video.height if profile.height == "source" else min(profile.height, video.height)
+    height = max(2, wanted - wanted % 2)
+    width = _even(video.display_width * height / video.height)
+    if (width, height) == (video.width, video.height):
+        return None
+    return width, height
 
 
 def should_deinterlace(profile: Profile, info: MediaInfo) -> bool:
@@ -91,7 +104,7 @@ def x264_args(profile: Profile, info: MediaInfo, source: Path, output: Path) -> 
     size = output_size(profile, info)
     if size:
         filters.append(f"scale={size[0]}:{size[1]}")
-    filters.append("setsar=1")
+    filters.append(SQUARE_PIXELS)
     return [
         *_head(),
         *input_options(profile, info), "-i", str(source),
@@ -123,6 +136,7 @@ def qsv_args(
     else:
         chain.append("format=nv12,hwupload=extra_hw_frames=64")
     chain.append("vpp_qsv=" + ":".join(vpp) if vpp else "vpp_qsv")
+    chain.append(SQUARE_PIXELS)
     return [
         *_head(),
         "-init_hw_device", f"vaapi=va:{render_node}",
@@ -154,6 +168,7 @@ def vaapi_args(
     size = output_size(profile, info)
     if size:
         chain.append(f"scale_vaapi=w={size[0]}:h={size[1]}")
+    chain.append(SQUARE_PIXELS)
     rate = (
         ["-rc_mode", "CQP", "-qp", str(profile.quality)]
         if profile.vaapi_rc == "CQP"
@@ -171,7 +186,7 @@ def vaapi_args(
         "-init_hw_device", f"vaapi=va:{render_node}", "-filter_hw_device", "va",
         *input_options(profile, info), *decode, "-i", str(source),
         *map_options(info),
-        *(["-vf", ",".join(chain)] if chain else []),
+        "-vf", ",".join(chain),
         "-c:v", "h264_vaapi", *rate, "-profile:v", "high",
         *audio_options(profile),
         *_tail(output),

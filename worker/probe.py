@@ -39,6 +39,11 @@ class VideoInfo(BaseModel):
         """The width in square pixels (1440 × 4:3 = 1920 for ISDB 1080i)."""
         return self.width * self.sar[0] / self.sar[1]
 
+    @property
+    def display_aspect(self) -> float:
+        """Display width over height (4:3 SD is 1.333 whatever its pixel shape)."""
+        return self.display_width / self.height if self.height else 0.0
+
 
 class MediaInfo(BaseModel):
     """One probed file."""
