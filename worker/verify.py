@@ -2,8 +2,9 @@
 
 Exit 0 from ffmpeg is not success (a 0-byte MP4 or a 0.2 s "finished" encode are the
 classic failures). The output must probe as H.264 with the source's audio streams, its
-duration must match the source's within a tolerance, its display aspect must be the
-source's, ``moov`` must precede ``mdat`` (faststart) and the video must decode.
+duration, and each of its video and audio streams', must match the source programme's
+within a tolerance, its display aspect must be the source's, ``moov`` must precede
+``mdat`` (faststart) and the video must decode.
 """
 
 from __future__ import annotations
@@ -60,6 +61,36 @@ def check_duration(output_s: float | None, source_s: float | None, cfg: VerifySe
     return ""
 
 
+def check_streams(output: MediaInfo, source: MediaInfo, cfg: VerifySettings) -> list[str]:
+    """Each output video and audio stream against the source programme's length, and
+    (when each is close enough to it) against each other: what is wrong, naming the stream."""
+    programme_s = source.programme_duration_s
+    if programme_s is None:
+        return []
+    allowed = _allowed(programme_s, cfg)
+    problems = []
+    timed = []
+    for stream in output.streams:
+        if stream.duration_s is None:
+            problems.append(f"{stream.label} has no duration")
+            continue
+        timed.append(stream)
+        if abs(stream.duration_s - programme_s) > allowed:
+            problems.append(
+                f"{stream.label} lasts {stream.duration_s:.2f} s, the source programme "
+                f"{programme_s:.2f} s (more than {allowed:.2f} s apart)"
+            )
+    if not problems and len(timed) > 1:
+        short = min(timed, key=lambda t: t.duration_s or 0.0)
+        long = max(timed, key=lambda t: t.duration_s or 0.0)
+        gap = (long.duration_s or 0.0) - (short.duration_s or 0.0)
+        if gap > allowed:
+            problems.append(
+                f"{short.label} ends {gap:.2f} s before {long.label} (more than {allowed:.2f} s)"
+            )
+    return problems
+
+
 def check_aspect(output: VideoInfo, source: VideoInfo) -> str:
     """An empty string when the output shows the source's display aspect, else the reason.
 
@@ -112,6 +143,7 @@ def _problems(
     duration_problem = check_duration(info.duration_s, source.duration_s, cfg)
     if duration_problem:
         problems.append(duration_problem)
+    problems += check_streams(info, source, cfg)
     return problems
 
 
