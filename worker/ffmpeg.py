@@ -32,6 +32,12 @@ class Command:
 SQUARE_PIXELS = "setsar=sar=1"
 
 
+# Inverse telecine for film and anime broadcast as 3:2 pulldown (29.97i → 23.976p):
+# fieldmatch rebuilds the progressive frames, yadif only the combed ones it could not
+# match (scene cuts, edits), decimate drops the one duplicate in five.
+IVTC = "fieldmatch=order=auto:combmatch=sc,yadif=deint=interlaced,decimate"
+
+
 def _even(value: float) -> int:
     return max(2, 2 * round(value / 2))
 
@@ -55,6 +61,12 @@ def should_deinterlace(profile: Profile, info: MediaInfo) -> bool:
     if profile.deinterlace == "auto":
         return info.video is not None and info.video.interlaced
     return profile.deinterlace == "on"
+
+
+def inverse_telecine(profile: Profile) -> bool:
+    """True when the profile asks for 23.976p from telecined 29.97i (software filters,
+    so the hardware backends decode in software and upload the matched frames)."""
+    return profile.deinterlace == "ivtc"
 
 
 def input_options(profile: Profile, info: MediaInfo) -> list[str]:
@@ -99,7 +111,9 @@ def _tail(output: Path) -> list[str]:
 def x264_args(profile: Profile, info: MediaInfo, source: Path, output: Path) -> list[str]:
     """libx264 with bwdif: the software path every machine has."""
     filters = []
-    if should_deinterlace(profile, info):
+    if inverse_telecine(profile):
+        filters.append(IVTC)
+    elif should_deinterlace(profile, info):
         filters.append("bwdif=mode=send_frame:parity=auto:deint=all")
     size = output_size(profile, info)
     if size:
@@ -130,7 +144,9 @@ def qsv_args(
         vpp += [f"w={size[0]}", f"h={size[1]}"]
     decode: list[str] = []
     chain = []
-    if codec in QSV_DECODERS:
+    if inverse_telecine(profile):
+        chain += [IVTC, "format=nv12,hwupload=extra_hw_frames=64"]
+    elif codec in QSV_DECODERS:
         decode = ["-hwaccel", "qsv", "-hwaccel_output_format", "qsv",
                   "-c:v", QSV_DECODERS[codec], "-extra_hw_frames", "16"]  # fmt: skip
     else:
@@ -158,7 +174,9 @@ def vaapi_args(
     codec = info.video.codec if info.video else ""
     decode: list[str] = []
     chain = []
-    if codec in VAAPI_DECODABLE:
+    if inverse_telecine(profile):
+        chain += [IVTC, "format=nv12,hwupload"]
+    elif codec in VAAPI_DECODABLE:
         decode = ["-hwaccel", "vaapi", "-hwaccel_device", "va",
                   "-hwaccel_output_format", "vaapi"]  # fmt: skip
     else:

@@ -52,7 +52,8 @@ class Profile(BaseModel):
     backends: list[Backend] = Field(min_length=1)
     # One scale for every backend: x264 -crf, qsv -global_quality (ICQ), vaapi -qp (CQP).
     quality: int = Field(default=23, ge=1, le=51)
-    deinterlace: Literal["auto", "on", "off"] = "auto"
+    # ivtc: inverse telecine (fieldmatch, decimate) for 3:2 pulldown film and anime.
+    deinterlace: Literal["auto", "on", "off", "ivtc"] = "auto"
     height: Annotated[int, Field(ge=144, le=2160)] | Literal["source"] = Field(
         default=720,
         description="output height, never above the source's; \"source\" keeps the source's",

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from worker.ffmpeg import build_command, output_size
+from worker.ffmpeg import IVTC, build_command, output_size
 from worker.probe import MediaInfo, VideoInfo, parse_media
 from worker.profiles import BUILTIN_PROFILES, Audio, Backend, Profile
 from worker.verify import check_aspect
@@ -192,3 +192,16 @@ def test_non_ts_input_gets_no_mpegts_demuxer_options(isdb: MediaInfo) -> None:
     args = argv(Backend.X264, mp4)
     assert "-merge_pmt_versions" not in args
     assert args[args.index("-map") : args.index("-map") + 4] == ["-map", "0:v:0", "-map", "0:a?"]
+
+
+def test_ivtc_replaces_bwdif_with_fieldmatch_and_decimate_on_every_backend(
+    isdb: MediaInfo,
+) -> None:
+    profile = Profile(backends=list(Backend), deinterlace="ivtc")
+    x264 = argv(Backend.X264, isdb, profile)
+    assert x264[x264.index("-vf") + 1] == f"{IVTC},scale=1280:720,setsar=sar=1"
+    for backend in (Backend.QSV, Backend.VAAPI):
+        args = argv(backend, isdb, profile)
+        chain = args[args.index("-vf") + 1]
+        assert chain.startswith(f"{IVTC},format=nv12,hwupload") and "deinterlace" not in chain
+        assert "-hwaccel" not in args  # the matched frames come from a software decode
