@@ -27,14 +27,33 @@ class Command:
     backend: Backend
 
 
+# Ends every video chain: ffmpeg 5.1 gives the encoder the SAR at the end of the graph,
+# and a scaler that keeps the input's SAR would leave 4:3 pixels on a square-pixel size.
+SQUARE_PIXELS = "setsar=sar=1"
+
+
+# Inverse telecine for film and anime broadcast as 3:2 pulldown (29.97i → 23.976p):
+# fieldmatch rebuilds the progressive frames, yadif only the combed ones it could not
+# match (scene cuts, edits), decimate drops the one duplicate in five.
+IVTC = "fieldmatch=order=auto:combmatch=sc,yadif=deint=interlaced,decimate"
+
+
+def _even(value: float) -> int:
+    return max(2, 2 * round(value / 2))
+
+
 def output_size(profile: Profile, info: MediaInfo) -> tuple[int, int] | None:
-    """Target width and height in square pixels, or None to keep the source's size."""
+    """Target width and height in square pixels with the source's display aspect, or None
+    when the source already is that (square pixels, no more lines than the profile asks)."""
     video = info.video
-    if video is None or profile.height is None or profile.height >= video.height:
+    if video is None:
         return None
-    height = profile.height - profile.height % 2
-    width = round(video.display_width * height / video.height)
-    return width - width % 2, height
+    wanted = video.height if profile.height == "source" else min(profile.height, video.height)
+    height = max(2, wanted - wanted % 2)
+    width = _even(video.display_width * height / video.height)
+    if (width, height) == (video.width, video.height):
+        return None
+    return width, height
 
 
 def should_deinterlace(profile: Profile, info: MediaInfo) -> bool:
@@ -42,6 +61,12 @@ def should_deinterlace(profile: Profile, info: MediaInfo) -> bool:
     if profile.deinterlace == "auto":
         return info.video is not None and info.video.interlaced
     return profile.deinterlace == "on"
+
+
+def inverse_telecine(profile: Profile) -> bool:
+    """True when the profile asks for 23.976p from telecined 29.97i (software filters,
+    so the hardware backends decode in software and upload the matched frames)."""
+    return profile.deinterlace == "ivtc"
 
 
 def input_options(profile: Profile, info: MediaInfo) -> list[str]:
@@ -86,12 +111,14 @@ def _tail(output: Path) -> list[str]:
 def x264_args(profile: Profile, info: MediaInfo, source: Path, output: Path) -> list[str]:
     """libx264 with bwdif: the software path every machine has."""
     filters = []
-    if should_deinterlace(profile, info):
+    if inverse_telecine(profile):
+        filters.append(IVTC)
+    elif should_deinterlace(profile, info):
         filters.append("bwdif=mode=send_frame:parity=auto:deint=all")
     size = output_size(profile, info)
     if size:
         filters.append(f"scale={size[0]}:{size[1]}")
-    filters.append("setsar=1")
+    filters.append(SQUARE_PIXELS)
     return [
         *_head(),
         *input_options(profile, info), "-i", str(source),
@@ -117,12 +144,15 @@ def qsv_args(
         vpp += [f"w={size[0]}", f"h={size[1]}"]
     decode: list[str] = []
     chain = []
-    if codec in QSV_DECODERS:
+    if inverse_telecine(profile):
+        chain += [IVTC, "format=nv12,hwupload=extra_hw_frames=64"]
+    elif codec in QSV_DECODERS:
         decode = ["-hwaccel", "qsv", "-hwaccel_output_format", "qsv",
                   "-c:v", QSV_DECODERS[codec], "-extra_hw_frames", "16"]  # fmt: skip
     else:
         chain.append("format=nv12,hwupload=extra_hw_frames=64")
     chain.append("vpp_qsv=" + ":".join(vpp) if vpp else "vpp_qsv")
+    chain.append(SQUARE_PIXELS)
     return [
         *_head(),
         "-init_hw_device", f"vaapi=va:{render_node}",
@@ -144,7 +174,9 @@ def vaapi_args(
     codec = info.video.codec if info.video else ""
     decode: list[str] = []
     chain = []
-    if codec in VAAPI_DECODABLE:
+    if inverse_telecine(profile):
+        chain += [IVTC, "format=nv12,hwupload"]
+    elif codec in VAAPI_DECODABLE:
         decode = ["-hwaccel", "vaapi", "-hwaccel_device", "va",
                   "-hwaccel_output_format", "vaapi"]  # fmt: skip
     else:
@@ -154,6 +186,7 @@ def vaapi_args(
     size = output_size(profile, info)
     if size:
         chain.append(f"scale_vaapi=w={size[0]}:h={size[1]}")
+    chain.append(SQUARE_PIXELS)
     rate = (
         ["-rc_mode", "CQP", "-qp", str(profile.quality)]
         if profile.vaapi_rc == "CQP"
@@ -171,7 +204,7 @@ def vaapi_args(
         "-init_hw_device", f"vaapi=va:{render_node}", "-filter_hw_device", "va",
         *input_options(profile, info), *decode, "-i", str(source),
         *map_options(info),
-        *(["-vf", ",".join(chain)] if chain else []),
+        "-vf", ",".join(chain),
         "-c:v", "h264_vaapi", *rate, "-profile:v", "high",
         *audio_options(profile),
         *_tail(output),

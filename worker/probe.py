@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -39,6 +39,27 @@ class VideoInfo(BaseModel):
         """The width in square pixels (1440 × 4:3 = 1920 for ISDB 1080i)."""
         return self.width * self.sar[0] / self.sar[1]
 
+    @property
+    def display_aspect(self) -> float:
+        """Display width over height (4:3 SD is 1.333 whatever its pixel shape)."""
+        return self.display_width / self.height if self.height else 0.0
+
+
+class StreamTime(BaseModel):
+    """How long one video or audio stream of a file lasts."""
+
+    model_config = ConfigDict(frozen=True)
+
+    index: int
+    kind: Literal["video", "audio"]
+    codec: str
+    duration_s: float | None
+
+    @property
+    def label(self) -> str:
+        """The stream as a person names it: "audio stream #1 (aac)"."""
+        return f"{self.kind} stream #{self.index} ({self.codec})"
+
 
 class MediaInfo(BaseModel):
     """One probed file."""
@@ -53,6 +74,13 @@ class MediaInfo(BaseModel):
     audio_codecs: list[str]
     program_id: int | None = None
     video_packets: int | None = None
+    streams: list[StreamTime] = []
+
+    @property
+    def programme_duration_s(self) -> float | None:
+        """The kept programme's length: its longest stream, else the file's duration."""
+        known = [s.duration_s for s in self.streams if s.duration_s is not None]
+        return max(known) if known else self.duration_s
 
     @property
     def is_mpegts(self) -> bool:
@@ -145,6 +173,17 @@ def parse_media(path: Path, data: dict[str, Any], service_id: int | None = None)
             )
             break
     audio = [str(s.get("codec_name", "unknown")) for s in streams if s.get("codec_type") == "audio"]
+    times = [
+        StreamTime(
+            index=int(s["index"]),
+            kind=s["codec_type"],
+            codec=str(s.get("codec_name", "unknown")),
+            duration_s=_float(s.get("duration")),
+        )
+        for s in streams
+        if s.get("codec_type") in ("video", "audio")
+        and s.get("disposition", {}).get("attached_pic") != 1
+    ]
     packets = None
     if video is not None:
         raw: dict[str, Any] = next((s for s in streams if int(s["index"]) == video.index), {})
@@ -162,6 +201,7 @@ def parse_media(path: Path, data: dict[str, Any], service_id: int | None = None)
         audio_codecs=audio,
         program_id=program_id,
         video_packets=packets,
+        streams=times,
     )
 
 

@@ -8,7 +8,7 @@ probed source into an ffmpeg argv.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -52,9 +52,11 @@ class Profile(BaseModel):
     backends: list[Backend] = Field(min_length=1)
     # One scale for every backend: x264 -crf, qsv -global_quality (ICQ), vaapi -qp (CQP).
     quality: int = Field(default=23, ge=1, le=51)
-    deinterlace: Literal["auto", "on", "off"] = "auto"
-    height: int | None = Field(
-        default=720, ge=144, le=2160, description="output height; none keeps the source's"
+    # ivtc: inverse telecine (fieldmatch, decimate) for 3:2 pulldown film and anime.
+    deinterlace: Literal["auto", "on", "off", "ivtc"] = "auto"
+    height: Annotated[int, Field(ge=144, le=2160)] | Literal["source"] = Field(
+        default=720,
+        description="output height, never above the source's; \"source\" keeps the source's",
     )
     audio: Audio = Audio()
     x264_preset: Literal[
@@ -77,6 +79,12 @@ class Profile(BaseModel):
     service_id: int | None = Field(
         default=None, ge=1, description="MPEG-TS programme to keep; none picks the main one"
     )
+
+    @field_validator("height", mode="before")
+    @classmethod
+    def _source_height(cls, value: Any) -> Any:
+        # Profiles written before "source" existed said None for the same thing.
+        return "source" if value is None else value
 
     @field_validator("backends")
     @classmethod

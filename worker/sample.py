@@ -22,10 +22,14 @@ def sample_argv(
     width: int = 1440,
     height: int = 1080,
     interlaced: bool = True,
+    aspect: str = "16:9",
+    audio_seconds: float | None = None,
     service_id: int = SERVICE_ID,
     ffmpeg: str = "ffmpeg",
 ) -> list[str]:
-    """The ffmpeg argv that writes a synthetic broadcast TS to ``output``."""
+    """The ffmpeg argv that writes a synthetic broadcast TS to ``output``: ``aspect`` is
+    the display aspect (the pixel shape follows from the size), ``audio_seconds`` an
+    audio stream shorter than the video (a recording whose sound dropped out)."""
     # 59.94 fields per second, woven into 29.97 interlaced frames by the interlace filter.
     rate = "60000/1001" if interlaced else "30000/1001"
     video_filter = ["-vf", "interlace=scan=tff"] if interlaced else []
@@ -33,11 +37,12 @@ def sample_argv(
     return [
         ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
         "-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate={rate}",
-        "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000",
+        "-f", "lavfi", "-t", f"{audio_seconds or seconds:g}",
+        "-i", "sine=frequency=1000:sample_rate=48000",
         "-t", f"{seconds:g}",
         *video_filter,
         "-c:v", "mpeg2video", *flags, "-b:v", "6M", "-maxrate", "8M", "-bufsize", "4M",
-        "-aspect", "16:9",
+        "-aspect", aspect,
         "-c:a", "aac", "-b:a", "128k", "-ac", "2",
         "-f", "mpegts", "-mpegts_original_network_id", "32736",
         "-mpegts_transport_stream_id", "32736", "-mpegts_service_id", str(service_id),

@@ -2,8 +2,9 @@
 
 Exit 0 from ffmpeg is not success (a 0-byte MP4 or a 0.2 s "finished" encode are the
 classic failures). The output must probe as H.264 with the source's audio streams, its
-duration must match the source's within a tolerance, ``moov`` must precede ``mdat``
-(faststart) and the video must decode.
+duration, and each of its video and audio streams', must match the source programme's
+within a tolerance, its display aspect must be the source's, ``moov`` must precede
+``mdat`` (faststart) and the video must decode.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from worker import process
 from worker.errors import SourceError, VerifyError
-from worker.probe import MediaInfo, parse_media, probe_with_log
+from worker.probe import MediaInfo, VideoInfo, parse_media, probe_with_log
 from worker.settings import VerifySettings
 
 DECODE_TIMEOUT_PER_S = 0.5  # seconds of decode check allowed per second of video
@@ -41,17 +42,69 @@ def top_level_boxes(path: Path, limit: int = 64) -> list[str]:
     return names
 
 
+def _allowed(source_s: float, cfg: VerifySettings) -> float:
+    return max(cfg.duration_tolerance_s, cfg.duration_tolerance_ratio * source_s)
+
+
 def check_duration(output_s: float | None, source_s: float | None, cfg: VerifySettings) -> str:
     """An empty string when the durations agree, else the reason they do not."""
     if output_s is None:
         return "output has no duration"
     if source_s is None:
         return ""
-    allowed = max(cfg.duration_tolerance_s, cfg.duration_tolerance_ratio * source_s)
+    allowed = _allowed(source_s, cfg)
     if abs(output_s - source_s) > allowed:
         return (
             f"duration {output_s:.2f} s differs from the source's {source_s:.2f} s "
             f"by more than {allowed:.2f} s"
+        )
+    return ""
+
+
+def check_streams(output: MediaInfo, source: MediaInfo, cfg: VerifySettings) -> list[str]:
+    """Each output video and audio stream against the source programme's length, and
+    (when each is close enough to it) against each other: what is wrong, naming the stream."""
+    programme_s = source.programme_duration_s
+    if programme_s is None:
+        return []
+    allowed = _allowed(programme_s, cfg)
+    problems = []
+    timed = []
+    for stream in output.streams:
+        if stream.duration_s is None:
+            problems.append(f"{stream.label} has no duration")
+            continue
+        timed.append(stream)
+        if abs(stream.duration_s - programme_s) > allowed:
+            problems.append(
+                f"{stream.label} lasts {stream.duration_s:.2f} s, the source programme "
+                f"{programme_s:.2f} s (more than {allowed:.2f} s apart)"
+            )
+    if not problems and len(timed) > 1:
+        short = min(timed, key=lambda t: t.duration_s or 0.0)
+        long = max(timed, key=lambda t: t.duration_s or 0.0)
+        gap = (long.duration_s or 0.0) - (short.duration_s or 0.0)
+        if gap > allowed:
+            problems.append(
+                f"{short.label} ends {gap:.2f} s before {long.label} (more than {allowed:.2f} s)"
+            )
+    return problems
+
+
+def check_aspect(output: VideoInfo, source: VideoInfo) -> str:
+    """An empty string when the output shows the source's display aspect, else the reason.
+
+    Sizes are rounded to even numbers of pixels, so one pixel each way is allowed.
+    """
+    want, got = source.display_aspect, output.display_aspect
+    if not want or not got:
+        return ""
+    slack = 1.0 / max(1, output.width) + 1.0 / max(1, output.height)
+    if abs(got / want - 1.0) > slack:
+        return (
+            f"display aspect {got:.4f} ({output.width}x{output.height}, SAR "
+            f"{output.sar[0]}:{output.sar[1]}) is not the source's {want:.4f} "
+            f"({source.width}x{source.height}, SAR {source.sar[0]}:{source.sar[1]})"
         )
     return ""
 
@@ -79,6 +132,10 @@ def _problems(
         problems.append("the video stream has no frames")
     elif cfg.decode != "off" and not _decoded_frames(data, info.video.index):
         problems.append("no frame of the video stream could be decoded")
+    if info.video is not None and source.video is not None:
+        aspect_problem = check_aspect(info.video, source.video)
+        if aspect_problem:
+            problems.append(aspect_problem)
     if len(info.audio_codecs) != len(source.audio_codecs):
         problems.append(
             f"{len(info.audio_codecs)} audio stream(s), the source has {len(source.audio_codecs)}"
@@ -86,6 +143,7 @@ def _problems(
     duration_problem = check_duration(info.duration_s, source.duration_s, cfg)
     if duration_problem:
         problems.append(duration_problem)
+    problems += check_streams(info, source, cfg)
     return problems
 
 

@@ -41,6 +41,22 @@ def two_service_ts(path: Path) -> Path:
     return path
 
 
+def telecined_ts(path: Path, seconds: float = 3.0) -> Path:
+    """23.976p film put through 3:2 pulldown into 29.97i, as anime and films are broadcast:
+    ffmpeg's telecine filter, then interlaced MPEG-2 in a TS."""
+    argv = [
+        "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+        "-f", "lavfi", "-i", "testsrc2=size=720x480:rate=24000/1001",
+        "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000",
+        "-t", f"{seconds:g}", "-vf", "telecine=first_field=top:pattern=23",
+        "-c:v", "mpeg2video", "-flags", "+ilme+ildct", "-top", "1", "-b:v", "4M",
+        "-aspect", "4:3", "-c:a", "aac", "-b:a", "128k", "-ac", "2",
+        "-f", "mpegts", "-mpegts_service_id", "1024", str(path),
+    ]  # fmt: skip
+    subprocess.run(argv, check=True, timeout=120)
+    return path
+
+
 def make_clips(directory: Path) -> Clips:
     """Generate every test source once."""
     directory.mkdir(parents=True, exist_ok=True)

@@ -47,7 +47,7 @@ def list_profiles(
             " → ".join(b.value for b in p.backends),
             p.queue,
             str(p.quality),
-            str(p.height or "source"),
+            str(p.height),
             p.description,
         )
     console.print(table)

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.support.media import leftovers, sha256
+from worker.encode import Attempt, encode_job
 from worker.errors import VerifyError
-from worker.probe import MediaInfo, probe_source
+from worker.jobs import Job
+from worker.probe import MediaInfo, StreamTime, probe_source
+from worker.profiles import Backend
 from worker.sample import make_sample
-from worker.settings import VerifySettings
-from worker.verify import verify_output
+from worker.settings import Settings, VerifySettings
+from worker.verify import check_streams, verify_output
 
 pytestmark = pytest.mark.integration
 MODES = ["full", "keyframes", "off"]
@@ -83,3 +88,66 @@ def test_an_output_cut_short_fails_with_the_reason(
     cut.write_bytes(data[: int(keep if keep > 1 else len(data) * keep)])
     with pytest.raises(VerifyError, match=reason):
         verify_output(cut, source, VerifySettings())
+
+
+@pytest.fixture(scope="module")
+def early_silence(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 6 s SD recording whose audio stops after 1.5 s, made by real ffmpeg."""
+    base = tmp_path_factory.mktemp("early")
+    return make_sample(
+        base / "early.ts", seconds=6, width=720, height=480, aspect="4:3", audio_seconds=1.5
+    )
+
+
+def test_audio_that_ends_early_fails_the_encode_once_naming_the_stream(
+    early_silence: Path, tmp_path: Path
+) -> None:
+    source = Path(shutil.copy2(early_silence, tmp_path / "early.ts"))
+    before = sha256(source)
+    settings = Settings(state_dir=tmp_path / "state")
+    with pytest.raises(VerifyError) as failure:
+        encode_job(
+            Job.create(str(source), "h264-x264"),
+            Attempt(settings=settings, backends=[Backend.X264]),
+        )
+    message = str(failure.value)
+    # The file's duration (the video's) matches: only the per-stream check sees it.
+    assert "verification failed: audio stream #1 (aac) lasts 1." in message
+    assert "the source programme 6.0" in message
+    assert message.count(";") == 0, message
+    assert sha256(source) == before
+    assert leftovers(source.parent) == []
+    assert not source.with_suffix(".mp4").exists()
+
+
+@pytest.mark.parametrize("delta", [-4.0, -2.5, 2.5, 4.0])
+def test_each_stream_is_checked_against_the_programme_and_each_other(delta: float) -> None:
+    video = StreamTime(index=0, kind="video", codec="h264", duration_s=10.0)
+    audio = StreamTime(index=1, kind="audio", codec="aac", duration_s=10.0 + delta)
+    source = MediaInfo(
+        path="s.ts", format_name="mpegts", duration_s=10.0, size_bytes=1, video=None,
+        audio_codecs=["aac"], streams=[video.model_copy(update={"codec": "mpeg2video"})],
+    )  # fmt: skip
+    output = source.model_copy(update={"streams": [video, audio]})
+    problems = check_streams(output, source, VerifySettings(duration_tolerance_s=2.0))
+    assert problems == [
+        f"audio stream #1 (aac) lasts {10 + delta:.2f} s, the source programme 10.00 s "
+        "(more than 2.00 s apart)"
+    ]
+
+
+def test_streams_each_close_to_the_programme_but_far_apart_fail_naming_both() -> None:
+    video = StreamTime(index=0, kind="video", codec="h264", duration_s=11.5)
+    audio = StreamTime(index=1, kind="audio", codec="aac", duration_s=8.5)
+    source = MediaInfo(
+        path="s.ts", format_name="mpegts", duration_s=10.0, size_bytes=1, video=None,
+        audio_codecs=["aac"],
+    )  # fmt: skip
+    output = source.model_copy(update={"streams": [video, audio]})
+    assert check_streams(output, source, VerifySettings(duration_tolerance_s=2.0)) == [
+        "audio stream #1 (aac) ends 3.00 s before video stream #0 (h264) (more than 2.00 s)"
+    ]
+    close = output.model_copy(
+        update={"streams": [video, audio.model_copy(update={"duration_s": 10.0})]}
+    )
+    assert check_streams(close, source, VerifySettings(duration_tolerance_s=2.0)) == []

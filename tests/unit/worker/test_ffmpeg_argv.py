@@ -6,10 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
-from worker.ffmpeg import build_command, output_size
-from worker.probe import MediaInfo, parse_media
+from worker.ffmpeg import IVTC, build_command, output_size
+from worker.probe import MediaInfo, VideoInfo, parse_media
 from worker.profiles import BUILTIN_PROFILES, Audio, Backend, Profile
+from worker.verify import check_aspect
 
 FIXTURE = Path(__file__).parents[2] / "fixtures" / "ffprobe_synth_isdb_1080i.json"
 
@@ -37,7 +40,51 @@ def test_anamorphic_1440_wide_source_scales_to_square_pixel_720p(isdb: MediaInfo
 
 
 def test_no_upscaling_when_the_profile_asks_for_more_than_the_source(isdb: MediaInfo) -> None:
-    assert output_size(Profile(backends=[Backend.X264], height=2160), isdb) is None
+    # 1080 lines stay 1080; the 1440 anamorphic pixels widen to 1920 square ones.
+    assert output_size(Profile(backends=[Backend.X264], height=2160), isdb) == (1920, 1080)
+
+
+def test_height_source_keeps_the_sources_lines(isdb: MediaInfo) -> None:
+    assert output_size(Profile(backends=[Backend.X264], height="source"), isdb) == (1920, 1080)
+
+
+def test_a_square_pixel_source_of_the_wanted_height_is_not_scaled(isdb: MediaInfo) -> None:
+    assert isdb.video is not None
+    full_hd = isdb.model_copy(
+        update={"video": isdb.video.model_copy(update={"width": 1920, "sar": (1, 1)})}
+    )
+    keep = Profile(backends=[Backend.X264], height="source")
+    assert output_size(keep, full_hd) is None
+    args = argv(Backend.X264, full_hd, keep)
+    assert args[args.index("-vf") + 1] == "bwdif=mode=send_frame:parity=auto:deint=all,setsar=sar=1"
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    width=st.integers(16, 4096),
+    height=st.integers(16, 2160),
+    sar=st.tuples(st.integers(1, 200), st.integers(1, 200)),
+    wanted=st.one_of(st.just("source"), st.integers(144, 2160)),
+)
+def test_every_output_size_has_the_sources_display_aspect_in_even_square_pixels(
+    width: int, height: int, sar: tuple[int, int], wanted: int | str
+) -> None:
+    video = VideoInfo(index=0, codec="mpeg2video", width=width, height=height, sar=sar)
+    assume(1 / 8 <= video.display_aspect <= 8)  # no broadcast is narrower or wider
+    info = MediaInfo(
+        path="/rec/a.ts", format_name="mpegts", duration_s=1.0, size_bytes=1,
+        video=video, audio_codecs=["aac"],
+    )  # fmt: skip
+    profile = Profile(backends=[Backend.X264], height=wanted)  # type: ignore[arg-type]
+    size = output_size(profile, info)
+    out_w, out_h = size or (width, height)
+    if size is not None:
+        assert out_w % 2 == 0 and out_h % 2 == 0
+    assert out_h <= height
+    if wanted == "source" or (isinstance(wanted, int) and wanted >= height):
+        assert out_h >= height - 1
+    output = VideoInfo(index=0, codec="h264", width=out_w, height=out_h)
+    assert check_aspect(output, video) == ""
 
 
 @pytest.mark.parametrize("backend", list(Backend))
@@ -71,7 +118,7 @@ def test_every_backend_has_the_broadcast_input_options_and_keeps_the_programme(
 def test_x264_deinterlaces_with_bwdif_and_uses_crf(isdb: MediaInfo) -> None:
     args = argv(Backend.X264, isdb)
     assert args[args.index("-vf") + 1] == (
-        "bwdif=mode=send_frame:parity=auto:deint=all,scale=1280:720,setsar=1"
+        "bwdif=mode=send_frame:parity=auto:deint=all,scale=1280:720,setsar=sar=1"
     )
     assert args[args.index("-c:v") + 1] == "libx264"
     assert args[args.index("-crf") + 1] == "23"
@@ -81,7 +128,7 @@ def test_qsv_decodes_mpeg2_on_the_gpu_and_deinterlaces_with_vpp_qsv(isdb: MediaI
     args = argv(Backend.QSV, isdb)
     assert args[args.index("-c:v") + 1] == "mpeg2_qsv"
     assert args.index("-c:v") < args.index("-i")
-    assert args[args.index("-vf") + 1] == "vpp_qsv=deinterlace=advanced:w=1280:h=720"
+    assert args[args.index("-vf") + 1] == "vpp_qsv=deinterlace=advanced:w=1280:h=720,setsar=sar=1"
     encoder = len(args) - 1 - args[::-1].index("-c:v")
     assert args[encoder + 1] == "h264_qsv"
     assert args[args.index("-global_quality") + 1] == "23"
@@ -91,7 +138,7 @@ def test_qsv_decodes_mpeg2_on_the_gpu_and_deinterlaces_with_vpp_qsv(isdb: MediaI
 def test_vaapi_uses_deinterlace_vaapi_scale_vaapi_and_cqp(isdb: MediaInfo) -> None:
     args = argv(Backend.VAAPI, isdb)
     assert args[args.index("-vf") + 1] == (
-        "deinterlace_vaapi=mode=motion_adaptive:rate=frame,scale_vaapi=w=1280:h=720"
+        "deinterlace_vaapi=mode=motion_adaptive:rate=frame,scale_vaapi=w=1280:h=720,setsar=sar=1"
     )
     assert args[args.index("-rc_mode") + 1] == "CQP"
     assert args[args.index("-qp") + 1] == "23"
@@ -145,3 +192,16 @@ def test_non_ts_input_gets_no_mpegts_demuxer_options(isdb: MediaInfo) -> None:
     args = argv(Backend.X264, mp4)
     assert "-merge_pmt_versions" not in args
     assert args[args.index("-map") : args.index("-map") + 4] == ["-map", "0:v:0", "-map", "0:a?"]
+
+
+def test_ivtc_replaces_bwdif_with_fieldmatch_and_decimate_on_every_backend(
+    isdb: MediaInfo,
+) -> None:
+    profile = Profile(backends=list(Backend), deinterlace="ivtc")
+    x264 = argv(Backend.X264, isdb, profile)
+    assert x264[x264.index("-vf") + 1] == f"{IVTC},scale=1280:720,setsar=sar=1"
+    for backend in (Backend.QSV, Backend.VAAPI):
+        args = argv(backend, isdb, profile)
+        chain = args[args.index("-vf") + 1]
+        assert chain.startswith(f"{IVTC},format=nv12,hwupload") and "deinterlace" not in chain
+        assert "-hwaccel" not in args  # the matched frames come from a software decode

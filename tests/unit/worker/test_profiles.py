@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -16,6 +18,7 @@ from worker.profiles import (
     choose_backend,
     get_profile,
 )
+from worker.settings import load_settings
 
 
 def test_builtin_profiles_accept_the_documented_backends_in_order() -> None:
@@ -63,3 +66,17 @@ def test_a_backend_listed_twice_is_rejected() -> None:
 def test_a_profile_needs_at_least_one_backend() -> None:
     with pytest.raises(ValidationError):
         Profile(backends=[])
+
+
+def test_height_source_is_written_in_toml_and_none_still_means_it(tmp_path: Path) -> None:
+    config = tmp_path / "kamado.toml"
+    config.write_text('[profiles.full]\nbackends = ["x264"]\nheight = "source"\n')
+    assert load_settings(config).profiles["full"].height == "source"
+    assert Profile(backends=[Backend.X264], height=None).height == "source"  # type: ignore[arg-type]
+    assert Profile(backends=[Backend.X264]).height == 720
+
+
+@pytest.mark.parametrize("height", [100, 4320, "full", "Source", 720.5])
+def test_a_height_that_is_neither_lines_nor_source_is_rejected(height: object) -> None:
+    with pytest.raises(ValidationError, match="height"):
+        Profile(backends=[Backend.X264], height=height)  # type: ignore[arg-type]
