@@ -1,0 +1,105 @@
+"""The scheduler role's doctor checks: the shared spool, and queues that no worker serves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from scheduler.broker import BrokerState
+from scheduler.spool import spool_dir
+from worker.doctor.access import blocked
+from worker.doctor.findings import Context, Finding, bad, ok
+from worker.errors import BrokerError
+from worker.presence import workers
+from worker.profiles import QUEUE_CPU, QUEUE_GPU
+from worker.registry import Registry, redis_client
+
+TIMEOUT_S = 5.0
+
+
+def recorder_checks(ctx: Context) -> list[Finding]:
+    """The hook's user and the service may both write the spool and the hook log."""
+    if ctx.settings is None or "recorder" not in ctx.roles:
+        return []
+    spool = spool_dir(ctx.settings)
+    logs = ctx.settings.state_dir / "logs"
+    users = [("the service", ctx.service_user)]
+    findings: list[Finding] = []
+    if ctx.hook_user:
+        users.append(("the recorder's hook", ctx.hook_user))
+    else:
+        findings.append(
+            bad(
+                "hook user",
+                "--hook-user",
+                "not given: cannot check what the recorder's hook may do",
+                "run kamado doctor --hook-user USER with the user the recorder runs as "
+                "(EPGStation's, Chinachu's, EDCB's)",
+                severe=False,
+            )
+        )
+    for piece, user in users:
+        for directory in (spool, logs):
+            findings.append(_writable(piece, user, directory))
+    return findings
+
+
+def _writable(piece: str, user: str, directory: Path) -> Finding:
+    subject = f"{directory} as {user}"
+    try:
+        why = blocked(user, directory, "rw")
+    except KeyError:
+        why = f"user {user} does not exist on this box"
+    if why is None:
+        return ok("access", subject, f"{piece} can write it")
+    return bad(
+        "access",
+        subject,
+        f"{piece}: {why}",
+        f"sudo kamado setup recorder --recorder-user {user} (group kamado, "
+        f"{directory} kamado:kamado 2770)",
+    )
+
+
+def queue_checks(ctx: Context) -> list[Finding]:
+    """Queues holding jobs that no live worker consumes (they would wait forever)."""
+    if ctx.settings is None or ctx.settings.broker_url is None:
+        return []
+    registry = Registry(
+        redis_client(ctx.settings.broker_url.get_secret_value(), socket_timeout=TIMEOUT_S)
+    )
+    try:
+        state = BrokerState(registry)
+        beats = workers(registry)
+        hosts = state.hosts()
+        findings = []
+        for queue in (QUEUE_GPU, QUEUE_CPU):
+            waiting = len(state.waiting(queue))
+            served = [b.hostname for b in beats if queue in b.queues]
+            findings.append(_queue(queue, waiting, served, [h.name for h in hosts]))
+        return findings
+    except BrokerError:
+        return []  # the broker check reports it
+    finally:
+        registry.close()
+
+
+def _queue(queue: str, waiting: int, served: list[str], hosts: list[str]) -> Finding:
+    subject = f"queue {queue}"
+    if served:
+        return ok("queue", subject, f"{waiting} waiting; served by {', '.join(served)}")
+    if not waiting:
+        return ok("queue", subject, "empty; no worker serves it")
+    if queue == QUEUE_GPU and hosts:
+        return bad(
+            "queue",
+            subject,
+            f"{waiting} job(s) waiting and no worker serves it, though host agent(s) "
+            f"{', '.join(hosts)} run",
+            "in the VM: kamado guest probe (which backends work?) and journalctl -u "
+            "kamado-guest-agent; kamado host status on the host",
+        )
+    fix = (
+        "start a worker on it (kamado-guest-agent in the VM, or kamado-worker with "
+        f'worker.queues = ["{queue}"]), or change the rule that routes jobs there'
+    )
+    return bad("queue", subject, f"{waiting} job(s) waiting and no worker serves it", fix)

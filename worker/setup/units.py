@@ -1,0 +1,75 @@
+"""`kamado setup units`: the shipped systemd units and the ReadWritePaths their locations need."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from worker.settings import Settings
+from worker.settings_staging import LocalLocation
+from worker.setup.system import System, tool
+
+UNIT_DIR = "/etc/systemd/system"
+SHIPPED_BINARY = "/opt/kamado/venv/bin/kamado"
+DROP_IN = "kamado-paths.conf"
+ROLE_UNITS = {
+    "recorder": ["kamado-scheduler.service", "kamado-flower.service"],
+    "host": ["kamado-host-agent.service"],
+    "guest": ["kamado-guest-agent.service"],
+    "worker": ["kamado-worker.service"],
+}
+# Units that write outputs to locations: ProtectSystem=strict makes those read-only.
+WRITING_UNITS = ("kamado-worker.service", "kamado-guest-agent.service")
+
+
+def writable_paths(settings: Settings) -> list[str]:
+    """Local directories this box's workers write: writable local locations, output_dir."""
+    found = [
+        str(loc.path)
+        for loc in settings.staging.locations.values()
+        if isinstance(loc, LocalLocation) and loc.writable
+    ]
+    if settings.encode.output_dir is not None:
+        found.append(str(settings.encode.output_dir))
+    scratch = str(settings.staging.scratch_dir)
+    if not scratch.startswith("/var/lib/kamado"):
+        found.append(scratch)
+    return sorted(dict.fromkeys(found))
+
+
+def drop_in(paths: list[str]) -> str:
+    """The drop-in text; a leading '-' keeps a missing mount from failing the whole unit."""
+    return (
+        "# Written by `kamado setup units` from the writable local locations in the config.\n"
+        "[Service]\n" + "".join(f"ReadWritePaths=-{p}\n" for p in paths)
+    )
+
+
+def setup_units(
+    system: System, settings: Settings, roles: list[str], systemd_dir: Path, binary: str
+) -> list[str]:
+    """Install the units of ``roles`` and their drop-ins; the units written."""
+    units = [unit for role in roles for unit in ROLE_UNITS[role]]
+    changed = False
+    paths = writable_paths(settings)
+    for unit in units:
+        text = (systemd_dir / unit).read_text(encoding="utf-8")
+        if binary != SHIPPED_BINARY:
+            text = text.replace(SHIPPED_BINARY, binary)
+        changed |= system.ensure_file(
+            f"{UNIT_DIR}/{unit}", text, owner="root", group="root", mode=0o644, replace=True
+        )
+        if unit in WRITING_UNITS:
+            target = f"{UNIT_DIR}/{unit}.d/{DROP_IN}"
+            if paths:
+                changed |= system.ensure_file(
+                    target, drop_in(paths), owner="root", group="root", mode=0o644, replace=True
+                )
+            else:
+                system.note(target, "not needed (no writable local location or output_dir)")
+    if not changed:
+        system.note("systemctl daemon-reload", "not needed (no unit changed)")
+    elif system.root != Path("/"):
+        system.note("systemctl daemon-reload", f"skipped (units written under {system.root})")
+    else:
+        system.run([tool("systemctl"), "daemon-reload"], "systemctl daemon-reload")
+    return units
