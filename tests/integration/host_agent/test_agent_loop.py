@@ -101,12 +101,13 @@ def test_running_job_keeps_the_vm_up_past_the_idle_time(
     agent = start_agent(redis_server.url, idle_shutdown=0.3)
     enqueue(raw)
     wait_for(lambda: state_of(observer, vm_name) is VmState.RUNNING, timeout=3)
-    beat = WorkerHeartbeat(hostname=vm_name, queues=[QUEUE], current_job="job-1")
-    raw.set(worker_key(vm_name), beat.model_dump_json(), px=60_000)
+    beat = WorkerHeartbeat(hostname=f"celery@{vm_name}", queues=[QUEUE], current_job="job-1")
+    raw.set(worker_key(f"celery@{vm_name}"), beat.model_dump_json(), px=60_000)
     raw.delete(QUEUE)
     threading.Event().wait(1.0)
     assert state_of(observer, vm_name) is VmState.RUNNING, "never stop mid-encode"
-    raw.set(worker_key(vm_name), beat.model_copy(update={"current_job": None}).model_dump_json())
+    idle = beat.model_copy(update={"current_job": None})
+    raw.set(worker_key(f"celery@{vm_name}"), idle.model_dump_json())
     wait_for(lambda: state_of(observer, vm_name) is VmState.SHUTOFF, timeout=3)
     assert agent.actions() == ["start", "shutdown"]
 

@@ -8,10 +8,17 @@ from typing import Any
 from host_agent.preflight import LibvirtFacts, Report, Status, run_preflight
 from tests.unit.host_agent.sysfs_fixtures import (
     COFFEELAKE_DEVICES,
+    ENO1,
+    ENO1_ROUTES,
     GVTG_TYPES,
     HASWELL_CMDLINE_OFF,
     HASWELL_DEVICES,
+    HASWELL_NVME_ROOT,
     HASWELL_SHARED_GROUP,
+    NVME_ADDRESS,
+    NVME_ROOT_DISK,
+    NVME_ROOT_MOUNTINFO,
+    NVME_ROOT_SWAPS,
     USB_TUNER,
     bind,
     build_host,
@@ -180,3 +187,107 @@ def test_vm_without_passthrough_skips_the_iommu_checks(tmp_path: Path) -> None:
     settings = HostSettings.model_validate({"vm": {"gpu": {"kind": "none"}}})
     report = run_preflight(settings, root)
     assert report.ok and "iommu" not in by_name(report)
+
+
+def nvme_host(tmp_path: Path, **extra: Any) -> Path:
+    """The fixture host whose 01:00.0 is its NVMe root disk and eno1 its network."""
+    return build_host(
+        tmp_path,
+        HASWELL_NVME_ROOT,
+        usb=[USB_TUNER],
+        block=[(NVME_ADDRESS, NVME_ROOT_DISK)],
+        nets=[ENO1],
+        mountinfo=NVME_ROOT_MOUNTINFO,
+        swaps=NVME_ROOT_SWAPS,
+        routes=ENO1_ROUTES,
+        **extra,
+    )
+
+
+def test_passing_the_hosts_mounted_nvme_root_disk_fails_saying_what_it_is(
+    tmp_path: Path,
+) -> None:
+    root = nvme_host(tmp_path)
+    bind(root, "0000:00:02.0", "vfio-pci")
+    report = run_preflight(recipe(), root)
+    assert not report.ok
+    use = check(report, f"host-use {NVME_ADDRESS}")
+    assert use.status == Status.FAIL
+    for fact in (
+        "Samsung Electronics Co Ltd NVMe SSD Controller SM981/PM981/PM983 [144d:a808]",
+        "Non-Volatile memory controller: NVM Express (class 0x010802)",
+        "driver nvme",
+        "nvme0n1p2 mounted on /",
+        "nvme0n1p1 mounted on /boot/efi",
+        "nvme0n1p3 is swap",
+        "host's own disk",
+    ):
+        assert fact in use.detail, (fact, use.detail)
+    assert "PT3" in use.detail, "the label the config gave it is named"
+    assert f"remove {NVME_ADDRESS}" in use.fix
+
+
+def test_a_disk_behind_device_mapper_counts_as_mounted(tmp_path: Path) -> None:
+    disks = [*NVME_ROOT_DISK[:3]]
+    from tests.unit.host_agent.sysfs_fixtures import Block
+
+    disks.append(Block("nvme0n1p3", "259:3", "nvme/nvme0/nvme0n1/nvme0n1p3", ("dm-0",)))
+    mountinfo = "40 1 254:0 / /srv rw,relatime shared:2 - ext4 /dev/mapper/vg-srv rw\n"
+    root = build_host(
+        tmp_path, HASWELL_NVME_ROOT, block=[(NVME_ADDRESS, disks)], mountinfo=mountinfo
+    )
+    (root / "sys/devices/virtual/block/dm-0").mkdir(parents=True)
+    (root / "sys/devices/virtual/block/dm-0/dev").write_text("254:0\n")
+    (root / "sys/class/block/dm-0").symlink_to("../../devices/virtual/block/dm-0")
+    use = check(run_preflight(recipe(), root), f"host-use {NVME_ADDRESS}")
+    assert use.status == Status.FAIL
+    assert "dm-0 (on nvme0n1p3) mounted on /srv" in use.detail
+
+
+def test_the_hosts_nic_with_routes_fails_as_its_network(tmp_path: Path) -> None:
+    root = nvme_host(tmp_path)
+    report = run_preflight(recipe(pci=[{"address": "00:19.0", "label": "tuner"}]), root)
+    use = check(report, "host-use 0000:00:19.0")
+    assert use.status == Status.FAIL
+    assert "Intel Corporation Ethernet Connection I217-LM [8086:153a]" in use.detail
+    assert "interface eno1 is up (up) with 2 route(s)" in use.detail
+    assert "host's own network" in use.detail
+
+
+def test_a_nic_that_is_down_without_routes_is_only_a_warning(tmp_path: Path) -> None:
+    from tests.unit.host_agent.sysfs_fixtures import Net
+
+    root = build_host(
+        tmp_path, HASWELL_DEVICES, nets=[Net("eno1", "0000:00:19.0", "0x1002", "down")]
+    )
+    use = check(run_preflight(recipe(pci=[{"address": "00:19.0"}]), root), "host-use 0000:00:19.0")
+    assert use.status == Status.WARN
+    assert "e1000e" in use.detail
+
+
+def test_an_unmounted_disk_on_the_card_passes_the_host_use_check(tmp_path: Path) -> None:
+    root = build_host(tmp_path, HASWELL_NVME_ROOT, block=[(NVME_ADDRESS, NVME_ROOT_DISK)])
+    bind(root, NVME_ADDRESS, "vfio-pci")
+    use = check(run_preflight(recipe(), root), f"host-use {NVME_ADDRESS}")
+    assert use.status == Status.PASS
+
+
+def test_without_pci_ids_the_class_is_still_named(tmp_path: Path) -> None:
+    root = build_host(
+        tmp_path,
+        HASWELL_NVME_ROOT,
+        block=[(NVME_ADDRESS, NVME_ROOT_DISK)],
+        mountinfo=NVME_ROOT_MOUNTINFO,
+        pci_ids=False,
+    )
+    use = check(run_preflight(recipe(), root), f"host-use {NVME_ADDRESS}")
+    assert "vendor 144d device a808 [144d:a808], Mass storage controller" in use.detail
+
+
+def test_a_tuner_card_bound_to_its_host_driver_warns_that_the_host_loses_it(
+    tmp_path: Path,
+) -> None:
+    root = build_host(tmp_path, HASWELL_DEVICES)
+    use = check(run_preflight(recipe(), root), f"host-use {NVME_ADDRESS}")
+    assert use.status == Status.WARN
+    assert "pt3_drv" in use.detail and "Altera Corporation" in use.detail
