@@ -11,7 +11,9 @@ from worker.setup.errors import SetupError
 from worker.setup.report import Paste
 from worker.setup.system import System, tool
 
-KEY_MODE = 0o640  # read by the kamado services, written by nobody
+# Owned by the services' user: OpenSSH refuses a private key its caller owns if others may
+# read it, so root:kamado 0640 would fail for root and 0600 root-owned for kamado.
+KEY_MODE = 0o600
 SCAN_TIMEOUT_S = 10
 AUTHORIZED_KEYS_DIR = "/etc/ssh/authorized_keys"
 
@@ -68,7 +70,7 @@ def _ensure_key(system: System, opts: LocationOptions) -> None:
         if not system.dry_run:
             key.parent.mkdir(parents=True, exist_ok=True)
         system.run(argv, f"key pair {opts.key_file}")
-    system.ensure_meta(opts.key_file, owner="root", group=opts.account, mode=KEY_MODE)
+    system.ensure_meta(opts.key_file, owner=opts.account, group=opts.account, mode=KEY_MODE)
     system.ensure_meta(f"{opts.key_file}.pub", owner="root", group=opts.account, mode=0o644)
 
 
@@ -112,9 +114,7 @@ def _merge_known_hosts(system: System, known_hosts: str, keys: list[HostKey], ac
         if known is None:
             added.append(key.line)
     merged = text + "".join(f"{line}\n" for line in added)
-    system.ensure_file(
-        known_hosts, merged, owner="root", group=account, mode=0o644, replace=True
-    )
+    system.ensure_file(known_hosts, merged, owner="root", group=account, mode=0o644, replace=True)
 
 
 def path_target(opts: LocationOptions) -> str:
