@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from worker.cli.common import (
     EXIT_FAILED,
@@ -88,14 +89,14 @@ def jobs_table(rows: list[dict[str, Any]], title: str = "jobs") -> Table:
         table.add_row(
             item["id"][:12],
             f"[{colour}]{item['state']}[/]" + (" [yellow]![/]" if item["flags"] else ""),
-            item["profile"],
-            (item["worker"] or "").split("@")[0],
-            item["backend"] or "",
+            Text(item["profile"]),
+            Text((item["worker"] or "").split("@")[0]),
+            Text(item["backend"] or ""),
             f"{progress:.0f}" if progress is not None else "",
             f"{item['fps']:.0f}" if item["fps"] else "",
             _duration(item["eta_s"]),
             _duration(item["age_s"]),
-            _name(item["source"]),
+            Text(_name(item["source"])),
         )
     return table
 
@@ -113,10 +114,11 @@ def _show_one(data: dict[str, Any]) -> None:
         for column in ("#", "worker", "started", "ended", "outcome", "backend", "error"):
             table.add_column(column)
         for attempt in history:
+            # Text, not markup: an error may quote [staging.locations.NAME] or a file name.
             table.add_row(
-                str(attempt["number"]), attempt["worker"], attempt["started_at"][:19],
+                str(attempt["number"]), Text(attempt["worker"]), attempt["started_at"][:19],
                 (attempt["ended_at"] or "")[:19], attempt["outcome"],
-                attempt["backend"] or "", attempt["error"] or "",
+                Text(attempt["backend"] or ""), Text(attempt["error"] or ""),
             )  # fmt: skip
         console.print(table)
 
@@ -262,7 +264,7 @@ def presence_tables(data: dict[str, Any]) -> list[Table]:
             hosts.add_column(column)
         for h in data["hosts"]:
             hosts.add_row(
-                h["name"], h["vm_state"], h["last_action"], f"{h['heartbeat_age_s']:.0f}s ago"
+                h["name"], h["vm_state"], Text(h["last_action"]), f"{h['heartbeat_age_s']:.0f}s ago"
             )
         tables.append(hosts)
     return tables

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,22 @@ def test_status_lists_the_contract_fields_and_one_job_shows_every_attempt(
     bad = kamado.run("status", "--state", "sleeping")
     assert bad.returncode == 2
     assert "unknown state" in bad.stderr
+
+
+def test_one_job_shows_errors_with_brackets_as_they_are(
+    kamado: Kamado, registry: Registry, tiny_ts: Path, tmp_path: Path
+) -> None:
+    job_id = submitted(kamado, tmp_path, tiny_ts, "[新]番組 [字].ts")
+    error = "no location 'recorder': define [staging.locations.recorder] on this worker"
+    assert registry.acquire(job_id, "a1", "gpu-vm@host").status == "ok"
+    assert registry.finish(job_id, "a1", JobState.FAILED, error=error, kind="crash")
+    wide = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "COLUMNS": "400"}
+    shown = kamado.run("status", job_id, env=wide)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.count("[staging.locations.recorder]") == 2, shown.stdout
+    assert "[新]番組 [字].ts" in shown.stdout
+    listing = kamado.run("status", env=wide)
+    assert "[新]番組 [字].ts" in listing.stdout, listing.stdout
 
 
 def test_retry_requeues_a_failed_job_and_cancel_removes_a_waiting_one(
