@@ -97,6 +97,8 @@ class Drained:
     remaining: int = 0
     busy: bool = False
     error: str = ""
+    unreadable: list[Entry] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)
 
 
 def _quarantine(spool: Spool, entry: Entry, reason: str, state_dir: Path) -> None:
@@ -105,60 +107,75 @@ def _quarantine(spool: Spool, entry: Entry, reason: str, state_dir: Path) -> Non
         log_line(state_dir, f"{entry.request.origin}: set aside {entry.request.path!r}: {reason}")
 
 
+def report_unreadable(state_dir: Path, entries: list[Entry]) -> None:
+    """Say in the hook log which entries this process cannot read, and how to fix them."""
+    for entry in entries:
+        log_line(state_dir, f"spool: {entry.path.name}: {entry.problem}")
+
+
 def drain(spool: Spool, deliverer: Deliverer, *, blocking: bool = False) -> Drained:
-    """Deliver spooled entries oldest first; stop at the first broker error.
+    """Take the drain lock and deliver spooled entries oldest first (see :func:`drain_pass`)."""
+    with spool.drain_lock(blocking=blocking) as got:
+        if not got:
+            return Drained(busy=True)
+        return drain_pass(spool, deliverer)
+
+
+def drain_pass(spool: Spool, deliverer: Deliverer) -> Drained:
+    """Deliver spooled entries oldest first; stop at the first broker error (lock held).
 
     A hook request becomes its submission here (the recording must still be there); one
     that cannot (the file is gone, the config no longer maps it) is set aside in ``bad/``
-    with its reason, as is a file that cannot be read. Outcomes of hook requests go to
-    the hook log, which is what an operator reads for a recorder's recordings.
+    with its reason, as is a file that is not a valid entry. A file this process may not
+    read stays where it is and is reported in ``unreadable`` (another user may deliver
+    it, or its mode be fixed). Outcomes of hook requests go to the hook log, which is
+    what an operator reads for a recorder's recordings.
     """
     result = Drained()
     state_dir = deliverer.settings.state_dir
-    with spool.drain_lock(blocking=blocking) as got:
-        if not got:
-            result.busy = True
-            return result
-        entries = spool.entries()
-        if not entries:
-            return result
-        try:
-            cluster = deliverer.cluster()
-        except BrokerError as e:
-            result.error, result.remaining = str(e), len(entries)
-            return result
-        for index, entry in enumerate(entries):
-            request, sub = entry.request, entry.submission
-            if request is not None:
-                try:
-                    sub = request_submission(deliverer.settings, request)
-                except KamadoError as e:
-                    _quarantine(spool, entry, str(e), state_dir)
-                    result.quarantined += 1
-                    continue
-                if sub is None:
-                    log_line(state_dir, f"{request.origin}: skipped {request.path!r}: "
-                             "a failed recording (scheduler.hold.failed_recordings)")  # fmt: skip
-                    spool.remove(entry)
-                    result.skipped += 1
-                    continue
-            if sub is None:
-                _quarantine(spool, entry, entry.problem, state_dir)
-                result.quarantined += 1
-                continue
+    entries = spool.entries()
+    result.seen = {e.path.name for e in entries}
+    result.unreadable = [e for e in entries if not e.readable]
+    entries = [e for e in entries if e.readable]
+    if not entries:
+        return result
+    try:
+        cluster = deliverer.cluster()
+    except BrokerError as e:
+        result.error, result.remaining = str(e), len(entries)
+        return result
+    for index, entry in enumerate(entries):
+        request, sub = entry.request, entry.submission
+        if request is not None:
             try:
-                done = deliverer.submit(sub, cluster)
-            except BrokerError as e:
-                result.error = str(e)
-                result.remaining = len(entries) - index
-                break
-            except KamadoError as e:  # e.g. its profile was removed from the config since
+                sub = request_submission(deliverer.settings, request)
+            except KamadoError as e:
                 _quarantine(spool, entry, str(e), state_dir)
                 result.quarantined += 1
                 continue
-            spool.remove(entry)
-            result.delivered.append(done)
-            if request is not None:
-                log_line(state_dir, f"{request.origin}: {action_of(sub, done)} {sub.job.id} "
-                         f"{request.path!r} {done.queue}")  # fmt: skip
+            if sub is None:
+                log_line(state_dir, f"{request.origin}: skipped {request.path!r}: "
+                         "a failed recording (scheduler.hold.failed_recordings)")  # fmt: skip
+                spool.remove(entry)
+                result.skipped += 1
+                continue
+        if sub is None:
+            _quarantine(spool, entry, entry.problem, state_dir)
+            result.quarantined += 1
+            continue
+        try:
+            done = deliverer.submit(sub, cluster)
+        except BrokerError as e:
+            result.error = str(e)
+            result.remaining = len(entries) - index
+            break
+        except KamadoError as e:  # e.g. its profile was removed from the config since
+            _quarantine(spool, entry, str(e), state_dir)
+            result.quarantined += 1
+            continue
+        spool.remove(entry)
+        result.delivered.append(done)
+        if request is not None:
+            log_line(state_dir, f"{request.origin}: {action_of(sub, done)} {sub.job.id} "
+                     f"{request.path!r} {done.queue}")  # fmt: skip
     return result

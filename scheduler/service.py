@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from scheduler.deliver import Deliverer, drain
+from scheduler.deliver import Deliverer, drain, report_unreadable
 from scheduler.routing import plan
 from scheduler.spool import Spool
 from worker.errors import BrokerError, KamadoError
@@ -39,6 +39,7 @@ class Service:
         self.deliverer = deliverer
         self.spool = spool
         self._last: dict[str, float] = {}
+        self._unreadable: set[str] = set()
 
     def route_once(self) -> list[Moved]:
         """One routing pass: move the jobs that finish sooner on software to encode.cpu."""
@@ -78,12 +79,23 @@ class Service:
             return True
         return False
 
+    def _deliverable(self) -> bool:
+        """True when the spool holds an entry to deliver; warns of new unreadable ones once."""
+        entries = self.spool.entries()
+        unreadable = [e for e in entries if not e.readable]
+        fresh = [e for e in unreadable if e.path.name not in self._unreadable]
+        for entry in fresh:
+            log.warning("spool: %s: %s", entry.path, entry.problem)
+        report_unreadable(self.settings.state_dir, fresh)
+        self._unreadable = {e.path.name for e in unreadable}
+        return len(unreadable) < len(entries)
+
     def tick(self) -> None:
         """Run whichever chores are due."""
         from worker.reconcile import reconcile
 
         sched = self.settings.scheduler
-        if self.due("spool", sched.spool_poll) and self.spool.entries():
+        if self.due("spool", sched.spool_poll) and self._deliverable():
             result = drain(self.spool, self.deliverer, blocking=True)
             for done in result.delivered:
                 log.info("spooled job %s delivered (%s, %s)", done.job.id, done.outcome, done.queue)
