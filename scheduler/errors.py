@@ -38,3 +38,9 @@ class SpoolError(KamadoError):
     def __init__(self, message: str, *, path: Path | None = None) -> None:
         super().__init__(message)
         self.path = path
+
+
+class SpoolAccessError(SpoolError):
+    """Raised when this user may not use the spool (permissions, a read-only file system)."""
+
+    exit_code = 2

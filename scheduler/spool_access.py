@@ -70,22 +70,22 @@ def open_file(path: Path, flags: int, *, exclusive: bool = False) -> int:
     ``ENTRY_MODE``. ``exclusive`` fails if the file exists (a new entry's temp file).
     """
     flags |= os.O_CLOEXEC
+    created = True
     try:
         fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, ENTRY_MODE)
     except FileExistsError:
         if exclusive:
             raise
         fd = os.open(path, flags)
-    else:
-        try:
-            _hand_over(fd, path.parent.stat())
-        except OSError:
-            os.close(fd)
-            raise
+        created = False
     try:
-        st = os.fstat(fd)
-        if st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) != ENTRY_MODE:
-            os.fchmod(fd, ENTRY_MODE)
+        if created:
+            _hand_over(fd, path.parent.stat())
+            os.fchmod(fd, ENTRY_MODE)  # the umask notwithstanding
+        else:
+            st = os.fstat(fd)
+            if st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) != ENTRY_MODE:
+                os.fchmod(fd, ENTRY_MODE)
     except OSError:
         os.close(fd)
         raise
@@ -102,7 +102,7 @@ def _user() -> str:
 
 
 def _group_of(path: Path) -> str:
-    """The group a shared directory near ``path`` gives its files (else kamado's)."""
+    """The group that ``path`` (or its nearest ancestor) lets in further than others."""
     import grp
 
     for candidate in (path, *path.parents):
@@ -110,7 +110,7 @@ def _group_of(path: Path) -> str:
             st = candidate.stat()
         except OSError:
             continue
-        if st.st_mode & stat.S_ISGID and stat.S_ISDIR(st.st_mode):
+        if (st.st_mode >> 3) & 0o7 & ~st.st_mode:  # group bits beyond the others' bits
             try:
                 return grp.getgrgid(st.st_gid).gr_name
             except KeyError:
@@ -125,9 +125,10 @@ def permission_fix(path: Path | str, error: OSError) -> str:
     if error.errno in (errno.EACCES, errno.EPERM):
         user, group = _user(), _group_of(where)
         return (
-            f"{where}: permission denied for user {user}: the recorder's user must be in "
-            f"group {group} (`usermod -aG {group} {user}`, then restart the recorder) and "
-            f"the spool and logs directories group {group} with mode 2770 ({SETUP_HINT})"
+            f"{where}: permission denied for user {user}: add it to group {group} "
+            f"(`usermod -aG {group} {user}`, then restart the recorder); kamado's config "
+            f"is 0640 root:{group} in a 0750 directory, its spool and logs directories "
+            f"group {group} with mode 2770 ({SETUP_HINT})"
         )
     if error.errno == errno.EROFS:
         return f"{where}: {reason}: the state directory must be on a writable file system"

@@ -11,6 +11,7 @@ user through a group, whatever the caller's umask).
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import time
@@ -18,11 +19,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from scheduler import spool_access
-from scheduler.errors import SpoolError
+from scheduler.errors import SpoolAccessError, SpoolError
 
 SUFFIX = ".json"
 DRAIN_LOCK = ".drain.lock"
 SERVICE_LOCK = ".service.lock"
+
+
+SETUP_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def spool_error(what: str, path: Path, error: OSError) -> SpoolError:
+    """Our error for a failed system call on the spool: a set-up problem (exit 2) or not."""
+    kind = SpoolAccessError if error.errno in SETUP_ERRNOS else SpoolError
+    return kind(f"spool: {what}: {spool_access.permission_fix(path, error)}", path=path)
 
 
 def fsync_dir(directory: Path) -> None:
@@ -39,10 +49,7 @@ def ensure(directory: Path) -> None:
     try:
         spool_access.make_dir(directory)
     except OSError as e:
-        raise SpoolError(
-            f"spool: cannot create it: {spool_access.permission_fix(directory, e)}",
-            path=directory,
-        ) from e
+        raise spool_error("cannot create it", directory, e) from e
 
 
 def entry_name(label: str) -> str:
@@ -68,10 +75,7 @@ def write_entry(directory: Path, label: str, data: bytes) -> Path:
         fsync_dir(directory)
     except OSError as e:
         temp.unlink(missing_ok=True)
-        raise SpoolError(
-            f"spool: cannot write a submission: {spool_access.permission_fix(directory, e)}",
-            path=directory,
-        ) from e
+        raise spool_error("cannot write a submission", directory, e) from e
     return final
 
 
@@ -83,9 +87,7 @@ def try_lock(directory: Path, name: str, *, blocking: bool = False) -> int | Non
     try:
         fd = spool_access.open_file(path, os.O_RDONLY)
     except OSError as e:
-        raise SpoolError(
-            f"spool: cannot open its lock: {spool_access.permission_fix(path, e)}", path=path
-        ) from e
+        raise spool_error("cannot open its lock", path, e) from e
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
     except BlockingIOError:
