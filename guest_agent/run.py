@@ -11,6 +11,7 @@ from worker.celery_app import create_app
 from worker.cli.common import err_console, fail
 from worker.cli.worker_cmd import HeartbeatHook, run_worker
 from worker.errors import KamadoError
+from worker.registry import check_login
 from worker.settings import Settings
 
 
@@ -39,6 +40,8 @@ def run_guest(
 ) -> None:
     """Probe now, refuse when nothing usable was proven, else run the guarded worker."""
     try:
+        if settings.broker_url is not None:
+            check_login(settings.broker_url.get_secret_value())  # before a probe, not after
         probe = run_probe(settings)
         err_console.print(backends_table(probe.report))
         for hint in probe.hints:

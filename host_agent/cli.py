@@ -26,6 +26,7 @@ from worker.cli.common import (
     settings_or_exit,
 )
 from worker.errors import BrokerError, ConfigError, KamadoError
+from worker.registry import check_login
 from worker.settings import Settings
 from worker.settings_host import HostSettings
 
@@ -212,6 +213,10 @@ def run(config: ConfigOption = None) -> None:
     settings = settings_or_exit(config)
     if settings.broker_url is None:
         fail(ConfigError("broker_url: the host agent needs the broker the VM's worker uses"))
+    try:
+        check_login(settings.broker_url.get_secret_value())
+    except KamadoError as e:
+        fail(e)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     host = settings.host
     hypervisor = hypervisor_for(host)

@@ -143,6 +143,12 @@ class BrokerError(KamadoError):
     """Raised when the broker (Redis) cannot be reached or answers with an error."""
 
 
+class BrokerAuthError(BrokerError):
+    """Raised when the broker refuses kamado's credentials (WRONGPASS, NOAUTH): a config error."""
+
+    exit_code = 2
+
+
 class EmbeddedBrokerError(BrokerError):
     """Raised when the embedded Redis-compatible server cannot be started."""
 

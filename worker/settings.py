@@ -130,7 +130,7 @@ class Settings(BaseSettings):
 
     broker_url: SecretStr | None = Field(
         default=None,
-        description="redis://[:password@]host:port/db; empty starts the embedded broker",
+        description="redis://kamado:PASSWORD@host:port/db; empty starts the embedded broker",
     )
     result_backend_url: SecretStr | None = Field(default=None, description="defaults to broker_url")
     state_dir: Path = Field(

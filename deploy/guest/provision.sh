@@ -183,7 +183,7 @@ files() {
     if [[ ! -e $(target /etc/kamado/kamado.env) ]]; then
         write_file /etc/kamado/kamado.env 0600 <<'ENV'
 # Read by systemd (as root) for kamado-guest-agent.service. The broker's password lives here.
-#KAMADO_BROKER_URL=redis://:CHANGE-ME@broker.example:6379/0
+#KAMADO_BROKER_URL=redis://kamado:CHANGE-ME@broker.example:6379/0
 ENV
     fi
     in_target chown root:kamado /etc/kamado /etc/kamado/kamado.toml

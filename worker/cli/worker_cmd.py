@@ -18,7 +18,7 @@ from worker.errors import BadInputError, KamadoError
 from worker.heartbeat import BackendProblem, BackendSpeed, WorkerHeartbeat
 from worker.presence import HeartbeatPublisher, current_job, speeds
 from worker.profiles import QUEUE_GPU
-from worker.registry import Registry
+from worker.registry import Registry, check_login
 from worker.settings import Settings
 
 
@@ -55,6 +55,9 @@ def worker(
     if not all(chosen):
         fail(BadInputError(f"--queues {queues!r}: empty queue name"))
     try:
+        if settings.broker_url is not None:
+            # A refused login never heals by itself: fail the start instead of retrying.
+            check_login(settings.broker_url.get_secret_value())
         app = create_app(settings)
         if settings.worker.backends == "auto":
             report = cached_probe(settings, refresh=True)

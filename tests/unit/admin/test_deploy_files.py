@@ -60,7 +60,7 @@ def test_compose_runs_redis_flower_scheduler_and_a_software_worker() -> None:
         service = services[name]
         env = service["environment"]
         assert env["KAMADO_CONFIG"] == "/etc/kamado/kamado.toml"
-        assert env["KAMADO_BROKER_URL"].startswith("redis://:${KAMADO_REDIS_PASSWORD")
+        assert env["KAMADO_BROKER_URL"].startswith("redis://default:${KAMADO_REDIS_PASSWORD")
         assert "./kamado.toml:/etc/kamado/kamado.toml:ro" in service["volumes"]
         assert service["depends_on"]["redis"]["condition"] == "service_healthy"
         assert "devices" not in service
@@ -173,3 +173,18 @@ def test_the_dashboard_queries_only_metrics_that_exist() -> None:
                    "kamado_vm_state", "kamado_spool_submissions",
                    "flower_task_runtime_seconds_bucket"):  # fmt: skip
         assert needed in used, needed
+
+
+def test_every_shipped_broker_url_names_its_redis_user() -> None:
+    # deploy/redis/kamado.conf turns the default user off: a URL with a password but no
+    # user (`broker_url = "redis://:PASSWORD@..."`) is refused. Prose may still name it.
+    shipped = [*ROOT.glob("deploy/**/*"), *ROOT.glob("docs/*.md"), ROOT / "README.md"]
+    shipped.append(ROOT / "docker-compose.yml")
+    bad = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for path in shipped
+        if path.is_file()
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if re.search(r"(?i)broker_url\W{0,3}\s*[\"']?rediss?://:", line)
+    ]
+    assert bad == []
