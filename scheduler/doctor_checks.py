@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from scheduler.broker import BrokerState
@@ -12,6 +13,7 @@ from worker.errors import BrokerError
 from worker.presence import workers
 from worker.profiles import QUEUE_CPU, QUEUE_GPU
 from worker.registry import Registry, redis_client
+from worker.setup.source import kamado_binary
 
 TIMEOUT_S = 5.0
 
@@ -40,7 +42,30 @@ def recorder_checks(ctx: Context) -> list[Finding]:
     for piece, user in users:
         for directory in (spool, logs):
             findings.append(_writable(piece, user, directory))
+    if ctx.hook_user:
+        findings.append(_runnable(ctx.hook_user))
     return findings
+
+
+def _runnable(user: str) -> Finding:
+    """The hook line calls this venv's kamado: its user must be able to run that Python."""
+    script = Path(kamado_binary())
+    interpreter = Path(sys.executable).resolve()
+    subject = f"{script} as {user}"
+    for path in (script, interpreter):
+        try:
+            why = blocked(user, path, "x")
+        except KeyError:
+            why = f"user {user} does not exist on this box"
+        if why is not None:
+            return bad(
+                "hook command",
+                subject,
+                f"the recorder's hook cannot run kamado: {why}",
+                "install kamado in a venv every user may run, made from the system Python: "
+                "sudo python3 -m venv /opt/kamado/venv (docs/deploy.md, section 1)",
+            )
+    return ok("hook command", subject, f"runs {interpreter}")
 
 
 def _writable(piece: str, user: str, directory: Path) -> Finding:

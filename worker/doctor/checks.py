@@ -11,7 +11,7 @@ from worker.doctor.access import blocked
 from worker.doctor.findings import Context, Finding, Severity, bad, ok
 from worker.errors import BrokerError
 from worker.settings import mask_url
-from worker.settings_staging import SftpLocation
+from worker.settings_staging import LocalLocation, SftpLocation
 from worker.staging_check import check_all
 
 EXAMPLE_VALUE = re.compile(r"change-me|<password>|<a long password>", re.IGNORECASE)
@@ -134,7 +134,7 @@ def location_checks(ctx: Context) -> list[Finding]:
     """`kamado locations check` on a box that encodes (guest VM, software worker)."""
     if ctx.settings is None or not (ctx.roles & WORKING_ROLES):
         return []
-    findings = []
+    findings = _local_access(ctx)
     for result in check_all(ctx.settings.staging):
         severity = Severity.OK if result.ok else Severity.FAIL
         findings.append(
@@ -143,6 +143,31 @@ def location_checks(ctx: Context) -> list[Finding]:
             )
         )
     return findings
+
+
+def _local_access(ctx: Context) -> list[Finding]:
+    """Local locations as the services' user sees them (the check below runs as the caller)."""
+    assert ctx.settings is not None
+    found = []
+    for name, loc in ctx.settings.staging.locations.items():
+        if not isinstance(loc, LocalLocation) or not loc.path.is_dir():
+            continue
+        want = "rw" if loc.writable else "r"
+        why = _user_blocked(ctx.service_user, loc.path, want)
+        subject = f"{name} ({loc.path}) as {ctx.service_user}"
+        if why is None:
+            found.append(ok("location access", subject, f"{ctx.service_user} may {want} it"))
+        else:
+            found.append(
+                bad(
+                    "location access",
+                    subject,
+                    why,
+                    f'sudo usermod -aG "$(stat -c %G {loc.path})" {ctx.service_user}, and '
+                    f"g+{want}x on {loc.path}",
+                )
+            )
+    return found
 
 
 def broker_checks(ctx: Context) -> list[Finding]:

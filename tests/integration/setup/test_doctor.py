@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -110,6 +112,20 @@ def test_doctor_checks_the_spool_and_config_as_the_hook_user_before_and_after_se
         code, findings = doctor(*args)
         access = [f for f in findings if f["check"] == "access"]
         assert access and all(f["severity"] == "ok" for f in access), access
+        # The hook line runs this venv's Python as the hook user: the doctor says whether it can.
+        runs = next(f for f in findings if f["check"] == "hook command")
+        probe = [
+            "runuser",
+            "-u",
+            hook_user,
+            "--",
+            "test",
+            "-x",
+            str(Path(sys.executable).resolve()),
+        ]
+        can = subprocess.run(probe, timeout=30).returncode == 0
+        assert runs["severity"] == ("ok" if can else "fail"), runs
+        assert code == (0 if can else 1), failed(findings)
 
 
 def test_doctor_reports_a_queue_with_work_and_no_consumer(
