@@ -14,7 +14,7 @@ from pathlib import Path
 
 from scheduler.spool_access import CONFIG_MODE, DIR_MODE
 from worker.setup.account import ETC, KAMADO, ensure_account
-from worker.setup.envfile import parse_env
+from worker.setup.envfile import parse_env, toml_string
 from worker.setup.report import Paste
 from worker.setup.system import System, owner_names, user_exists
 
@@ -96,7 +96,7 @@ def setup_recorder(system: System, opts: RecorderOptions) -> list[Paste]:
         Paste(
             "the broker URL every other box uses (host agent, guest VM, workers)",
             f"the top of {CONFIG} on each of them (0640 root:kamado)",
-            f'broker_url = "{url}"\n',
+            f"broker_url = {toml_string(url)}\n",
         )
     )
     return pastes
@@ -108,12 +108,12 @@ def with_broker_url(current: str | None, url: str, opts: RecorderOptions) -> str
     An existing top-level ``broker_url`` line is replaced; otherwise the line goes first,
     since TOML's top-level keys must come before the first table.
     """
-    line = f'broker_url = "{url}"'
+    line = f"broker_url = {toml_string(url)}"
     if current is None:
         return (
             "# Written by `kamado setup recorder`; every key: deploy/kamado.example.toml.\n"
             f"{line}\n"
-            f'state_dir = "{opts.state_dir}"\n'
+            f"state_dir = {toml_string(opts.state_dir)}\n"
         )
     lines = current.splitlines()
     for i, text in enumerate(lines):

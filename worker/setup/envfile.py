@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 
 def parse_env(text: str) -> dict[str, str]:
     """The ``KEY=value`` pairs of an environment file (comments and blank lines skipped)."""
@@ -32,3 +34,8 @@ def with_value(text: str, key: str, value: str) -> str:
     if not done:
         out.append(f"{key}={value}")
     return "\n".join(out) + "\n"
+
+
+def toml_string(value: str) -> str:
+    """``value`` as a TOML basic string (JSON's escapes are TOML's)."""
+    return json.dumps(value, ensure_ascii=False)

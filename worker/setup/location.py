@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from worker.setup.account import ETC, KAMADO, ensure_account
+from worker.setup.envfile import toml_string
 from worker.setup.errors import SetupError
 from worker.setup.report import Paste
 from worker.setup.system import System, tool
@@ -135,19 +136,19 @@ def pastes(opts: LocationOptions, pub: str) -> list[Paste]:
     toml = (
         f"[staging.locations.{opts.name}]\n"
         'kind = "sftp"\n'
-        f'host = "{opts.host}"\n'
+        f"host = {toml_string(opts.host)}\n"
         f"port = {opts.port}\n"
-        f'user = "{opts.user}"\n'
-        f'key_file = "{opts.key_file}"\n'
-        f'known_hosts = "{opts.known_hosts}"\n'
-        f'root = "{opts.remote_dir}"\n'
-        f'recorder_path = "{opts.recorder_path}"\n'
+        f"user = {toml_string(opts.user)}\n"
+        f"key_file = {toml_string(opts.key_file)}\n"
+        f"known_hosts = {toml_string(opts.known_hosts)}\n"
+        f"root = {toml_string(opts.remote_dir)}\n"
+        f"recorder_path = {toml_string(opts.recorder_path)}\n"
         f"writable = {'true' if opts.writable else 'false'}\n"
     )
     path_map = (
         "[[scheduler.path_map]]\n"
-        f'recorder = "{opts.recorder_path}"\n'
-        f'target = "{path_target(opts)}"\n'
+        f"recorder = {toml_string(opts.recorder_path)}\n"
+        f"target = {toml_string(path_target(opts))}\n"
     )
     keys_file = f"{AUTHORIZED_KEYS_DIR}/{opts.user}"
     account = (
