@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
+from worker.config_lint import lint
 from worker.doctor.access import blocked
 from worker.doctor.findings import Context, Finding, Severity, bad, ok
 from worker.errors import BrokerError
@@ -14,21 +12,8 @@ from worker.settings import mask_url
 from worker.settings_staging import LocalLocation, SftpLocation
 from worker.staging_check import check_all
 
-EXAMPLE_VALUE = re.compile(r"change-me|<password>|<a long password>", re.IGNORECASE)
-EXAMPLE_HOSTS = re.compile(r"\b(recorder|broker|nas)\.lan\b|hooks\.example\.org")
 WORKING_ROLES = {"guest", "worker"}
 DOCTOR_TIMEOUT_S = 5.0
-
-
-def _strings(data: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
-    if isinstance(data, dict):
-        for key, value in data.items():
-            yield from _strings(value, f"{prefix}.{key}" if prefix else str(key))
-    elif isinstance(data, list):
-        for i, value in enumerate(data):
-            yield from _strings(value, f"{prefix}[{i}]")
-    elif isinstance(data, str):
-        yield prefix, data
 
 
 def config_checks(ctx: Context) -> list[Finding]:
@@ -41,59 +26,39 @@ def config_checks(ctx: Context) -> list[Finding]:
         ]
     else:
         findings = [ok("config", where, "valid")]
-    findings += example_values(ctx)
+    findings += lint_findings(ctx)
     findings += _key_files(ctx)
     findings += _readable(ctx)
     return findings
 
 
-def example_values(ctx: Context) -> list[Finding]:
-    """Values copied from the examples that were never replaced."""
-    found = []
-    sources = [(str(ctx.config_path), dict(_strings(ctx.raw)))]
-    if ctx.env_file is not None:
-        sources.append((str(ctx.env_file), ctx.env))
-    for source, values in sources:
-        for key, value in values.items():
-            hit = EXAMPLE_VALUE.search(value) or EXAMPLE_HOSTS.search(value)
-            if hit:
-                shown = mask_url(value) if "://" in value else hit.group(0)
-                found.append(
-                    bad(
-                        "example value",
-                        f"{key} ({source})",
-                        f"still the example's {shown!r}",
-                        "replace it with this box's value (kamado setup recorder writes the "
-                        "broker password, kamado setup location the SFTP host)",
-                    )
-                )
-    return found
+def lint_findings(ctx: Context) -> list[Finding]:
+    """`kamado config check`'s run-time rules (example values, missing files, unknown names)."""
+    if ctx.settings is None:
+        return []
+    source = str(ctx.env_file) if ctx.env_file else ""
+    return [
+        bad("config", p.field, p.message, p.fix, severe=p.severity == "error")
+        for p in lint(ctx.settings, ctx.env if ctx.env_file else None, source)
+    ]
 
 
 def _key_files(ctx: Context) -> list[Finding]:
+    """SFTP key files as the services' user sees them (lint checks them as the caller)."""
     if ctx.settings is None:
         return []
     found = []
     for name, loc in ctx.settings.staging.locations.items():
         if not isinstance(loc, SftpLocation):
             continue
-        for label, path in (("key_file", loc.key_file), ("known_hosts", loc.known_hosts)):
-            if not path.is_file():
+        for path in (loc.key_file, loc.known_hosts):
+            if path.is_file() and (why := _user_blocked(ctx.service_user, path, "r")):
                 found.append(
                     bad(
                         "location files",
-                        f"staging.locations.{name}.{label}",
-                        f"{path}: no such file",
-                        f"kamado setup location {name} --host {loc.host} --remote-dir {loc.root}",
-                    )
-                )
-            elif why := _user_blocked(ctx.service_user, path, "r"):
-                found.append(
-                    bad(
-                        "location files",
-                        str(path),
+                        f"{name}: {path}",
                         why,
-                        f"sudo chgrp kamado {path} && sudo chmod g+r {path}",
+                        f"kamado setup location {name} (the key is {ctx.service_user}'s, 0600)",
                     )
                 )
     return found

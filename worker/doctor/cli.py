@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from worker.cli.common import EXIT_FAILED, ConfigOption, JsonOption, console, fail, print_json
-from worker.config_file import find_config, read_toml
+from worker.config_file import find_config
 from worker.doctor.findings import ROLES, Context, Finding, Severity
 from worker.errors import BadInputError, ConfigError, KamadoError
 from worker.settings import load_settings
@@ -51,7 +51,6 @@ def build_context(
         for key, value in env.items():
             os.environ.setdefault(key, value)
     path = find_config(config)
-    raw = read_toml(path) if path else {}
     try:
         settings, problems = load_settings(path), []
     except ConfigError as e:
@@ -62,7 +61,6 @@ def build_context(
         env_file=env_file,
         settings=settings,
         config_problems=problems,
-        raw=raw,
         env=env,
         service_user=service_user,
         hook_user=hook_user,

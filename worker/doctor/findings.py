@@ -46,7 +46,6 @@ class Context:
     env_file: Path | None
     settings: Settings | None
     config_problems: list[str] = field(default_factory=list)
-    raw: dict[str, Any] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
     service_user: str = "kamado"
     hook_user: str = ""

@@ -56,10 +56,10 @@ def test_doctor_names_example_values_and_missing_key_files_and_exits_1(tmp_path:
     code, findings = doctor("--config", str(cfg), "--role", "recorder", "--env-file", "/dev/null")
     assert code == 1
     subjects = {f["subject"]: f for f in failed(findings)}
-    assert "still the example's 'change-me'" in subjects[f"flower.basic_auth ({cfg})"]["detail"]
-    assert f"staging.locations.recorder.host ({cfg})" in subjects
+    assert "placeholder" in subjects["flower.basic_auth"]["detail"]
+    assert "recorder.lan" in subjects["staging.locations.recorder.host"]["detail"]
     key = subjects["staging.locations.recorder.key_file"]
-    assert key["fix"].startswith("kamado setup location recorder --host recorder.lan")
+    assert "kamado setup location recorder" in key["fix"]
     assert all(f["fix"] for f in failed(findings))
 
 
