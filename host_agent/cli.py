@@ -50,7 +50,13 @@ def hypervisor_for(host: HostSettings) -> Hypervisor:
     try:
         from host_agent.lifecycle import Hypervisor
     except ImportError as e:
-        fail(ConfigError(f"libvirt-python is not installed ({e}): pip install 'kamado[host]'"))
+        fail(
+            ConfigError(
+                f"libvirt-python is not installed ({e}): sudo apt-get install libvirt-dev "
+                "pkg-config gcc python3-dev, then install the host extra from the checkout: "
+                "sudo /opt/kamado/venv/bin/pip install '/opt/kamado/src[host]'"
+            )
+        )
     return Hypervisor(host.libvirt_uri)
 
 

@@ -113,6 +113,16 @@ class BackendUnavailable(KamadoError):
         self.available = available
 
 
+class NothingToServe(KamadoError):
+    """Raised when a worker has no queue it can serve here (no encoder backend proven).
+
+    Exit 3, which the worker units' RestartPreventExitStatus names: restarting only
+    probes the same missing GPU or driver again.
+    """
+
+    exit_code = 3
+
+
 class JobCancelled(KamadoError):
     """Raised inside an attempt when its job was cancelled; ffmpeg is already killed."""
 

@@ -14,7 +14,7 @@ from rich.table import Table
 from worker.capabilities import ProbeReport, Status, cached_probe
 from worker.celery_app import create_app
 from worker.cli.common import ConfigOption, err_console, fail, settings_or_exit
-from worker.errors import BadInputError, KamadoError
+from worker.errors import BadInputError, KamadoError, NothingToServe
 from worker.heartbeat import BackendProblem, BackendSpeed, WorkerHeartbeat
 from worker.presence import HeartbeatPublisher, current_job, speeds
 from worker.profiles import QUEUE_GPU
@@ -64,7 +64,7 @@ def worker(
             err_console.print(probe_table(report))
             proven = report.proven
             if not proven:
-                fail(KamadoError("no encoder backend works on this machine (see the table)"))
+                fail(NothingToServe("no encoder backend works on this machine (see the table)"))
             app.conf.kamado_backends = [b.value for b in proven]
             if QUEUE_GPU in chosen and not any(b.hardware for b in proven):
                 err_console.print(
