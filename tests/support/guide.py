@@ -12,7 +12,7 @@ BLOCK = re.compile(r"<!-- walk: ([\w-]+) -->\n```(\w+)\n(.*?)```", re.DOTALL)
 # Programs the walk knows; each is run, checked, or skipped for a stated reason.
 KNOWN = {
     "sudo", "kamado", "apt-get", "git", "python3", "/opt/kamado/venv/bin/pip", "ln",
-    "systemctl", "usermod", "echo",
+    "systemctl", "usermod", "echo", "install",
 }  # fmt: skip
 
 

@@ -99,7 +99,7 @@ def location_checks(ctx: Context) -> list[Finding]:
     """`kamado locations check` on a box that encodes (guest VM, software worker)."""
     if ctx.settings is None or not (ctx.roles & WORKING_ROLES):
         return []
-    findings = _local_access(ctx)
+    findings = _local_access(ctx) + _output_dir(ctx)
     for result in check_all(ctx.settings.staging):
         severity = Severity.OK if result.ok else Severity.FAIL
         findings.append(
@@ -108,6 +108,22 @@ def location_checks(ctx: Context) -> list[Finding]:
             )
         )
     return findings
+
+
+def _output_dir(ctx: Context) -> list[Finding]:
+    """encode.output_dir exists (kamado does not create it) and the services may write it."""
+    assert ctx.settings is not None
+    out = ctx.settings.encode.output_dir
+    if out is None:
+        return []
+    user = ctx.service_user
+    fix = f"sudo install -d -o {user} -g {user} -m 0750 {out}"
+    if not out.is_dir():
+        return [bad("output dir", str(out), "encode.output_dir does not exist", fix)]
+    why = _user_blocked(user, out, "rw")
+    if why is not None:
+        return [bad("output dir", f"{out} as {user}", why, fix)]
+    return [ok("output dir", f"{out} as {user}", f"{user} may write it")]
 
 
 def _local_access(ctx: Context) -> list[Finding]:

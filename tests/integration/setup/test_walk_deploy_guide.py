@@ -8,19 +8,20 @@ get unique names and are removed; the machine's /etc is never touched.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import pwd
 import shutil
 import subprocess
-import sys
 import tempfile
-import time
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
-from tests.support.accounts import KAMADO_SCRIPT, accounts, add_user, is_root, kamado
+from tests.support.accounts import KAMADO_SCRIPT, accounts, is_root, kamado
 from tests.support.guide import (
     KNOWN,
     ROOT,
@@ -29,8 +30,12 @@ from tests.support.guide import (
     option_value,
     replace_option,
 )
+from tests.support.procs import wait_for
 from tests.support.redis_proc import REDIS_SERVER, free_port
+from tests.support.users import Account, Accounts
+from tests.support.workers import environ_without_kamado
 from worker.sample import make_sample
+from worker.setup.envfile import parse_env
 from worker.setup.units import ROLE_UNITS, SHIPPED_BINARY
 
 pytestmark = pytest.mark.integration
@@ -115,16 +120,23 @@ def box() -> Iterator[Path]:
 
 
 class Walk:
-    """Runs the guide's commands for one box under ``root`` with test accounts and ports."""
+    """Runs the guide's commands for one box under ``root``, as the users the guide names.
 
-    def __init__(self, root: Path, account: str, hook_user: str) -> None:
+    ``sudo`` commands run as root; the hook runs as the recorder's user and the units'
+    ExecStart lines as the account `setup recorder` made, through tests/support/users.py
+    (a mount namespace in which a Python under root's home is reachable, as a venv made
+    from the system Python is on a real box).
+    """
+
+    def __init__(self, root: Path, users: Accounts, account: str, hook_user: str) -> None:
         self.root = root
+        self.users = users
         self.account = account
         self.hook_user = hook_user
         self.redis_port = free_port()
         self.procs: list[subprocess.Popen[bytes]] = []
         self.setup_output: dict[str, dict] = {}  # type: ignore[type-arg]
-        self.env = {"HOME": str(root / "home"), "COLUMNS": "200"}
+        self.env = environ_without_kamado() | {"HOME": str(root), "COLUMNS": "200"}
 
     def etc(self, path: str) -> Path:
         return self.root / path.lstrip("/")
@@ -139,9 +151,16 @@ class Walk:
             return
         if program == "systemctl":
             self.systemctl(argv[1:])
-            return
-        assert program == "kamado", argv
-        self.kamado(argv[1:])
+        elif program == "install":
+            self.install(argv[1:])
+        else:
+            assert program == "kamado", argv
+            self.kamado(argv[1:])
+
+    def install(self, args: list[str]) -> None:
+        args = [self.account if a == "kamado" else a for a in args]
+        args = [str(self.etc(a)) if a.startswith("/") else a for a in args]
+        subprocess.run(["install", *args], check=True, timeout=30)
 
     def kamado(self, args: list[str]) -> None:
         if option_value(args, "--recorder-user") == "epgstation":
@@ -158,44 +177,35 @@ class Walk:
         elif args[0] == "doctor":
             args += ["--config", str(self.config), "--service-user", self.account, "--json"]
             args += ["--env-file", str(self.etc("/etc/kamado/kamado.env"))]
-        elif args[0] == "config":
-            args = [*args, str(self.config)]
-            args = [a if a != "/etc/kamado/kamado.env" else str(self.etc(a)) for a in args]
-        result = kamado(*args, env=self.env)
-        if args[0] == "doctor" and result.returncode == 1:
-            self.expect_only_machine_findings(json.loads(result.stdout)["findings"])
-            return
+        result = self.users.run(None, [str(KAMADO_SCRIPT), *args], env=self.env)
         assert result.returncode == 0, (args, result.stdout[-3000:], result.stderr[-3000:])
         if args[0] == "setup":
             self.setup_output[args[1]] = json.loads(result.stdout)
             if args[1] == "recorder":
+                entry = pwd.getpwnam(self.account)
+                self.users.accounts["service"] = Account(self.account, entry.pw_uid, entry.pw_gid)
                 self.localise_config()
 
-    def expect_only_machine_findings(self, findings: list[dict[str, str]]) -> None:
-        """The one failure allowed: this test venv's Python is one the hook user cannot run."""
-        failed = [f for f in findings if f["severity"] == "fail"]
-        assert [f["check"] for f in failed] == ["hook command"], failed
-        interpreter = str(Path(sys.executable).resolve())
-        probe = ["runuser", "-u", self.hook_user, "--", "test", "-x", interpreter]
-        assert subprocess.run(probe, timeout=30).returncode != 0, failed
+    def add_config(self, text: str) -> None:
+        """What the guide says to add to kamado.toml, with this root's paths."""
+        with self.config.open("a") as fh:
+            fh.write("\n" + text)
+        self.localise_config()
 
     def localise_config(self) -> None:
-        """The written config as it must read here: this root's state dir, Redis's port."""
+        """The config as it must read here: paths under this root, Redis on its port."""
         text = self.config.read_text()
-        text = text.replace('"/var/lib/kamado"', f'"{self.etc("/var/lib/kamado")}"')
-        data = tomllib.loads(text)
-        url = data["broker_url"]
+        text = text.replace('"/var/lib/kamado', f'"{self.etc("/var/lib/kamado")}')
+        url = tomllib.loads(text)["broker_url"]
         host_port = url.split("@", 1)[1].split("/", 1)[0]
-        text = text.replace(host_port, f"127.0.0.1:{self.redis_port}")
-        self.config.write_text(text)
+        self.config.write_text(text.replace(host_port, f"127.0.0.1:{self.redis_port}"))
 
     def systemctl(self, args: list[str]) -> None:
         """No systemd here: start what the units would start, from their own lines."""
-        names = [a for a in args[1:] if not a.startswith("-")]
-        for name in names:
+        for name in (a for a in args[1:] if not a.startswith("-")):
             if name == "redis-server":
                 self.start_redis()
-            elif args[0] in ("enable", "restart") and name in ("kamado-scheduler", "kamado-worker"):
+            elif name in ("kamado-scheduler", "kamado-worker"):
                 self.start_unit(name)
             # kamado-flower: tests/integration/admin/test_flower.py runs it for real
 
@@ -208,42 +218,50 @@ class Walk:
             "--dir", str(data), "--daemonize", "no", "--logfile", str(data / "redis.log"),
         ]  # fmt: skip
         self.procs.append(subprocess.Popen(argv))
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            probe = kamado("doctor", "--role", "worker", "--config", str(self.config), "--json",
-                           "--env-file", "/dev/null", env=self.env)  # fmt: skip
-            findings = json.loads(probe.stdout)["findings"] if probe.stdout else []
-            if any(f["check"] == "broker" and f["severity"] == "ok" for f in findings):
-                return
-            time.sleep(0.2)
-        raise AssertionError((data / "redis.log").read_text())
+        url = tomllib.loads(self.config.read_text())["broker_url"]
+        client = redis.Redis.from_url(url, socket_timeout=2)
+
+        def answers() -> bool:
+            try:
+                return bool(client.ping())
+            except redis.ConnectionError:
+                return False
+
+        try:
+            assert wait_for(answers, 10, 0.1), (data / "redis.log").read_text()
+        finally:
+            client.close()
 
     def start_unit(self, name: str) -> None:
-        """The unit's ExecStart with its Environment= and EnvironmentFile=, under root."""
+        """The unit's ExecStart as its User=, with its Environment= and EnvironmentFile=."""
         unit = self.etc(f"/etc/systemd/system/{name}.service").read_text()
-        env = dict(self.env)
+        # systemd sets HOME to the user's home: the state directory
+        env = dict(self.env, HOME=str(self.etc("/var/lib/kamado")))
         argv: list[str] = []
         for line in unit.splitlines():
             key, _, value = line.partition("=")
             if key == "ExecStart":
                 argv = value.split()
+            elif key == "User":
+                assert value == "kamado", line
             elif key == "Environment":
-                name_, _, val = value.partition("=")
-                env[name_] = str(self.etc(val)) if val.startswith("/etc/") else val
+                var, _, val = value.partition("=")
+                env[var] = str(self.etc(val)) if val.startswith(("/etc/", "/var/")) else val
             elif key == "EnvironmentFile":
                 path = self.etc(value.lstrip("-"))
-                for row in path.read_text().splitlines() if path.is_file() else []:
-                    if "=" in row and not row.startswith("#"):
-                        k, _, v = row.partition("=")
-                        env[k] = v
-        env.pop("KAMADO_STATE_DIR", None)  # the TOML's state_dir is the one truth
+                env.update(parse_env(path.read_text()) if path.is_file() else {})
         assert argv and argv[0] == str(KAMADO_SCRIPT), argv
-        from tests.support.workers import environ_without_kamado
-
         with (self.root / f"{name}.log").open("ab") as log:
             self.procs.append(
-                subprocess.Popen(argv, env=environ_without_kamado() | env, stdout=log, stderr=log)
+                subprocess.Popen(self.users.argv("service", argv), env=env, stdout=log, stderr=log)
             )
+
+    def hook(self, line: str, recording: Path) -> subprocess.CompletedProcess[str]:
+        """The hook line as EPGStation runs it: split on spaces, as its user, its variables."""
+        argv = [str(self.config) if a == "/etc/kamado/kamado.toml" else a for a in line.split(" ")]
+        assert argv[0] == str(KAMADO_SCRIPT), argv
+        env = {"PATH": "/usr/bin:/bin", "RECPATH": str(recording), "NAME": recording.stem}
+        return self.users.run("hook", argv, env=env)
 
     def stop(self) -> None:
         for proc in reversed(self.procs):
@@ -261,43 +279,37 @@ def test_the_one_box_guide_walked_takes_a_recording_from_the_hook_to_a_verified_
     box: Path,
 ) -> None:
     guide = blocks()
-    with accounts("kmd-walk", "kmd-epg") as (account, hook_user):
-        add_user(hook_user)
-        walk = Walk(box, account, hook_user)
-        try:
-            for argv in commands(guide["install"][1]):
-                walk.run(argv)
-            steps = commands(guide["onebox"][1])
-            doctor_at = next(i for i, a in enumerate(steps) if a[:2] == ["kamado", "doctor"])
-            for argv in steps[:doctor_at]:
-                walk.run(argv)
-            # "add this to /etc/kamado/kamado.toml"
-            with walk.config.open("a") as fh:
-                fh.write("\n" + guide["onebox-config"][1])
-            for argv in steps[doctor_at:]:
-                walk.run(argv)
-            paste = walk.setup_output["recorder"]["paste"][0]["text"]
-            finish = paste.splitlines()[0].split("'")[1].split(" ")  # EPGStation splits on spaces
-            assert finish[0] == str(KAMADO_SCRIPT)
-            finish = [str(walk.config) if a == "/etc/kamado/kamado.toml" else a for a in finish]
-            recorded = box / "recorded"
-            recorded.mkdir()
-            clip = make_sample(recorded / "テスト 番組.ts", seconds=1)
-            hook = subprocess.run(
-                finish, capture_output=True, text=True, timeout=60,
-                env={"PATH": "/usr/bin:/bin", "RECPATH": str(clip), "NAME": "テスト 番組"},
-            )  # fmt: skip
-            assert hook.returncode == 0, hook.stderr
-            output = clip.with_suffix(".mp4")
-            deadline = time.monotonic() + 300
-            while not output.exists() and time.monotonic() < deadline:
-                time.sleep(0.5)
-            logs = {p.name: p.read_text()[-2000:] for p in box.glob("*.log")}
-            assert output.exists(), logs
-            hooks_log = box / "var/lib/kamado/logs/hooks.log"
-            assert clip.name in hooks_log.read_text()
-            status = kamado("status", "--json", "--config", str(walk.config), env=walk.env)
-            assert status.returncode == 0, status.stderr
-            assert '"done"' in status.stdout, status.stdout
-        finally:
-            walk.stop()
+    users = Accounts()
+    with accounts("kmd-walk") as (account,), contextlib.ExitStack() as cleanup:
+        cleanup.callback(users.close)
+        hook_user = users.add("hook", member=False).name
+        walk = Walk(box, users, account, hook_user)
+        cleanup.callback(walk.stop)
+        for argv in commands(guide["install"][1]) + commands(guide["onebox"][1]):
+            walk.run(argv)
+        walk.add_config(guide["onebox-config"][1])
+        for argv in commands(guide["onebox-services"][1]):
+            walk.run(argv)
+        paste = walk.setup_output["recorder"]["paste"][0]
+        assert paste["where"] == "EPGStation's config/config.yml"
+        finish = paste["text"].splitlines()[0]
+        assert finish.startswith("recordingFinishCommand: '")
+        recorded = box / "recorded"
+        recorded.mkdir()
+        clip = make_sample(recorded / "テスト 番組.ts", seconds=1)
+        hook = walk.hook(finish.split("'")[1], clip)
+        assert hook.returncode == 0, hook.stderr
+        output = box / "var/lib/kamado/encoded" / f"{clip.stem}.mp4"
+        assert wait_for(output.exists, 300, 0.5), {
+            p.name: p.read_text()[-3000:] for p in box.glob("*.log")
+        }
+        from worker.setup.system import uid_of
+
+        assert output.stat().st_uid == uid_of(account)  # the service's user wrote it
+        assert clip.name in (box / "var/lib/kamado/logs/hooks.log").read_text()
+        status = users.run(
+            None, [str(KAMADO_SCRIPT), "status", "--json", "--config", str(walk.config)],
+            env=walk.env,
+        )  # fmt: skip
+        assert status.returncode == 0, status.stderr
+        assert '"done"' in status.stdout, status.stdout
