@@ -49,6 +49,28 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path}: {e.strerror or e}") from e
 
 
+def load_env_file(path: Path) -> dict[str, str]:
+    """Read an env file (``KEY=value`` lines, as systemd's EnvironmentFile) into this process.
+
+    Its values override the process's own, as the units see only the file's. Returns
+    the pairs read; an unreadable file is a ConfigError naming it.
+    """
+    from worker.setup.envfile import parse_env
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(
+            f"env file {path}: {e.strerror or e} (it is 0640 root:kamado: run the check as "
+            "root or as a member of group kamado)"
+        ) from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"env file {path}: not UTF-8 text ({e.reason})") from e
+    pairs = parse_env(text)
+    os.environ.update(pairs)
+    return pairs
+
+
 def kamado_environment() -> dict[str, str]:
     """The KAMADO_* variables (any case, as the settings read them) and HOME, sorted."""
     picked = {k: v for k, v in os.environ.items() if k.upper().startswith(ENV_PREFIX)}
