@@ -251,15 +251,38 @@ def check_gpu_driver(host: Host, vm: VmSettings) -> Check:
     if driver in ("vfio-pci", ""):
         detail = driver or "no driver; libvirt binds vfio-pci at start"
         return Check(name="gpu-driver", status=Status.PASS, detail=detail)
-    vendor = host.read(host.pci(address) + "/vendor").removeprefix("0x")
-    device = host.read(host.pci(address) + "/device").removeprefix("0x")
     return Check(
         name="gpu-driver",
         status=Status.WARN,
         detail=f"{address} is bound to {driver}; libvirt must unbind it at start, which "
         "i915 on the boot GPU often does not survive",
-        fix=f"bind it to vfio-pci at boot: add 'vfio-pci.ids={vendor}:{device}' to the kernel "
-        "command line and 'softdep i915 pre: vfio-pci' to /etc/modprobe.d/vfio.conf",
+        fix=vfio_at_boot(host, address),
+    )
+
+
+def vfio_at_boot(host: Host, address: str) -> str:
+    """How to give ``address`` to vfio-pci at boot, naming the device the fix binds.
+
+    ``vfio-pci.ids`` binds every device with that vendor:device, so when another device on
+    the host shares the id the fix is a per-address override instead.
+    """
+    vendor, device, cls = host.pci_ids(address)
+    name = pci_name(host, vendor, device, cls)
+    twins = [
+        other
+        for other in host.entries("/sys/bus/pci/devices")
+        if other != address and host.pci_ids(other)[:2] == (vendor, device)
+    ]
+    if twins:
+        return (
+            f"{', '.join(twins)} share the id {vendor}:{device} of {address}, so vfio-pci.ids "
+            f"would take them from the host too: bind only {address} with driverctl "
+            f"set-override {address} vfio-pci (package driverctl)"
+        )
+    return (
+        f"bind {address} ({name.vendor} {name.device}) to vfio-pci at boot: add "
+        f"'vfio-pci.ids={vendor}:{device}' to the kernel command line and "
+        "'softdep i915 pre: vfio-pci' to /etc/modprobe.d/vfio.conf"
     )
 
 
@@ -369,14 +392,14 @@ def check_usb(host: Host, vm: VmSettings) -> list[Check]:
 def check_libvirt(facts: LibvirtFacts) -> list[Check]:
     """libvirt answers and its domain capabilities offer the vfio PCI backend."""
     if facts.error:
-        return [
-            Check(
-                name="libvirt",
-                status=Status.FAIL,
-                detail=facts.error,
-                fix="start libvirtd (systemctl enable --now libvirtd) or fix host.libvirt_uri",
+        fix = "start libvirtd (systemctl enable --now libvirtd) or fix host.libvirt_uri"
+        if "Permission denied" in facts.error or "authentication unavailable" in facts.error:
+            fix = (
+                "qemu:///system's socket is for root and the libvirt group: add the agent's "
+                "user to the libvirt group (sudo adduser kamado libvirt; the unit has "
+                "SupplementaryGroups=libvirt, a login shell needs a new login)"
             )
-        ]
+        return [Check(name="libvirt", status=Status.FAIL, detail=facts.error, fix=fix)]
     checks = [Check(name="libvirt", status=Status.PASS, detail="connected")]
     if facts.domain_capabilities is None:
         checks.append(
@@ -432,7 +455,10 @@ def run_preflight(
         checks += [check_iommu(host), check_vfio(host)]
     gpu_present = host.path(host.pci(vm.gpu.address)).exists()
     if vm.gpu.kind != "none":
-        checks.append(check_pci_device(host, vm.gpu.address, "iGPU", vm.gpu.expected_vendor))
+        gpu_check = check_pci_device(host, vm.gpu.address, "iGPU", vm.gpu.expected_vendor)
+        checks.append(gpu_check)
+        # A wrong address must not earn advice about that device (binding the host's NIC).
+        gpu_present = gpu_present and gpu_check.status != Status.FAIL
     if vm.gpu.kind == "pci" and gpu_present:
         checks += [check_gpu_driver(host, vm), check_boot_vga(host, vm.gpu.address)]
     elif vm.gpu.kind == "gvtg":

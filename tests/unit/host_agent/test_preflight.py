@@ -291,3 +291,47 @@ def test_a_tuner_card_bound_to_its_host_driver_warns_that_the_host_loses_it(
     use = check(run_preflight(recipe(), root), f"host-use {NVME_ADDRESS}")
     assert use.status == Status.WARN
     assert "pt3_drv" in use.detail and "Altera Corporation" in use.detail
+
+
+def test_a_wrong_igpu_address_never_suggests_binding_that_device_to_vfio(
+    tmp_path: Path,
+) -> None:
+    root = build_host(tmp_path, HASWELL_DEVICES)
+    report = run_preflight(recipe(gpu={"address": "0000:00:19.0"}), root)
+    assert check(report, "device 0000:00:19.0").status == Status.FAIL
+    texts = " ".join(c.detail + c.fix for c in report.checks)
+    assert "vfio-pci.ids=8086:153a" not in texts, "that is the host's network card"
+    assert "gpu-driver" not in by_name(report), "no driver advice for the wrong device"
+
+
+def test_the_vfio_ids_fix_names_the_igpu_it_binds(tmp_path: Path) -> None:
+    root = build_host(tmp_path, HASWELL_DEVICES)
+    driver = check(run_preflight(recipe(), root), "gpu-driver")
+    assert "vfio-pci.ids=8086:041a" in driver.fix
+    assert "Xeon E3-1200 v3 Processor Integrated Graphics Controller" in driver.fix
+
+
+def test_an_id_shared_with_a_host_device_gets_a_per_address_override_instead(
+    tmp_path: Path,
+) -> None:
+    from tests.unit.host_agent.sysfs_fixtures import Pci
+
+    twin = Pci("0000:00:02.1", "0x8086", "0x041a", "0x038000", "i915", 9)
+    root = build_host(tmp_path, [*HASWELL_DEVICES, twin])
+    driver = check(run_preflight(recipe(), root), "gpu-driver")
+    assert "vfio-pci.ids=" not in driver.fix
+    assert "driverctl set-override 0000:00:02.0 vfio-pci" in driver.fix
+    assert "0000:00:02.1" in driver.fix
+
+
+def test_libvirt_permission_denied_points_at_the_libvirt_group(tmp_path: Path) -> None:
+    root = build_host(tmp_path, HASWELL_DEVICES)
+    error = (
+        "cannot connect to libvirt at qemu:///system: Failed to connect socket to "
+        "'/var/run/libvirt/libvirt-sock': Permission denied"
+    )
+    report = run_preflight(recipe(), root, lambda: LibvirtFacts(error=error))
+    libvirt = check(report, "libvirt")
+    assert libvirt.status == Status.FAIL
+    assert "libvirt group" in libvirt.fix
+    assert "adduser kamado libvirt" in libvirt.fix
