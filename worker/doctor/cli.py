@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
@@ -12,11 +11,10 @@ from rich.table import Table
 from rich.text import Text
 
 from worker.cli.common import EXIT_FAILED, ConfigOption, JsonOption, console, fail, print_json
-from worker.config_file import find_config
+from worker.config_file import find_config, load_env_file
 from worker.doctor.findings import ROLES, Context, Finding, Severity
 from worker.errors import BadInputError, ConfigError, KamadoError
 from worker.settings import load_settings
-from worker.setup.envfile import parse_env
 from worker.setup.units import ROLE_UNITS, UNIT_DIR
 
 ENV_FILE = Path("/etc/kamado/kamado.env")
@@ -41,15 +39,8 @@ def installed_roles() -> set[str]:
 def build_context(
     config: Path | None, env_file: Path | None, roles: set[str], hook_user: str, service_user: str
 ) -> Context:
-    """Load the env file into this process (as the units do), then the config, keeping errors."""
-    env: dict[str, str] = {}
-    if env_file is not None:
-        try:
-            env = parse_env(env_file.read_text(encoding="utf-8"))
-        except OSError as e:
-            raise ConfigError(f"{env_file}: {e.strerror or e}") from e
-        for key, value in env.items():
-            os.environ.setdefault(key, value)
+    """Load the env file into this process (its values win, as in the units), then the config."""
+    env = load_env_file(env_file) if env_file is not None else {}
     path = find_config(config)
     try:
         settings, problems = load_settings(path), []
