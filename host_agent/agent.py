@@ -183,7 +183,8 @@ class Agent:
         except BrokerError as e:
             log.warning("%s", e)
             return None
-        return Work(waiting, in_flight, heartbeat.current_job if heartbeat else None)
+        consuming = heartbeat is not None and any(q in heartbeat.queues for q in queues)
+        return Work(waiting, in_flight, heartbeat.current_job if heartbeat else None, consuming)
 
     def _act(self, decision: Decision, now: float) -> None:
         try:

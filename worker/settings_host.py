@@ -271,6 +271,13 @@ class HostSettings(Section):
     shutdown_timeout: float = Field(
         default=120.0, gt=0, description="seconds for an ACPI shutdown before destroy"
     )
+    consume_timeout: float = Field(
+        default=600.0,
+        ge=0,
+        description="seconds after a start for the guest's worker to consume the queues while "
+        "jobs wait; then the VM is shut down and started for work again only after a hold "
+        "(this long, doubling, at most 6 h); 0: wait forever",
+    )
     restart_backoff: float = Field(default=5.0, ge=0, description="first restart delay, seconds")
     restart_backoff_max: float = Field(default=300.0, ge=0, description="seconds")
     restart_limit: int = Field(
