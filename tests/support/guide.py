@@ -38,6 +38,18 @@ def commands(body: str) -> list[list[str]]:
     return argvs
 
 
+def steps(body: str) -> list[tuple[str, list[str]]]:
+    """(the user sudo runs it as, argv) per command line; "root" for plain sudo."""
+    found = []
+    for line in body.replace("\\\n", " ").splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        argv = shlex.split(line, comments=True)
+        user = argv[2] if argv[:2] == ["sudo", "-u"] else "root"
+        found.append((user, without_sudo(argv)))
+    return found
+
+
 def without_sudo(argv: list[str]) -> list[str]:
     """The command sudo would run (``sudo -u USER cmd`` → cmd)."""
     if argv[:1] != ["sudo"]:

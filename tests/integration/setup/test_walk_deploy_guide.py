@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import pwd
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -29,9 +30,11 @@ from tests.support.guide import (
     commands,
     option_value,
     replace_option,
+    steps,
 )
 from tests.support.procs import wait_for
 from tests.support.redis_proc import REDIS_SERVER, free_port
+from tests.support.sshd import SSHD, SshdProcess, sshd_available
 from tests.support.users import Account, Accounts
 from tests.support.workers import environ_without_kamado
 from worker.sample import make_sample
@@ -145,7 +148,12 @@ class Walk:
     def config(self) -> Path:
         return self.etc("/etc/kamado/kamado.toml")
 
-    def run(self, argv: list[str]) -> None:
+    def walk(self, body: str) -> None:
+        """Every command of a block, in order, as the user the guide names."""
+        for user, argv in steps(body):
+            self.run(argv, user)
+
+    def run(self, argv: list[str], user: str = "root") -> None:
         program = argv[0]
         if program in SKIPPED:
             return
@@ -155,50 +163,70 @@ class Walk:
             self.install(argv[1:])
         else:
             assert program == "kamado", argv
-            self.kamado(argv[1:])
+            assert user in ("root", "kamado"), user
+            self.kamado(argv[1:], None if user == "root" else "service")
 
     def install(self, args: list[str]) -> None:
         args = [self.account if a == "kamado" else a for a in args]
         args = [str(self.etc(a)) if a.startswith("/") else a for a in args]
         subprocess.run(["install", *args], check=True, timeout=30)
 
-    def kamado(self, args: list[str]) -> None:
-        if option_value(args, "--recorder-user") == "epgstation":
-            args = replace_option(args, "--recorder-user", self.hook_user)
-        if option_value(args, "--hook-user") == "epgstation":
-            args = replace_option(args, "--hook-user", self.hook_user)
+    def localise_args(self, args: list[str]) -> list[str]:
+        """A documented kamado command as it must run here: this root, these accounts."""
+        for option in ("--recorder-user", "--hook-user"):
+            if option_value(args, option) == "epgstation":
+                args = replace_option(args, option, self.hook_user)
         if args[0] == "setup":
             args = [*args, "--root", str(self.root)]
             if args[1] in ("recorder", "location"):
                 args += ["--account", self.account]
+            if args[1] == "location" and "--user" not in args:
+                args += ["--user", self.account]  # the recorder's account, "kamado" there
             if args[1] == "units":
                 args += ["--config", str(self.config)]
             args.append("--json")
         elif args[0] == "doctor":
             args += ["--config", str(self.config), "--service-user", self.account, "--json"]
-            args += ["--env-file", str(self.etc("/etc/kamado/kamado.env"))]
-        result = self.users.run(None, [str(KAMADO_SCRIPT), *args], env=self.env)
+            env_file = self.etc("/etc/kamado/kamado.env")  # doctor's default, when present
+            args += ["--env-file", str(env_file) if env_file.is_file() else "/dev/null"]
+        elif args[:2] == ["config", "check"]:
+            args = [str(self.etc(a)) if a.startswith("/etc/") else a for a in args]
+            args.append(str(self.config))
+        elif args[:2] == ["locations", "check"]:
+            args += ["--config", str(self.config)]
+        return args
+
+    def kamado(self, args: list[str], role: str | None = None) -> None:
+        args = self.localise_args(args)
+        result = self.users.run(role, [str(KAMADO_SCRIPT), *args], env=self.env)
+        if args[0] == "doctor" and result.returncode == 1:
+            findings = json.loads(result.stdout)["findings"]
+            raise AssertionError([f for f in findings if f["severity"] == "fail"])
         assert result.returncode == 0, (args, result.stdout[-3000:], result.stderr[-3000:])
         if args[0] == "setup":
             self.setup_output[args[1]] = json.loads(result.stdout)
+            entry = pwd.getpwnam(self.account)
+            self.users.accounts["service"] = Account(self.account, entry.pw_uid, entry.pw_gid)
             if args[1] == "recorder":
-                entry = pwd.getpwnam(self.account)
-                self.users.accounts["service"] = Account(self.account, entry.pw_uid, entry.pw_gid)
                 self.localise_config()
 
-    def add_config(self, text: str) -> None:
+    def add_config(self, text: str, *, first: bool = False) -> None:
         """What the guide says to add to kamado.toml, with this root's paths."""
-        with self.config.open("a") as fh:
-            fh.write("\n" + text)
+        self.config.parent.mkdir(parents=True, exist_ok=True)
+        old = self.config.read_text() if self.config.is_file() else ""
+        self.config.write_text(text + "\n" + old if first else old + "\n" + text)
         self.localise_config()
 
     def localise_config(self) -> None:
         """The config as it must read here: paths under this root, Redis on its port."""
         text = self.config.read_text()
-        text = text.replace('"/var/lib/kamado', f'"{self.etc("/var/lib/kamado")}')
-        url = tomllib.loads(text)["broker_url"]
-        host_port = url.split("@", 1)[1].split("/", 1)[0]
-        self.config.write_text(text.replace(host_port, f"127.0.0.1:{self.redis_port}"))
+        for prefix in ("/var/lib/kamado", "/etc/kamado/"):
+            text = text.replace(f'"{prefix}', f'"{self.root}{prefix}')
+        url = tomllib.loads(text).get("broker_url")
+        if url:
+            host_port = url.split("@", 1)[1].split("/", 1)[0]
+            text = text.replace(host_port, f"127.0.0.1:{self.redis_port}")
+        self.config.write_text(text)
 
     def systemctl(self, args: list[str]) -> None:
         """No systemd here: start what the units would start, from their own lines."""
@@ -285,11 +313,10 @@ def test_the_one_box_guide_walked_takes_a_recording_from_the_hook_to_a_verified_
         hook_user = users.add("hook", member=False).name
         walk = Walk(box, users, account, hook_user)
         cleanup.callback(walk.stop)
-        for argv in commands(guide["install"][1]) + commands(guide["onebox"][1]):
-            walk.run(argv)
+        walk.walk(guide["install"][1])
+        walk.walk(guide["onebox"][1])
         walk.add_config(guide["onebox-config"][1])
-        for argv in commands(guide["onebox-services"][1]):
-            walk.run(argv)
+        walk.walk(guide["onebox-services"][1])
         paste = walk.setup_output["recorder"]["paste"][0]
         assert paste["where"] == "EPGStation's config/config.yml"
         finish = paste["text"].splitlines()[0]
@@ -313,3 +340,97 @@ def test_the_one_box_guide_walked_takes_a_recording_from_the_hook_to_a_verified_
         )  # fmt: skip
         assert status.returncode == 0, status.stderr
         assert '"done"' in status.stdout, status.stdout
+
+
+def paste(output: dict, where: str) -> str:  # type: ignore[type-arg]
+    """The text of the block a setup command printed for ``where`` (a prefix)."""
+    found = [p["text"] for p in output["paste"] if p["where"].startswith(where)]
+    assert len(found) == 1, (where, [p["where"] for p in output["paste"]])
+    return str(found[0])
+
+
+def run_on_recorder(text: str, recorder: Walk) -> None:
+    """The shell lines setup printed "run on" the recorder, as root, /etc/ssh under its root."""
+    script = text.replace("sudo ", "").replace("/etc/ssh/", f"{recorder.etc('/etc/ssh')}/")
+    subprocess.run(["bash", "-euc", script], check=True, timeout=60)
+
+
+@pytest.mark.skipif(not is_root(), reason="creates real accounts (run as root)")
+@pytest.mark.skipif(not sshd_available(), reason="OpenSSH server missing")
+@pytest.mark.timeout(600)
+def test_the_three_box_guide_walked_fetches_over_sftp_and_delivers_the_mp4_back(
+    tmp_path: Path,
+) -> None:
+    """Recorder and software worker as two roots on this machine, the SFTP account on sshd."""
+    guide = blocks()
+    users = Accounts()
+    with accounts("kmd-walk") as (account,), contextlib.ExitStack() as cleanup:
+        cleanup.callback(users.close)
+        boxes = []
+        for name in ("recorder", "worker"):
+            path = Path(tempfile.mkdtemp(prefix=f"kamado-walk-{name}-", dir="/run"))
+            path.chmod(0o755)
+            cleanup.callback(shutil.rmtree, path, True)
+            boxes.append(path)
+        hook = users.add("hook", member=False)
+        recorder = Walk(boxes[0], users, account, hook.name)
+        worker = Walk(boxes[1], users, account, hook.name)
+        worker.redis_port = recorder.redis_port
+        cleanup.callback(worker.stop)
+        cleanup.callback(recorder.stop)
+        # The recorder: its recordings directory belongs to the recording software's user.
+        recordings = recorder.etc("/srv/recorded")
+        recordings.mkdir(parents=True)
+        shutil.chown(recordings, hook.name, hook.name)
+        recordings.chmod(0o755)
+        recorder.walk(guide["install"][1])
+        recorder.walk(guide["recorder"][1])
+        recorder.walk(guide["recorder-check"][1])
+        sshd = SshdProcess(recorder.root / "sshd").start()
+        cleanup.callback(sshd.stop)
+        # The worker (section 4's location step, then section 5).
+        location = next(
+            argv for _, argv in steps(guide["guest"][1]) if argv[1:3] == ["setup", "location"]
+        )
+        location = replace_option(location, "--host", "127.0.0.1")
+        location = replace_option(location, "--remote-dir", str(recordings))
+        worker.walk("\n".join(["sudo " + shlex.join([*location, "--port", str(sshd.port)])]))
+        printed = worker.setup_output["location"]
+        # What setup printed for the recorder, done there as printed.
+        for block in (p for p in printed["paste"] if p["where"] == "run on 127.0.0.1"):
+            run_on_recorder(block["text"], recorder)
+        match = paste(printed, "the end of /etc/ssh/sshd_config")
+        match = match.replace("/etc/ssh/", f"{recorder.etc('/etc/ssh')}/")
+        config = sshd.config.read_text().replace("StrictModes no", "StrictModes yes")
+        sshd.config.write_text(config + match)
+        # Debian's sshd lets a nologin account in through PAM; this sshd runs without PAM.
+        subprocess.run(["usermod", "-p", "*", account], check=True, timeout=30)
+        sshd.stop()
+        with sshd.log.open("ab") as log:
+            sshd.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(sshd.config)], stderr=log)
+        sshd.wait_ready()
+        recorder.add_config(paste(printed, "/etc/kamado/kamado.toml on the recorder"))
+        broker_line = paste(recorder.setup_output["recorder"], "the top of /etc/kamado/kamado.toml")
+        worker.add_config(broker_line + paste(printed, "/etc/kamado/kamado.toml on this worker"))
+        worker.add_config(guide["worker-config"][1])
+        state = worker.etc("/var/lib/kamado")  # what the unit's StateDirectory= makes
+        state.mkdir(parents=True)
+        shutil.chown(state, account, account)
+        worker.walk(guide["worker"][1])
+        check = users.run(
+            "service",
+            [str(KAMADO_SCRIPT), "locations", "check", "--json", "--config", str(worker.config)],
+            env=dict(worker.env, HOME=str(state)),
+        )  # fmt: skip
+        assert check.returncode == 0, check.stdout
+        # A recording ends: EPGStation runs the line setup printed.
+        clip = make_sample(recordings / "ドラマ 第1話.ts", seconds=1)
+        shutil.chown(clip, hook.name, hook.name)
+        finish = paste(recorder.setup_output["recorder"], "EPGStation").splitlines()[0]
+        done = recorder.hook(finish.split("'")[1], clip)
+        assert done.returncode == 0, done.stderr
+        output = clip.with_suffix(".mp4")
+        logs = lambda: {p.name: p.read_text()[-3000:] for b in boxes for p in b.glob("*.log")}  # noqa: E731
+        assert wait_for(output.exists, 300, 0.5), logs()
+        assert output.stat().st_uid == pwd.getpwnam(account).pw_uid  # written over SFTP
+        assert not list(worker.etc("/var/lib/kamado").rglob("*.mp4"))
