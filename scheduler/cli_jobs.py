@@ -102,8 +102,9 @@ def jobs_table(rows: list[dict[str, Any]], title: str = "jobs") -> Table:
 
 
 def _show_one(data: dict[str, Any]) -> None:
-    for key in ("id", "state", "source", "output", "profile", "priority", "queue", "attempts",
-                "worker", "backend", "progress", "error", "flags", "created_at"):  # fmt: skip
+    for key in ("id", "state", "waiting", "source", "output", "profile", "priority", "queue",
+                "attempts", "worker", "backend", "progress", "error", "flags",
+                "created_at"):  # fmt: skip
         value = data.get(key)
         if value not in (None, "", []):
             console.print(f"[bold]{key}[/]: ", end="")
@@ -134,6 +135,7 @@ def status(
 ) -> None:
     """The job table, or one job with every attempt and its error."""
     from scheduler import jobs
+    from scheduler.unserved import unserved_queues
 
     settings = settings_or_exit(config)
     try:
@@ -143,8 +145,12 @@ def status(
             if job is not None:
                 job_id = jobs.resolve(box.registry, box.state, job)
                 data = jobs.detail(box.registry, box.state, job_id)
+                if data["state"] == "queued" and data["queue"]:
+                    waits = unserved_queues(box.registry, box.state, [data["queue"]])
+                    data["waiting"] = waits[0].line() if waits else None
             else:
                 rows = jobs.listing(box.registry, box.state, states=wanted, limit=limit)
+                waits = unserved_queues(box.registry, box.state)
         finally:
             box.close()
     except KamadoError as e:
@@ -155,6 +161,8 @@ def status(
         print_json(rows)
     else:
         console.print(jobs_table(rows))
+        for item in waits:
+            console.print(Text.assemble(("waiting: ", "yellow"), item.line()), soft_wrap=True)
 
 
 def cancel(job: JobArg, config: ConfigOption = None, as_json: JsonOption = False) -> None:

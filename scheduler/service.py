@@ -16,11 +16,14 @@ from dataclasses import dataclass
 from scheduler.deliver import Deliverer, drain, report_unreadable
 from scheduler.routing import plan
 from scheduler.spool import Spool
+from scheduler.unserved import UnservedWatch
 from worker.errors import BrokerError, KamadoError
 from worker.profiles import QUEUE_CPU, QUEUE_GPU
 from worker.settings import Settings
 
 log = logging.getLogger("kamado.scheduler")
+# Seconds between looks for queues that hold work no worker consumes.
+UNSERVED_INTERVAL = 10.0
 
 
 @dataclass
@@ -39,6 +42,7 @@ class Service:
         self.deliverer = deliverer
         self.spool = spool
         self._last: dict[str, float] = {}
+        self.unserved = UnservedWatch()
         self._unreadable: set[str] = set()
 
     def route_once(self) -> list[Moved]:
@@ -103,6 +107,8 @@ class Service:
                 log.warning("spool: %d waiting; broker away: %s", result.remaining, result.error)
         if sched.routing.enabled and self.due("route", sched.routing.interval):
             self.route_once()
+        if self.due("unserved", UNSERVED_INTERVAL):
+            self.unserved.check(self.deliverer.registry, self.deliverer.state, time.monotonic())
         if self.due("reconcile", self.settings.jobs.reconcile_interval):
             passed = reconcile(
                 self.deliverer.app,
