@@ -10,11 +10,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scheduler.setup_recorder import RecorderOptions, redis_conf, with_broker_url
+from scheduler.setup_recorder import (
+    RecorderOptions,
+    chinachu_script,
+    hook_lines,
+    redis_conf,
+    with_broker_url,
+)
 from worker.settings import Settings
 from worker.setup.envfile import parse_env, with_value
 from worker.setup.errors import SetupError
 from worker.setup.location import LocationOptions, pastes, path_target
+from worker.setup.units import SHIPPED_BINARY
 
 ROOT = Path(__file__).resolve().parents[3]
 KEYS = st.from_regex(r"[A-Z][A-Z0-9_]{0,20}", fullmatch=True)
@@ -116,3 +123,24 @@ def test_a_recorder_path_outside_the_remote_dir_is_refused() -> None:
     )  # fmt: skip
     with pytest.raises(SetupError, match="not under --remote-dir"):
         path_target(opts)
+
+
+@pytest.mark.parametrize("recorder", ["epgstation", "edcb"])
+def test_the_shipped_recorder_snippets_are_what_setup_prints_for_the_installed_venv(
+    recorder: str,
+) -> None:
+    printed = hook_lines(recorder, SHIPPED_BINARY)[0].text
+    shipped = {"epgstation": "epgstation-config.yml", "edcb": "PostRecEnd.sh"}[recorder]
+    text = (ROOT / "deploy/recorders" / shipped).read_text()
+    commands = [x for x in printed.splitlines() if "hook" in x]
+    assert commands and all(line in text.splitlines() for line in commands), commands
+
+
+def test_the_shipped_chinachu_script_runs_what_setup_installs() -> None:
+    def execs(text: str) -> list[str]:
+        return [x for x in text.splitlines() if x.startswith("exec ")]
+
+    shipped = (ROOT / "deploy/recorders/chinachu-recorded.sh").read_text()
+    assert execs(shipped) == execs(chinachu_script(SHIPPED_BINARY))
+    config = (ROOT / "deploy/recorders/chinachu-config.json").read_text()
+    assert hook_lines("chinachu", SHIPPED_BINARY)[0].text.strip() in config
