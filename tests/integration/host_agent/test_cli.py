@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from host_agent.lifecycle import Hypervisor, VmState
 from tests.integration.host_agent.conftest import TEST_URI, validate_xml, wait_for
 from tests.support.redis_proc import RedisProcess
+from tests.support.workers import environ_without_kamado, worker_env
 from tests.unit.host_agent.sysfs_fixtures import (
     HASWELL_CMDLINE_OFF,
     HASWELL_DEVICES,
@@ -23,8 +24,9 @@ from tests.unit.host_agent.sysfs_fixtures import (
     bind,
     build_host,
 )
+from worker import process
 from worker.cli.main import build_app
-from worker.heartbeat import HostHeartbeat, host_key
+from worker.heartbeat import HostHeartbeat, host_key, worker_key
 
 pytestmark = pytest.mark.integration
 
@@ -173,3 +175,29 @@ def test_run_as_a_service_starts_the_vm_for_work_and_stops_on_sigterm(
         client.close()
     assert proc.returncode == 0, output
     assert f"start {vm_name}: 1 job(s) waiting" in output
+
+
+def test_host_status_finds_a_real_workers_heartbeat_under_the_default_name(
+    runner: CliRunner, tmp_path: Path, redis_server: RedisProcess
+) -> None:
+    # The guest's hostname is the VM's name; its worker runs with no --hostname, as the
+    # guest agent's unit does, so its node (and heartbeat) is celery@<hostname>.
+    hostname = socket.gethostname()
+    cfg = config(tmp_path, hostname)
+    cfg.write_text(f'broker_url = "{redis_server.url}"\n' + cfg.read_text())
+    argv = [sys.executable, "-m", "worker.cli.main", "worker", "--queues", "encode.cpu"]
+    env = environ_without_kamado() | worker_env(redis_server.url, tmp_path / "worker")
+    daemon = process.Daemon(argv, env=env, log=tmp_path / "worker.log")
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        key = worker_key(f"celery@{hostname}")
+        wait_for(lambda: client.get(key) or not daemon.alive(), timeout=90)
+        assert daemon.alive(), daemon.log_tail(30)
+        result = runner.invoke(build_app(), ["host", "status", "-c", str(cfg), "--json"])
+        data = json.loads(result.stdout)
+        assert data["worker"] is not None, data
+        assert data["worker"]["hostname"] == f"celery@{hostname}"
+    finally:
+        daemon.stop(grace=15)
+        client.delete(worker_key(f"celery@{hostname}"))
+        client.close()
