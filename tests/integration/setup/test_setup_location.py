@@ -137,3 +137,20 @@ def test_the_printed_match_block_serves_sftp_to_a_nologin_account_with_strict_mo
         results = json.loads(check.stdout)["results"]
         assert check.returncode == 0, (results, sshd.log.read_text()[-2000:])
         assert {r["check"] for r in results if r["location"] == "recorder"} >= {"auth", "write"}
+
+
+def test_a_dry_run_scans_the_host_but_creates_no_account_key_or_file(
+    tmp_path: Path, sshd: SshdProcess
+) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    with accounts("kmd-svc") as (account,):
+        result = setup_location(root, account, sshd, Path("/srv"), "--dry-run")
+        assert result.returncode == 0, result.stderr
+        data = json.loads(result.stdout)
+        assert data["dry_run"] and data["host_keys"]
+        assert any("ssh-keygen" in " ".join(a["argv"]) for a in data["actions"] if a["changed"])
+        assert list(root.iterdir()) == []
+        from worker.setup.system import group_exists, user_exists
+
+        assert not user_exists(account) and not group_exists(account)

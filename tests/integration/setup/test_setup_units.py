@@ -95,3 +95,20 @@ def test_setup_units_without_a_role_is_bad_input_and_writes_nothing(tmp_path: Pa
     assert result.returncode == 2
     assert "--role" in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_dry_run_of_setup_units_lists_each_unit_and_writes_nothing(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    result = kamado(
+        "setup", "units", "--role", "host", "--role", "guest", "--config", str(config(tmp_path)),
+        "--root", str(root), "--dry-run", "--json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    changed = [a["what"] for a in json.loads(result.stdout)["actions"] if a["changed"]]
+    assert changed == [
+        "/etc/systemd/system/kamado-host-agent.service",
+        "/etc/systemd/system/kamado-guest-agent.service",
+        "/etc/systemd/system/kamado-guest-agent.service.d/kamado-paths.conf",
+    ]
+    assert list(root.iterdir()) == []
