@@ -7,10 +7,10 @@ from pathlib import Path
 
 from scheduler.broker import BrokerState
 from scheduler.spool import spool_dir
+from scheduler.unserved import unserved_queues
 from worker.doctor.access import blocked
 from worker.doctor.findings import Context, Finding, bad, ok
 from worker.errors import BrokerError
-from worker.presence import workers
 from worker.profiles import QUEUE_CPU, QUEUE_GPU
 from worker.registry import Registry, redis_client
 from worker.setup.source import kamado_binary
@@ -89,42 +89,19 @@ def queue_checks(ctx: Context) -> list[Finding]:
     """Queues holding jobs that no live worker consumes (they would wait forever)."""
     if ctx.settings is None or ctx.settings.broker_url is None:
         return []
-    registry = Registry(
-        redis_client(ctx.settings.broker_url.get_secret_value(), socket_timeout=TIMEOUT_S)
-    )
+    url = ctx.settings.broker_url.get_secret_value()
+    registry = Registry(redis_client(url, socket_timeout=TIMEOUT_S))
     try:
-        state = BrokerState(registry)
-        beats = workers(registry)
-        hosts = state.hosts()
-        findings = []
-        for queue in (QUEUE_GPU, QUEUE_CPU):
-            waiting = len(state.waiting(queue))
-            served = [b.hostname for b in beats if queue in b.queues]
-            findings.append(_queue(queue, waiting, served, [h.name for h in hosts]))
-        return findings
+        found = unserved_queues(registry, BrokerState(registry))
     except BrokerError:
         return []  # the broker check reports it
     finally:
         registry.close()
-
-
-def _queue(queue: str, waiting: int, served: list[str], hosts: list[str]) -> Finding:
-    subject = f"queue {queue}"
-    if served:
-        return ok("queue", subject, f"{waiting} waiting; served by {', '.join(served)}")
-    if not waiting:
-        return ok("queue", subject, "empty; no worker serves it")
-    if queue == QUEUE_GPU and hosts:
-        return bad(
-            "queue",
-            subject,
-            f"{waiting} job(s) waiting and no worker serves it, though host agent(s) "
-            f"{', '.join(hosts)} run",
-            "in the VM: kamado guest probe (which backends work?) and journalctl -u "
-            "kamado-guest-agent; kamado host status on the host",
-        )
-    fix = (
-        "start a worker on it (kamado-guest-agent in the VM, or kamado-worker with "
-        f'worker.queues = ["{queue}"]), or change the rule that routes jobs there'
-    )
-    return bad("queue", subject, f"{waiting} job(s) waiting and no worker serves it", fix)
+    bad_queues = {u.queue for u in found}
+    findings = [bad("queue", f"queue {u.queue}", u.reason, u.fix) for u in found]
+    findings += [
+        ok("queue", f"queue {queue}", "empty, or a live worker consumes it")
+        for queue in (QUEUE_GPU, QUEUE_CPU)
+        if queue not in bad_queues
+    ]
+    return findings

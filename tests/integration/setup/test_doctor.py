@@ -147,6 +147,7 @@ def test_doctor_reports_a_queue_with_work_and_no_consumer(
                             "--service-user", "root", "--hook-user", "root")  # fmt: skip
     queues = {f["subject"]: f for f in findings if f["check"] == "queue"}
     assert queues["queue encode.cpu"]["severity"] == "fail"
-    assert "1 job(s) waiting and no worker serves it" in queues["queue encode.cpu"]["detail"]
+    assert "1 job(s) wait in encode.cpu" in queues["queue encode.cpu"]["detail"]
+    assert "kamado worker" in queues["queue encode.cpu"]["fix"]
     assert queues["queue encode.gpu"]["severity"] == "ok"
     assert code == 1
