@@ -5,6 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from host_agent.preflight import LibvirtFacts, Report, Status, run_preflight
 from tests.unit.host_agent.sysfs_fixtures import (
     COFFEELAKE_DEVICES,
@@ -335,3 +339,52 @@ def test_libvirt_permission_denied_points_at_the_libvirt_group(tmp_path: Path) -
     assert libvirt.status == Status.FAIL
     assert "libvirt group" in libvirt.fix
     assert "adduser kamado libvirt" in libvirt.fix
+
+
+MOUNT_POINT = st.lists(
+    st.text(st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="/ \\"),
+            min_size=1, max_size=12),
+    min_size=0, max_size=3,
+).map(lambda parts: "/" + "/".join(parts))  # fmt: skip
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    partitions=st.integers(min_value=1, max_value=4),
+    mounted=st.data(),
+    elsewhere=st.lists(MOUNT_POINT, max_size=3),
+)
+def test_host_use_fails_exactly_when_a_partition_of_the_device_is_mounted(
+    tmp_path_factory: pytest.TempPathFactory, partitions: int, mounted: Any, elsewhere: list[str]
+) -> None:
+    from tests.unit.host_agent.sysfs_fixtures import Block
+
+    disks = [Block("nvme0n1", "259:0", "nvme/nvme0/nvme0n1")]
+    disks += [
+        Block(f"nvme0n1p{n}", f"259:{n}", f"nvme/nvme0/nvme0n1/nvme0n1p{n}")
+        for n in range(1, partitions + 1)
+    ]
+    chosen = mounted.draw(st.lists(st.sampled_from(disks), max_size=partitions + 1))
+    points = mounted.draw(st.lists(MOUNT_POINT, min_size=len(chosen), max_size=len(chosen)))
+    # Mounts on the host's other disk (a SATA disk, 8:x) never count against 01:00.0.
+    lines = [f"{30 + i} 1 8:{i + 1} / {p} rw - ext4 /dev/sda{i + 1} rw" for i, p in
+             enumerate(elsewhere)]  # fmt: skip
+    lines += [
+        f"{50 + i} 1 {disk.dev} / {point.replace(' ', chr(92) + '040')} rw - ext4 "
+        f"/dev/{disk.name} rw"
+        for i, (disk, point) in enumerate(zip(chosen, points, strict=True))
+    ]
+    root = build_host(
+        tmp_path_factory.mktemp("host"),
+        HASWELL_NVME_ROOT,
+        block=[(NVME_ADDRESS, disks)],
+        mountinfo="\n".join(lines),
+    )
+    use = check(run_preflight(recipe(), root), f"host-use {NVME_ADDRESS}")
+    if chosen:
+        assert use.status == Status.FAIL
+        for disk in chosen:
+            assert f"{disk.name} mounted on" in use.detail
+    else:
+        assert use.status == Status.WARN, "bound to nvme, but nothing of it is mounted"
+        assert "mounted" not in use.detail
