@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rich.text import Text
+
 from guest_agent.guard import GpuGuard
 from guest_agent.ledger import TaskHooks
 from guest_agent.plan import Plan, make_plan
@@ -45,7 +47,7 @@ def run_guest(
         probe = run_probe(settings)
         err_console.print(backends_table(probe.report))
         for hint in probe.hints:
-            err_console.print(f"[yellow]hint:[/] {hint}", soft_wrap=True)
+            err_console.print(Text.assemble(("hint: ", "yellow"), hint), soft_wrap=True)
         plan = make_plan(settings, probe)
         run_with = worker_settings(settings)
         app = create_app(run_with)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from host_agent.domain import domain_xml
 from host_agent.errors import DomainNotFound, HostAgentError
@@ -80,7 +81,9 @@ def _print_report(report: Report) -> None:
     table = Table("check", "status", "detail", "fix", show_lines=False)
     for check in report.checks:
         style = STATUS_STYLE[check.status]
-        table.add_row(check.name, f"[{style}]{check.status.value}[/]", check.detail, check.fix)
+        status = Text(check.status.value, style=style)
+        # Details quote ids and config keys in brackets ([144d:a808]): text, not markup.
+        table.add_row(Text(check.name), status, Text(check.detail), Text(check.fix))
     console.print(table)
     console.print("preflight passed" if report.ok else "[red]preflight failed[/]")
 

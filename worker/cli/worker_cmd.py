@@ -10,6 +10,7 @@ import typer
 from celery import Celery
 from celery.signals import worker_ready, worker_shutdown
 from rich.table import Table
+from rich.text import Text
 
 from worker.capabilities import ProbeReport, Status, cached_probe
 from worker.celery_app import create_app
@@ -33,7 +34,7 @@ def probe_table(report: ProbeReport) -> Table:
             backend.value,
             f"[{colours[item.status]}]{item.status.value}[/]",
             f"{item.fps:g}" if item.fps else "",
-            item.reason,
+            Text(item.reason),  # ffmpeg's lines start with "[h264_qsv @ 0x...]": not markup
         )
     return table
 

@@ -201,3 +201,31 @@ def test_host_status_finds_a_real_workers_heartbeat_under_the_default_name(
         daemon.stop(grace=15)
         client.delete(worker_key(f"celery@{hostname}"))
         client.close()
+
+
+def test_preflight_refuses_the_hosts_root_disk_and_prints_what_it_is(tmp_path: Path) -> None:
+    from tests.unit.host_agent.sysfs_fixtures import (
+        HASWELL_NVME_ROOT,
+        NVME_ADDRESS,
+        NVME_ROOT_DISK,
+        NVME_ROOT_MOUNTINFO,
+    )
+
+    root = build_host(
+        tmp_path / "host",
+        HASWELL_NVME_ROOT,
+        block=[(NVME_ADDRESS, NVME_ROOT_DISK)],
+        mountinfo=NVME_ROOT_MOUNTINFO,
+    )
+    bind(root, "0000:00:02.0", "vfio-pci")
+    cfg = tmp_path / "kamado.toml"
+    cfg.write_text(RECIPE.read_text() + '\n[[host.vm.pci]]\naddress = "01:00.0"\nlabel = "tuner"\n')
+    argv = [sys.executable, "-m", "worker.cli.main", "host", "preflight", "-c", str(cfg),
+            "--sysfs-root", str(root), "--no-libvirt"]  # fmt: skip
+    env = environ_without_kamado() | {"COLUMNS": "600"}
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "preflight failed" in done.stdout
+    line = next(row for row in done.stdout.splitlines() if f"host-use {NVME_ADDRESS}" in row)
+    assert "NVMe SSD Controller SM981/PM981/PM983 [144d:a808]" in line
+    assert "nvme0n1p2 mounted on /" in line
