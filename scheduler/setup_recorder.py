@@ -14,7 +14,7 @@ from pathlib import Path
 
 from scheduler.spool_access import CONFIG_MODE, DIR_MODE
 from worker.setup.account import ETC, KAMADO, ensure_account
-from worker.setup.envfile import parse_env, toml_string
+from worker.setup.envfile import parse_env, toml_string, with_value
 from worker.setup.report import Paste
 from worker.setup.system import System, owner_names, user_exists
 
@@ -25,6 +25,7 @@ REDIS_MAIN = "/etc/redis/redis.conf"
 SYMLINK = "/usr/local/bin/kamado"
 CHINACHU_SCRIPT = "/usr/local/bin/kamado-chinachu-hook"
 CONFIG_PASSWORD = re.compile(r'^\s*broker_url\s*=\s*"redis://kamado:([^@"]+)@', re.MULTILINE)
+FLOWER_AUTH = "KAMADO_FLOWER_BASIC_AUTH"
 URL_PASSWORD = re.compile(r"^redis://kamado:([^@]+)@")
 ACL_PASSWORD = re.compile(r"^user kamado on >(\S+)", re.MULTILINE)
 ADMIN_PASSWORD = re.compile(r"^user admin on >(\S+)", re.MULTILINE)
@@ -53,7 +54,7 @@ def setup_recorder(system: System, opts: RecorderOptions) -> list[Paste]:
     # The state directory, spool/ and logs/ are shared with the hook's user (setgid 2770).
     for directory in (opts.state_dir, f"{opts.state_dir}/spool", f"{opts.state_dir}/logs"):
         system.ensure_dir(directory, owner=opts.account, group=opts.account, mode=DIR_MODE)
-    password, admin = _passwords(system)
+    password, admin, new = _passwords(system)
     url = f"redis://kamado:{password}@{opts.broker_host}:{opts.broker_port}/0"
     # Hooks read only kamado.toml, so the broker URL lives there (0640 root:kamado).
     config_path = system.path(CONFIG)
@@ -66,10 +67,15 @@ def setup_recorder(system: System, opts: RecorderOptions) -> list[Paste]:
         mode=CONFIG_MODE,
         replace=True,
     )
+    # Flower's login goes where its unit reads secrets; an existing one is kept.
     env_path = system.path(ENV_FILE)
     env_text = env_path.read_text(encoding="utf-8") if env_path.is_file() else ""
+    flower = parse_env(env_text).get(FLOWER_AUTH, "")
+    if not flower or "change-me" in flower.lower():
+        flower = f"admin:{secrets.token_hex(16)}"
+        env_text = with_value(env_text, FLOWER_AUTH, flower)
     system.ensure_file(
-        ENV_FILE, env_text, owner="root", group=opts.account, mode=CONFIG_MODE, replace=False
+        ENV_FILE, env_text, owner="root", group=opts.account, mode=CONFIG_MODE, replace=True
     )
     redis_owner = "redis" if user_exists("redis") else "root"
     system.ensure_file(
@@ -92,6 +98,8 @@ def setup_recorder(system: System, opts: RecorderOptions) -> list[Paste]:
             mode=0o755,
             replace=True,
         )
+    if system.dry_run and new:
+        url = url.replace(password, "<a new password>")
     pastes.append(
         Paste(
             "the broker URL every other box uses (host agent, guest VM, workers)",
@@ -99,6 +107,10 @@ def setup_recorder(system: System, opts: RecorderOptions) -> list[Paste]:
             f"broker_url = {toml_string(url)}\n",
         )
     )
+    if not system.dry_run:
+        pastes.append(
+            Paste("Flower's login (kept in kamado.env)", "your password manager", f"{flower}\n")
+        )
     return pastes
 
 
@@ -125,8 +137,11 @@ def with_broker_url(current: str | None, url: str, opts: RecorderOptions) -> str
     return f"{line}\n{current}" if current.endswith("\n") or not current else f"{line}\n{current}\n"
 
 
-def _passwords(system: System) -> tuple[str, str]:
-    """The broker and admin passwords already set up, else new ones (a rerun keeps them)."""
+def _passwords(system: System) -> tuple[str, str, bool]:
+    """The broker and admin passwords already set up, else new ones (a rerun keeps them).
+
+    The flag says the broker password is new.
+    """
     password = admin = ""
     config_path = system.path(CONFIG)
     if config_path.is_file():
@@ -149,7 +164,7 @@ def _passwords(system: System) -> tuple[str, str]:
         password = ""
     if "CHANGE-ME" in admin:
         admin = ""
-    return password or secrets.token_hex(24), admin or secrets.token_hex(24)
+    return password or secrets.token_hex(24), admin or secrets.token_hex(24), not password
 
 
 def redis_conf(template: str, password: str, admin: str, opts: RecorderOptions) -> str:

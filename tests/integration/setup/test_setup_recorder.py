@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import tomllib
 from pathlib import Path
@@ -13,6 +14,7 @@ import redis
 
 from tests.support.accounts import accounts, add_user, is_root, kamado
 from tests.support.redis_proc import REDIS_SERVER, free_port
+from worker.setup.envfile import parse_env
 
 pytestmark = [
     pytest.mark.integration,
@@ -61,6 +63,11 @@ def test_setup_recorder_shares_the_spool_with_the_hook_user_and_a_rerun_changes_
         for name in ("kamado.toml", "kamado.env"):
             st = (tmp_path / "etc/kamado" / name).stat()
             assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, gid_of(account), 0o640)
+        env = parse_env((tmp_path / "etc/kamado/kamado.env").read_text())
+        assert re.fullmatch(r"admin:[0-9a-f]{32}", env["KAMADO_FLOWER_BASIC_AUTH"])
+        assert {"text": env["KAMADO_FLOWER_BASIC_AUTH"] + "\n"}.items() <= next(
+            p for p in first["paste"] if p["title"].startswith("Flower")
+        ).items()
         before = tree(tmp_path)
         second = setup(tmp_path, account, hook_user)
         assert not second["changed"], [a for a in second["actions"] if a["changed"]]
@@ -74,6 +81,8 @@ def test_a_dry_run_prints_every_action_and_changes_nothing_fresh_or_half_done(
         add_user(hook_user)
         dry = setup(tmp_path, account, hook_user, "--dry-run")
         assert dry["dry_run"] and dry["changed"]
+        shown = "".join(p["text"] for p in dry["paste"])
+        assert "redis://kamado:<a new password>@" in shown and "admin:" not in shown
         assert tree(tmp_path) == {}
         assert any("useradd" in " ".join(a["argv"]) for a in dry["actions"])
         from worker.setup.system import group_exists, user_exists

@@ -57,8 +57,8 @@ SKIPPED = {
 def test_every_walk_block_exists_and_every_command_is_one_the_walk_knows() -> None:
     found = blocks()
     assert set(found) >= {
-        "install", "install-host", "recorder", "recorder-check", "flower", "host", "guest",
-        "worker", "onebox", "onebox-config",
+        "install", "install-host", "recorder", "recorder-check", "host", "guest",
+        "worker", "worker-config", "onebox", "onebox-config", "onebox-services",
     }  # fmt: skip
     for name, (lang, body) in found.items():
         if lang == "toml":
