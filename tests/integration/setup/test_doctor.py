@@ -151,3 +151,20 @@ def test_doctor_reports_a_queue_with_work_and_no_consumer(
     assert "kamado worker" in queues["queue encode.cpu"]["fix"]
     assert queues["queue encode.gpu"]["severity"] == "ok"
     assert code == 1
+
+
+def test_doctor_on_the_host_reports_the_preflight_kamado_host_preflight_runs(
+    tmp_path: Path,
+) -> None:
+    cfg = tmp_path / "kamado.toml"
+    cfg.write_text('[host]\nlibvirt_uri = "test:///default"\n')
+    code, findings = doctor("--config", str(cfg), "--role", "host", "--env-file", "/dev/null")
+    preflight = kamado("host", "preflight", "--config", str(cfg), "--json")
+    checks = json.loads(preflight.stdout)["checks"]
+    ours = [(f["subject"], f["severity"]) for f in findings if f["check"] == "preflight"]
+    theirs = [(c["name"], {"pass": "ok"}.get(c["status"], c["status"])) for c in checks]
+    assert ours == theirs and ours
+    preflight_failed = any(c["status"] == "fail" for c in checks)
+    assert (preflight.returncode != 0) == preflight_failed
+    assert code == (1 if failed(findings) else 0)
+    assert not preflight_failed or code == 1
