@@ -88,13 +88,23 @@ def _print_report(report: Report) -> None:
     console.print("preflight passed" if report.ok else "[red]preflight failed[/]")
 
 
+SysfsRoot = Annotated[
+    Path, typer.Option(help="read /sys, /proc and /dev under this root (a fixture tree)")
+]
+
+
+def refuse_host_devices(report: Report) -> None:
+    """Exit 2 when the VM would take a device the host uses (its disk, its network)."""
+    taken = [c for c in report.checks if c.name.startswith("host-use") and c.status == Status.FAIL]
+    if taken:
+        reasons = "; ".join(f"{c.detail} (fix: {c.fix})" for c in taken)
+        fail(ConfigError(f"refusing to start the VM: {reasons}"))
+
+
 @app.command("preflight")
 def preflight(
     config: ConfigOption = None,
-    sysfs_root: Annotated[
-        Path,
-        typer.Option(help="read /sys, /proc and /dev under this root (a fixture tree)"),
-    ] = Path("/"),
+    sysfs_root: SysfsRoot = Path("/"),
     no_libvirt: Annotated[bool, typer.Option(help="skip the libvirt checks")] = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -131,10 +141,13 @@ def _connected(host: HostSettings) -> Hypervisor:
 def up(
     config: ConfigOption = None,
     start: Annotated[bool, typer.Option(help="start it after defining")] = True,
+    sysfs_root: SysfsRoot = Path("/"),
 ) -> None:
-    """Define (or update) the VM from config and start it."""
+    """Define (or update) the VM from config and start it; never with a host's own device."""
     settings = settings_or_exit(config)
     vm = settings.host.vm
+    if start:
+        refuse_host_devices(run_preflight(settings.host, sysfs_root))
     hypervisor = _connected(settings.host)
     try:
         hypervisor.define(domain_xml(vm), vm.name)
@@ -217,7 +230,7 @@ def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
 
 
 @app.command("run")
-def run(config: ConfigOption = None) -> None:
+def run(config: ConfigOption = None, sysfs_root: SysfsRoot = Path("/")) -> None:
     """Run the agent: start the VM for work, stop it when idle, restart it after a crash."""
     settings = settings_or_exit(config)
     if settings.broker_url is None:
@@ -232,12 +245,13 @@ def run(config: ConfigOption = None) -> None:
     from host_agent.agent import Agent
     from host_agent.redis_state import RedisState
 
-    report = run_preflight(host, libvirt=lambda: libvirt_facts(host))
+    report = run_preflight(host, sysfs_root, lambda: libvirt_facts(host))
     for check in report.checks:
         if check.status != Status.PASS:
             logging.getLogger("kamado.host_agent").warning(
                 "preflight %s: %s: %s", check.status.value, check.name, check.detail
             )
+    refuse_host_devices(report)
     agent = Agent(
         host,
         state=RedisState(settings.broker_url.get_secret_value()),

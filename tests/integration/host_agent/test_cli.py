@@ -82,13 +82,21 @@ def test_preflight_with_iommu_off_exits_one_and_prints_the_fix(
     assert "intel_iommu=on" in result.stdout
 
 
+def ready_host(tmp_path: Path) -> Path:
+    """A fixture Haswell host whose iGPU waits on vfio-pci (this machine has no iGPU)."""
+    root = build_host(tmp_path / "host", HASWELL_DEVICES, usb=[USB_TUNER])
+    bind(root, "0000:00:02.0", "vfio-pci")
+    return root
+
+
 def test_up_status_down_round_trip(
     runner: CliRunner, tmp_path: Path, vm_name: str, observer: Hypervisor
 ) -> None:
     cfg = str(config(tmp_path, vm_name))
     app = build_app()
     try:
-        up = runner.invoke(app, ["host", "up", "-c", cfg])
+        root = str(ready_host(tmp_path))
+        up = runner.invoke(app, ["host", "up", "-c", cfg, "--sysfs-root", root])
         assert up.exit_code == 0, up.output
         assert f"{vm_name}: running (booted)" in up.stdout
         status = runner.invoke(app, ["host", "status", "-c", cfg, "--json"])
@@ -149,7 +157,7 @@ def test_run_as_a_service_starts_the_vm_for_work_and_stops_on_sigterm(
     client.delete("encode.gpu")
     kamado = Path(sys.executable).with_name("kamado")
     proc = subprocess.Popen(
-        [str(kamado), "host", "run", "-c", str(cfg)],
+        [str(kamado), "host", "run", "-c", str(cfg), "--sysfs-root", str(ready_host(tmp_path))],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -229,3 +237,36 @@ def test_preflight_refuses_the_hosts_root_disk_and_prints_what_it_is(tmp_path: P
     line = next(row for row in done.stdout.splitlines() if f"host-use {NVME_ADDRESS}" in row)
     assert "NVMe SSD Controller SM981/PM981/PM983 [144d:a808]" in line
     assert "nvme0n1p2 mounted on /" in line
+
+
+def test_up_and_run_refuse_a_vm_that_would_take_the_hosts_root_disk(
+    runner: CliRunner,
+    tmp_path: Path,
+    vm_name: str,
+    observer: Hypervisor,
+    redis_server: RedisProcess,
+) -> None:
+    from tests.unit.host_agent.sysfs_fixtures import (
+        HASWELL_NVME_ROOT,
+        NVME_ADDRESS,
+        NVME_ROOT_DISK,
+        NVME_ROOT_MOUNTINFO,
+    )
+
+    root = build_host(
+        tmp_path / "host",
+        HASWELL_NVME_ROOT,
+        block=[(NVME_ADDRESS, NVME_ROOT_DISK)],
+        mountinfo=NVME_ROOT_MOUNTINFO,
+    )
+    bind(root, "0000:00:02.0", "vfio-pci")
+    cfg = config(tmp_path, vm_name)
+    text = cfg.read_text() + '\n[[host.vm.pci]]\naddress = "01:00.0"\nlabel = "tuner"\n'
+    cfg.write_text(f'broker_url = "{redis_server.url}"\n' + text)
+    for command in ("up", "run"):
+        args = ["host", command, "-c", str(cfg), "--sysfs-root", str(root)]
+        result = runner.invoke(build_app(), args)
+        assert result.exit_code == 2, result.output
+        assert "refusing to start the VM" in result.output
+        assert "nvme0n1p2 mounted on /" in result.output
+    assert not observer.exists(vm_name) or not observer.status(vm_name).active
