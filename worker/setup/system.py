@@ -122,10 +122,18 @@ class System:
         self.run([tool("usermod"), "--append", "--groups", group, user], f"user {user}")
 
     # --- files --------------------------------------------------------------------
-    def ensure_dir(self, absolute: str, *, owner: str, group: str, mode: int) -> None:
-        """A directory with this owner, group and mode (created with its parents)."""
+    def ensure_dir(
+        self, absolute: str, *, owner: str, group: str, mode: int, keep: bool = False
+    ) -> None:
+        """A directory with this owner, group and mode (created with its parents).
+
+        ``keep``: an existing directory is left as it is (another step owns its mode).
+        """
         target = self.path(absolute)
         want = f"{owner}:{group} {mode:04o}"
+        if target.is_dir() and keep:
+            self.note(absolute, "directory exists, kept")
+            return
         if target.is_dir():
             if self._meta_matches(target, owner, group, mode):
                 self.note(absolute, f"directory {want}", False)

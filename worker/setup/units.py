@@ -11,6 +11,7 @@ from worker.setup.system import System, tool
 UNIT_DIR = "/etc/systemd/system"
 SHIPPED_BINARY = "/opt/kamado/venv/bin/kamado"
 DROP_IN = "kamado-paths.conf"
+STATE_DIRECTORY = Path("/var/lib/kamado")
 ROLE_UNITS = {
     "recorder": ["kamado-scheduler.service", "kamado-flower.service"],
     "host": ["kamado-host-agent.service"],
@@ -30,9 +31,14 @@ def writable_paths(settings: Settings) -> list[str]:
     ]
     if settings.encode.output_dir is not None:
         found.append(str(settings.encode.output_dir))
-    scratch = str(settings.staging.scratch_dir)
-    if not scratch.startswith("/var/lib/kamado"):
-        found.append(scratch)
+    # The units' StateDirectory= is /var/lib/kamado, the services' home: the defaults
+    # (under ~) land there; a directory set elsewhere needs the drop-in.
+    own = []
+    if "scratch_dir" in settings.staging.model_fields_set:
+        own.append(settings.staging.scratch_dir)
+    if "state_dir" in settings.model_fields_set:
+        own.append(settings.state_dir)
+    found += [str(p) for p in own if not p.is_relative_to(STATE_DIRECTORY)]
     return sorted(dict.fromkeys(found))
 
 

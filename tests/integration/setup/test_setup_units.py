@@ -112,3 +112,20 @@ def test_a_dry_run_of_setup_units_lists_each_unit_and_writes_nothing(tmp_path: P
         "/etc/systemd/system/kamado-guest-agent.service.d/kamado-paths.conf",
     ]
     assert list(root.iterdir()) == []
+
+
+def test_a_state_or_scratch_dir_outside_the_units_state_directory_gets_a_read_write_path(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    cfg = tmp_path / "kamado.toml"
+    cfg.write_text('state_dir = "/srv/kamado"\n[staging]\nscratch_dir = "/var/lib/kamado/s"\n')
+    result = kamado(
+        "setup", "units", "--role", "guest", "--config", str(cfg), "--root", str(root)
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    drop_in = root / "etc/systemd/system/kamado-guest-agent.service.d/kamado-paths.conf"
+    assert [x for x in drop_in.read_text().splitlines() if "=" in x] == [
+        "ReadWritePaths=-/srv/kamado"
+    ]

@@ -413,9 +413,8 @@ def test_the_three_box_guide_walked_fetches_over_sftp_and_delivers_the_mp4_back(
         broker_line = paste(recorder.setup_output["recorder"], "the top of /etc/kamado/kamado.toml")
         worker.add_config(broker_line + paste(printed, "/etc/kamado/kamado.toml on this worker"))
         worker.add_config(guide["worker-config"][1])
-        state = worker.etc("/var/lib/kamado")  # what the unit's StateDirectory= makes
-        state.mkdir(parents=True)
-        shutil.chown(state, account, account)
+        state = worker.etc("/var/lib/kamado")  # setup made it, as StateDirectory= would
+        assert state.stat().st_uid == pwd.getpwnam(account).pw_uid
         worker.walk(guide["worker"][1])
         check = users.run(
             "service",
