@@ -3,7 +3,12 @@
 These are fixtures built from real-world data: the PCI ids, classes, drivers and IOMMU
 grouping are those `lspci -nnk` and /sys/kernel/iommu_groups show on a Haswell Xeon E3
 v3 (C226 chipset) with HD Graphics P4600, and on a Coffee Lake Xeon E-2100 host with
-GVT-g enabled. No VT-d host exists in CI, so preflight reads these trees instead.
+GVT-g enabled. The NVMe host (HASWELL_NVME_ROOT) is the same board with its root disk,
+a Samsung PM981, at 01:00.0 behind root port 00:01.0: its block devices sit where the
+kernel puts them (.../0000:01:00.0/nvme/nvme0/nvme0n1/nvme0n1pN, linked from
+/sys/class/block), with Debian 12's /proc/self/mountinfo, /proc/swaps and
+/proc/net/route of such a host, and an excerpt of Debian's pci.ids. No VT-d host exists
+in CI, so preflight reads these trees instead.
 """
 
 from __future__ import annotations
