@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
@@ -43,7 +44,10 @@ def register(root: typer.Typer) -> None:
     """Add `setup` to the root app, with the subcommands every installed role provides."""
     from importlib.metadata import entry_points
 
+    have = {info.name for info in app.registered_commands}
     for ep in sorted(entry_points(group="kamado.cli.setup"), key=lambda e: e.name):
+        if ep.name in have:
+            continue  # a second root app in this process (tests build several)
         add: Callable[[typer.Typer], None] = ep.load()
         add(app)
     root.add_typer(app, name="setup")
@@ -53,6 +57,13 @@ def system_for(root: Path, dry_run: bool) -> System:
     """The System a command changes; --root must be an existing directory."""
     if not root.is_dir():
         fail(BadInputError(f"--root {root}: not a directory"))
+    if not dry_run and os.geteuid() != 0:
+        fail(
+            BadInputError(
+                "kamado setup creates accounts and root-owned files: run it with sudo "
+                "(or add --dry-run to see what it would do)"
+            )
+        )
     return System(root, dry_run=dry_run)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.support.accounts import accounts, add_user, is_root, kamado
+from tests.support.accounts import KAMADO_SCRIPT, accounts, add_user, is_root, kamado
 from tests.support.redis_proc import REDIS_SERVER, free_port
 from worker.setup.envfile import parse_env
 
@@ -156,3 +156,24 @@ def test_setup_recorder_refuses_an_unknown_recorder_with_exit_2(tmp_path: Path) 
     assert result.returncode == 2
     assert "--recorder mirakurun" in result.stderr
     assert tree(tmp_path) == {}
+
+
+def test_setup_run_by_a_plain_user_says_to_use_sudo_and_changes_nothing(tmp_path: Path) -> None:
+    from tests.support.users import Accounts
+
+    users = Accounts()
+    try:
+        users.add("plain", member=False)
+        root = users.base / "root"
+        root.mkdir()
+        argv = [str(KAMADO_SCRIPT), "setup", "recorder", "--root", str(root)]
+        env = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"}
+        refused = users.run("plain", argv, env=env)
+        assert refused.returncode == 2, refused.stderr
+        assert "run it with sudo" in refused.stderr
+        assert list(root.iterdir()) == []
+        shown = users.run("plain", [*argv, "--dry-run"], env=env)
+        assert shown.returncode == 0, shown.stderr
+        assert "would" in shown.stdout and list(root.iterdir()) == []
+    finally:
+        users.close()
