@@ -11,11 +11,15 @@ Cases:
 - ``broker down``: the broker is killed; each hook's delivery finds it away.
 - ``--wait, broker up``: the hook delivers in its own process (``--wait``).
 - ``config changed``: the first hook after each edit of the config validates it in full.
+- ``burst of N, broker up`` / ``broker frozen``: N hooks started at once (tuners that end
+  in the same second), ``--rounds`` times; each hook's own wall time is one sample. With
+  the broker frozen (SIGSTOP) the one delivery waits on it and every later hook leaves
+  its entry to that delivery; the most delivery processes seen at once is printed.
 
 The baseline, measured in the same run, is the same interpreter starting the root CLI
 with ``--help`` (what every typer-based kamado command costs).
 
-    PYTHONPATH=. .venv/bin/python bench/hook.py [--runs 30]
+    PYTHONPATH=. .venv/bin/python bench/hook.py [--runs 30] [--burst 8] [--rounds 10]
 """
 
 from __future__ import annotations
@@ -62,6 +66,30 @@ def settle(until: Callable[[], bool] = lambda: True, limit: float = 30.0) -> Non
         time.sleep(0.05)
 
 
+def burst(argvs: list[tuple[list[str], dict[str, str]]]) -> tuple[list[float], int]:
+    """Start every hook at once; each one's wall seconds, and the most deliveries seen."""
+    started = []
+    for argv, env in argvs:
+        at = time.perf_counter()
+        started.append((at, subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                                             stderr=subprocess.PIPE)))  # fmt: skip
+    seconds: list[float | None] = [None] * len(started)
+    most = 0
+    while any(s is None for s in seconds):
+        for index, (at, proc) in enumerate(started):
+            if seconds[index] is None and proc.poll() is not None:
+                seconds[index] = time.perf_counter() - at
+                if proc.returncode != 0:
+                    err = proc.stderr.read() if proc.stderr else b""
+                    raise SystemExit(f"a burst hook failed: {err.decode(errors='replace')}")
+        most = max(most, len(pids_with("spool\0flush\0", program=b"")))
+        time.sleep(0.002)
+    for _, proc in started:
+        if proc.stderr:
+            proc.stderr.close()
+    return [s for s in seconds if s is not None], most
+
+
 def pct(values: list[float], q: float) -> float:
     """The q-th percentile (0-100) in milliseconds."""
     ordered = sorted(values)
@@ -72,6 +100,8 @@ def pct(values: list[float], q: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--burst", type=int, default=8, help="hooks started at once")
+    parser.add_argument("--rounds", type=int, default=10, help="bursts per burst case")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="kamado-bench-hook-") as tmp:
         root = Path(tmp)
@@ -109,6 +139,20 @@ def main() -> None:
                 settle(until)
             return out
 
+        def run_bursts(wait: bool = True) -> tuple[list[float], int]:
+            out: list[float] = []
+            most = 0
+            for _ in range(args.rounds):
+                argv = [*KAMADO, "hook", "epgstation", "--config", str(config)]
+                seconds, seen = burst([(argv, hook_env()) for _ in range(args.burst)])
+                out += seconds
+                most = max(most, seen)
+                if wait:
+                    settle(spool_empty)
+                else:  # the delivery waits on the frozen broker; the next burst comes anyway
+                    time.sleep(0.5)
+            return out, most
+
         results: dict[str, list[float]] = {}
         results["baseline: kamado --help"] = [
             timed([*KAMADO, "--help"], env) for _ in range(args.runs)
@@ -126,6 +170,15 @@ def main() -> None:
         service.terminate()
         service.wait(20)
         results["config changed (full validation)"] = run_case(edit=True)
+        up_name = f"burst of {args.burst}, broker up"
+        results[up_name], most_up = run_bursts()
+        redis.pause()
+        frozen_name = f"burst of {args.burst}, broker frozen"
+        results[frozen_name], most_frozen = run_bursts(wait=False)
+        frozen_waiting = len(list(spool.glob("*.json")))
+        redis.resume()
+        settle(spool_empty, limit=300)
+        frozen_left = len(list(spool.glob("*.json")))
         registry.close()
         redis.kill()
         results["broker down (spool)"] = run_case(until=lambda: True)
@@ -137,6 +190,9 @@ def main() -> None:
             print(f"{name:40} {pct(values, 50):8.0f} {pct(values, 95):8.0f} {ratio:13.2f}")
         print(f"jobs submitted by the first {2 * args.runs} hooks' deliveries: {jobs}; "
               f"requests spooled while the broker was down: {waiting}")  # fmt: skip
+        print(f"bursts: most delivery processes at once: {most_up} (broker up), "
+              f"{most_frozen} (broker frozen); spooled while frozen: {frozen_waiting}, "
+              f"left after it resumed: {frozen_left}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -159,6 +159,9 @@ def test_thirty_hooks_at_once_with_redis_frozen_leave_one_delivery_and_lose_noth
         time.sleep(0.02)
     assert most == 1
     assert len(list((state / "spool").glob("*.json"))) == 30
+    (delivery,) = kamado.deliveries()
+    nice = int(Path(f"/proc/{delivery}/stat").read_text().rsplit(")", 1)[1].split()[16])
+    assert nice == 10  # it yields the CPU to the recorder and the next hooks
     own_redis.resume()
     kamado.delivered(timeout=120)
     registry = Registry.connect(own_redis.url)
