@@ -70,10 +70,14 @@ class Spool:
 
     def entries(self) -> list[Entry]:
         """Every spooled entry, oldest first."""
-        if not self.directory.is_dir():
-            return []
+        try:
+            if not self.directory.is_dir():
+                return []
+            paths = sorted(self.directory.glob(f"*{SUFFIX}"))
+        except OSError as e:
+            raise spool_store.spool_error("cannot list it", self.directory, e) from e
         found = []
-        for path in sorted(self.directory.glob(f"*{SUFFIX}")):
+        for path in paths:
             try:
                 found.append(read_entry(path, path.read_bytes()))
             except FileNotFoundError:

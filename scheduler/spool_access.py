@@ -17,18 +17,30 @@ private (0700). Only the standard library is used: the hook imports this module.
 
 from __future__ import annotations
 
-import errno
 import os
 import stat
 from pathlib import Path
 
-SPOOL_GROUP = "kamado"
+from worker.permissions import SETUP_HINT, SPOOL_GROUP, group_of, permission_fix, user_name
+
+__all__ = [
+    "CONFIG_DIR_MODE",
+    "CONFIG_MODE",
+    "DIR_MODE",
+    "ENTRY_MODE",
+    "PRIVATE_DIR_MODE",
+    "SPOOL_GROUP",
+    "make_dir",
+    "open_file",
+    "permission_fix",
+    "unreadable_reason",
+]
+
 DIR_MODE = 0o2770
 PRIVATE_DIR_MODE = 0o700
 ENTRY_MODE = 0o660
 CONFIG_MODE = 0o640
 CONFIG_DIR_MODE = 0o750
-SETUP_HINT = "`kamado setup recorder` sets this up"
 
 
 def _hand_over(fd_or_path: int | Path, parent: os.stat_result) -> None:
@@ -92,51 +104,6 @@ def open_file(path: Path, flags: int, *, exclusive: bool = False) -> int:
     return fd
 
 
-def _user() -> str:
-    import pwd
-
-    try:
-        return pwd.getpwuid(os.geteuid()).pw_name
-    except KeyError:
-        return str(os.geteuid())
-
-
-def _group_of(path: Path) -> str:
-    """The group that ``path`` (or its nearest ancestor) lets in further than others."""
-    import grp
-
-    for candidate in (path, *path.parents):
-        try:
-            st = candidate.stat()
-        except OSError:
-            continue
-        if (st.st_mode >> 3) & 0o7 & ~st.st_mode:  # group bits beyond the others' bits
-            try:
-                return grp.getgrgid(st.st_gid).gr_name
-            except KeyError:
-                return str(st.st_gid)
-    return SPOOL_GROUP
-
-
-def permission_fix(path: Path | str, error: OSError) -> str:
-    """One line naming the path, the reason and the fix, for a hook's failed system call."""
-    where = Path(os.fsdecode(error.filename)) if error.filename else Path(path)
-    reason = error.strerror or str(error)
-    if error.errno in (errno.EACCES, errno.EPERM):
-        user, group = _user(), _group_of(where)
-        return (
-            f"{where}: permission denied for user {user}: add it to group {group} "
-            f"(`usermod -aG {group} {user}`, then restart the recorder); kamado's config "
-            f"is 0640 root:{group} in a 0750 directory, its spool and logs directories "
-            f"group {group} with mode 2770 ({SETUP_HINT})"
-        )
-    if error.errno == errno.EROFS:
-        return f"{where}: {reason}: the state directory must be on a writable file system"
-    if error.errno in (errno.ENOSPC, errno.EDQUOT):
-        return f"{where}: {reason}: free space on its file system; nothing was spooled"
-    return f"{where}: {reason}"
-
-
 def unreadable_reason(path: Path, error: OSError) -> str:
     """Why this process cannot read a spooled entry (owner, mode) and how to fix it."""
     try:
@@ -155,9 +122,9 @@ def unreadable_reason(path: Path, error: OSError) -> str:
         found = f"owner {owner}, group {group}, mode {stat.S_IMODE(st.st_mode):04o}"
     except OSError:
         found = "its owner and mode cannot be read"
-    share = _group_of(path.parent)
+    share = group_of(path.parent)
     return (
-        f"unreadable by user {_user()} ({error.strerror or error}; {found}): left in the "
+        f"unreadable by user {user_name()} ({error.strerror or error}; {found}): left in the "
         f"spool; make it readable with `chgrp {share} '{path}' && chmod 0660 '{path}'` "
         f"and it is delivered on the next pass ({SETUP_HINT} for later recordings)"
     )

@@ -246,3 +246,8 @@ def test_a_hook_whose_user_may_not_use_the_config_or_spool_fails_with_one_line_a
     assert str(shared.spool) in err and "permission denied for user" in err
     assert "mode 2770" in err
     assert shared.entries() == []
+    for command in (("spool", "list"), ("spool", "flush")):
+        code, out, err = shared.kamado("out", *command)
+        assert (code, out) == (2, ""), err
+        assert err.count("\n") == 1 and "Traceback" not in err, err
+        assert f"{shared.spool}: permission denied for user" in err
