@@ -37,10 +37,6 @@ class PciName:
     device: str
     cls: str
 
-    def describe(self, ids: str) -> str:
-        """One phrase: 'Samsung ... NVMe SSD Controller (Non-Volatile memory controller ...)'."""
-        return f"{self.vendor} {self.device} ({self.cls}, {ids})"
-
 
 def _find(text: str, vendor: str, device: str, cls: str) -> tuple[str, str, list[str]]:
     """Scan pci.ids once: the vendor's and device's names, the class/subclass/prog-if names."""
