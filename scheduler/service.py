@@ -13,6 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from scheduler import spool_store
 from scheduler.deliver import Deliverer, drain, report_unreadable
 from scheduler.routing import plan
 from scheduler.spool import Spool
@@ -126,6 +127,7 @@ class Service:
                 raise KamadoError(
                     f"another scheduler service already runs on spool {self.spool.directory}"
                 )
+            spool_store.share_locks(self.spool.directory)
             log.info("scheduler service running (spool %s)", self.spool.directory)
             step = min(self.settings.scheduler.spool_poll, self.settings.scheduler.routing.interval)
             while not stop.is_set():

@@ -122,6 +122,15 @@ def lock(directory: Path, name: str, *, blocking: bool) -> Iterator[bool]:
             os.close(fd)
 
 
+def share_locks(directory: Path) -> None:
+    """Give this spool's lock files the shared mode (an older kamado wrote them 0600)."""
+    for name in (DRAIN_LOCK, SERVICE_LOCK):
+        try:
+            os.close(spool_access.open_file(directory / name, os.O_RDONLY))
+        except OSError as e:
+            raise spool_error("cannot open its lock", directory / name, e) from e
+
+
 def service_running(directory: Path) -> bool:
     """True while a scheduler service on this machine holds the spool's service lock."""
     if not (directory / SERVICE_LOCK).exists():

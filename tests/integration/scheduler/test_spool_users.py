@@ -202,6 +202,12 @@ def test_an_entry_the_service_cannot_read_stays_in_the_spool_and_is_reported_lou
     assert "owner root, group root, mode 0600" in row["problem"]
     log = (shared.state / "logs" / "hooks.log").read_text(encoding="utf-8")
     assert f"spool: {entry.name}: unreadable by user" in log
+    svc = shared.accounts.accounts["svc"]
+    for name in (".drain.lock", ".service.lock"):  # as an older kamado's service left them
+        lock = shared.spool / name
+        lock.touch()
+        os.chown(lock, svc.uid, svc.gid)
+        lock.chmod(0o600)
     port = int(shared.config.read_text().split("port = ")[1].split()[0])
     argv = [sys.executable, "-m", "worker.cli.main", "scheduler", "run",
             "--config", str(shared.config)]  # fmt: skip
@@ -215,6 +221,8 @@ def test_an_entry_the_service_cannot_read_stays_in_the_spool_and_is_reported_lou
                 return None
 
         assert wait_for(lambda: metric() == 1.0, 30)
+        for name in (".drain.lock", ".service.lock"):  # the service shared them at start
+            owned(shared.spool / name, svc.uid, svc.gid, ENTRY_MODE)
         time.sleep(1)  # several spool passes: the entry is still not set aside
         assert shared.entries() == [entry] and not (shared.spool / "bad").exists()
         os.chown(entry, 0, shared.accounts.gid)  # the fix the message names
