@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scheduler.spool_access import CONFIG_MODE, DIR_MODE
-from worker.setup.account import ETC, KAMADO, ensure_account
+from worker.setup.account import CONFIG, ETC, KAMADO, ensure_account
 from worker.setup.envfile import parse_env, toml_string, with_value
 from worker.setup.report import Paste
 from worker.setup.system import System, owner_names, user_exists
 
-CONFIG = f"{ETC}/kamado.toml"
 ENV_FILE = f"{ETC}/kamado.env"
 REDIS_CONF = "/etc/redis/kamado.conf"
 REDIS_MAIN = "/etc/redis/redis.conf"

@@ -135,11 +135,12 @@ def units(
     ] = None,
     config: ConfigOption = None,
     source: SourceOption = None,
+    account: AccountOption = "kamado",
     dry_run: DryRunOption = False,
     root: RootOption = Path("/"),
     as_json: JsonOption = False,
 ) -> None:
-    """The systemd units of this box's roles and a ReadWritePaths drop-in for its locations."""
+    """The units of this box's roles (and their kamado account, a config to start from)."""
     roles = role or []
     unknown = [r for r in roles if r not in ROLE_UNITS]
     if unknown or not roles:
@@ -147,9 +148,7 @@ def units(
     settings = settings_or_exit(config)
     system = system_for(root, dry_run)
     try:
-        written = setup_units(
-            system, settings, roles, deploy_dir(source) / "systemd", kamado_binary()
-        )
+        written = setup_units(system, settings, roles, deploy_dir(source), kamado_binary(), account)
     except KamadoError as e:
         fail(e)
     enable = "sudo systemctl enable --now " + " ".join(u.removesuffix(".service") for u in written)

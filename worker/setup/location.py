@@ -6,7 +6,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from worker.setup.account import ETC, KAMADO, ensure_account
+from worker.setup.account import ETC, KAMADO, ensure_account, ensure_config
 from worker.setup.envfile import toml_string
 from worker.setup.errors import SetupError
 from worker.setup.report import Paste
@@ -51,6 +51,7 @@ class HostKey:
 def setup_location(system: System, opts: LocationOptions) -> tuple[list[Paste], list[HostKey]]:
     """Make the key pair, add the host's keys to known_hosts; the blocks to paste."""
     ensure_account(system, account=opts.account)
+    ensure_config(system, opts.account)
     _ensure_key(system, opts)
     keys = scan(system, opts.host, opts.port)
     _merge_known_hosts(system, opts.known_hosts, keys, opts.account)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from worker.settings import Settings
 from worker.settings_staging import LocalLocation
+from worker.setup.account import KAMADO, STARTING_CONFIG, ensure_account, ensure_config
 from worker.setup.system import System, tool
 
 UNIT_DIR = "/etc/systemd/system"
@@ -50,10 +51,25 @@ def drop_in(paths: list[str]) -> str:
     )
 
 
+def starting_config(roles: list[str], deploy: Path) -> str:
+    """The example a new box's kamado.toml starts from: the host's or the guest's, else a stub."""
+    examples = {"host": deploy / "host.example.toml", "guest": deploy / "guest/kamado.guest.toml"}
+    chosen = [examples[r] for r in roles if r in examples]
+    return chosen[0].read_text(encoding="utf-8") if len(chosen) == 1 else STARTING_CONFIG
+
+
 def setup_units(
-    system: System, settings: Settings, roles: list[str], systemd_dir: Path, binary: str
+    system: System,
+    settings: Settings,
+    roles: list[str],
+    deploy: Path,
+    binary: str,
+    account: str = KAMADO,
 ) -> list[str]:
-    """Install the units of ``roles`` and their drop-ins; the units written."""
+    """The account the units run as, a config to start from, the units and their drop-ins."""
+    ensure_account(system, account=account)
+    ensure_config(system, account, starting_config(roles, deploy))
+    systemd_dir = deploy / "systemd"
     units = [unit for role in roles for unit in ROLE_UNITS[role]]
     changed = False
     paths = writable_paths(settings)

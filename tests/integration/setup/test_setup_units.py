@@ -6,13 +6,30 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.accounts import KAMADO_SCRIPT, kamado
+from tests.support.accounts import KAMADO_SCRIPT, accounts, is_root
+from tests.support.accounts import kamado as run_kamado
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not is_root(), reason="creates real accounts (run as root)"),
+]
+
+
+@pytest.fixture
+def account() -> Iterator[str]:
+    with accounts("kmd-units") as (name,):
+        yield name
+
+
+def kamado(*args: str, account: str) -> subprocess.CompletedProcess[str]:
+    """`kamado setup units` for a test account (the units' own user, made if missing)."""
+    return run_kamado(*args, "--account", account)
+
 
 ROOT = Path(__file__).resolve().parents[3]
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
@@ -36,12 +53,13 @@ def config(tmp_path: Path) -> Path:
 
 def test_setup_units_installs_the_roles_units_with_this_binary_and_a_read_write_drop_in(
     tmp_path: Path,
+    account: str,
 ) -> None:
     root = tmp_path / "root"
     root.mkdir()
     cfg = config(tmp_path)
     argv = ["setup", "units", "--role", "worker", "--role", "recorder", "--config", str(cfg)]
-    result = kamado(*argv, "--root", str(root), "--json")
+    result = kamado(*argv, "--root", str(root), "--json", account=account)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["units"] == [
@@ -58,16 +76,28 @@ def test_setup_units_installs_the_roles_units_with_this_binary_and_a_read_write_
     ]
     assert not (units / "kamado-scheduler.service.d").exists()
     assert any("daemon-reload" in a["what"] and not a["changed"] for a in data["actions"])
-    again = json.loads(kamado(*argv, "--root", str(root), "--json").stdout)
+    again = json.loads(kamado(*argv, "--root", str(root), "--json", account=account).stdout)
     assert not again["changed"]
 
 
 @pytest.mark.skipif(SYSTEMD_ANALYZE is None, reason="systemd-analyze (Debian: systemd) missing")
-def test_the_installed_units_and_drop_in_pass_systemd_analyze_verify(tmp_path: Path) -> None:
+def test_the_installed_units_and_drop_in_pass_systemd_analyze_verify(
+    tmp_path: Path, account: str
+) -> None:
     root = tmp_path / "root"
     root.mkdir()
     cfg = config(tmp_path)
-    result = kamado("setup", "units", "--role", "worker", "--config", str(cfg), "--root", str(root))
+    result = kamado(
+        "setup",
+        "units",
+        "--role",
+        "worker",
+        "--config",
+        str(cfg),
+        "--root",
+        str(root),
+        account=account,
+    )
     assert result.returncode == 0, result.stderr
     unit = root / "etc/systemd/system/kamado-worker.service"
     assert SYSTEMD_ANALYZE is not None
@@ -81,7 +111,17 @@ def test_the_installed_units_and_drop_in_pass_systemd_analyze_verify(tmp_path: P
         capture_output=True, text=True, timeout=60, check=False, env=env,
     )  # fmt: skip
     assert "BogusKey" in bogus.stderr  # the drop-in is read: the check can fail
-    kamado("setup", "units", "--role", "worker", "--config", str(cfg), "--root", str(root))
+    kamado(
+        "setup",
+        "units",
+        "--role",
+        "worker",
+        "--config",
+        str(cfg),
+        "--root",
+        str(root),
+        account=account,
+    )
     verify = subprocess.run(
         [SYSTEMD_ANALYZE, "verify", "--man=no", str(unit)],
         capture_output=True, text=True, timeout=60, check=False, env=env,
@@ -90,23 +130,31 @@ def test_the_installed_units_and_drop_in_pass_systemd_analyze_verify(tmp_path: P
     assert verify.stderr.strip() == "", verify.stderr
 
 
-def test_setup_units_without_a_role_is_bad_input_and_writes_nothing(tmp_path: Path) -> None:
-    result = kamado("setup", "units", "--root", str(tmp_path))
+def test_setup_units_without_a_role_is_bad_input_and_writes_nothing(
+    tmp_path: Path, account: str
+) -> None:
+    result = kamado("setup", "units", "--root", str(tmp_path), account=account)
     assert result.returncode == 2
     assert "--role" in result.stderr
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_dry_run_of_setup_units_lists_each_unit_and_writes_nothing(tmp_path: Path) -> None:
+def test_a_dry_run_of_setup_units_lists_each_unit_and_writes_nothing(
+    tmp_path: Path, account: str
+) -> None:
     root = tmp_path / "root"
     root.mkdir()
     result = kamado(
         "setup", "units", "--role", "host", "--role", "guest", "--config", str(config(tmp_path)),
-        "--root", str(root), "--dry-run", "--json",
+        "--root", str(root), "--dry-run", "--json", account=account,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     changed = [a["what"] for a in json.loads(result.stdout)["actions"] if a["changed"]]
-    assert changed == [
+    assert changed[:5] == [
+        f"group {account}", f"user {account}", "/etc/kamado", "/var/lib/kamado",
+        "/etc/kamado/kamado.toml",
+    ]  # fmt: skip
+    assert changed[5:] == [
         "/etc/systemd/system/kamado-host-agent.service",
         "/etc/systemd/system/kamado-guest-agent.service",
         "/etc/systemd/system/kamado-guest-agent.service.d/kamado-paths.conf",
@@ -116,16 +164,41 @@ def test_a_dry_run_of_setup_units_lists_each_unit_and_writes_nothing(tmp_path: P
 
 def test_a_state_or_scratch_dir_outside_the_units_state_directory_gets_a_read_write_path(
     tmp_path: Path,
+    account: str,
 ) -> None:
     root = tmp_path / "root"
     root.mkdir()
     cfg = tmp_path / "kamado.toml"
     cfg.write_text('state_dir = "/srv/kamado"\n[staging]\nscratch_dir = "/var/lib/kamado/s"\n')
     result = kamado(
-        "setup", "units", "--role", "guest", "--config", str(cfg), "--root", str(root)
+        "setup", "units", "--role", "guest", "--config", str(cfg), "--root", str(root),
+        account=account,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     drop_in = root / "etc/systemd/system/kamado-guest-agent.service.d/kamado-paths.conf"
     assert [x for x in drop_in.read_text().splitlines() if "=" in x] == [
         "ReadWritePaths=-/srv/kamado"
     ]
+
+
+@pytest.mark.parametrize(
+    ("role", "example"), [("host", "host.example.toml"), ("guest", "guest/kamado.guest.toml")]
+)
+def test_a_box_without_a_config_starts_from_its_roles_example_and_keeps_an_edited_one(
+    tmp_path: Path, account: str, role: str, example: str
+) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    argv = ("setup", "units", "--role", role, "--config", str(empty), "--root", str(root))
+    assert kamado(*argv, account=account).returncode == 0
+    written = root / "etc/kamado/kamado.toml"
+    assert written.read_text() == (ROOT / "deploy" / example).read_text()
+    st = written.stat()
+    from worker.setup.system import gid_of
+
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (0, gid_of(account), 0o640)
+    written.write_text("# mine\n")
+    assert kamado(*argv, account=account).returncode == 0
+    assert written.read_text() == "# mine\n"
