@@ -29,7 +29,26 @@ def config_checks(ctx: Context) -> list[Finding]:
     findings += lint_findings(ctx)
     findings += _key_files(ctx)
     findings += _readable(ctx)
+    findings += _secret_modes(ctx)
     return findings
+
+
+def _secret_modes(ctx: Context) -> list[Finding]:
+    """The files that hold the broker password are not readable by every user."""
+    found = []
+    for path in (p for p in (ctx.config_path, ctx.env_file) if p is not None and p.is_file()):
+        if path.stat().st_mode & 0o004:
+            found.append(
+                bad(
+                    "secrets",
+                    str(path),
+                    "readable by every user on this box, and it holds (or may hold) the "
+                    "broker password",
+                    f"sudo chown root:{ctx.service_user} {path} && sudo chmod 0640 {path}",
+                    severe=False,
+                )
+            )
+    return found
 
 
 def lint_findings(ctx: Context) -> list[Finding]:

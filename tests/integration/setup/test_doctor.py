@@ -168,3 +168,20 @@ def test_doctor_on_the_host_reports_the_preflight_kamado_host_preflight_runs(
     assert (preflight.returncode != 0) == preflight_failed
     assert code == (1 if failed(findings) else 0)
     assert not preflight_failed or code == 1
+
+
+def test_doctor_warns_about_a_world_readable_config_without_failing(
+    own_redis: RedisProcess, tmp_path: Path
+) -> None:
+    cfg = tmp_path / "kamado.toml"
+    cfg.write_text(f'broker_url = "{own_redis.url}"\nstate_dir = "{tmp_path / "state"}"\n')
+    args = ("--config", str(cfg), "--role", "recorder", "--env-file", "/dev/null",
+            "--service-user", "root", "--hook-user", "root")  # fmt: skip
+    cfg.chmod(0o640)
+    code, findings = doctor(*args)
+    assert code == 0 and not [f for f in findings if f["check"] == "secrets"]
+    cfg.chmod(0o644)
+    code, findings = doctor(*args)
+    secrets = [f for f in findings if f["check"] == "secrets"]
+    assert code == 0 and [f["severity"] for f in secrets] == ["warn"]
+    assert "chmod 0640" in secrets[0]["fix"]
