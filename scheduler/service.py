@@ -101,7 +101,8 @@ class Service:
 
         sched = self.settings.scheduler
         if self.due("spool", sched.spool_poll) and self._deliverable():
-            result = drain(self.spool, self.deliverer, blocking=True)
+            # never wait on a delivery a hook started: it lists the spool again when it ends
+            result = drain(self.spool, self.deliverer, blocking=False)
             for done in result.delivered:
                 log.info("spooled job %s delivered (%s, %s)", done.job.id, done.outcome, done.queue)
             if result.error:
