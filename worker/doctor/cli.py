@@ -27,12 +27,13 @@ def register(root: typer.Typer) -> None:
     root.command("doctor")(doctor)
 
 
-def installed_roles() -> set[str]:
+def installed_roles(root: Path = Path("/")) -> set[str]:
     """The roles whose units are installed on this box."""
+    units_dir = root / UNIT_DIR.lstrip("/")
     return {
         role
         for role, units in ROLE_UNITS.items()
-        if any((Path(UNIT_DIR) / unit).is_file() for unit in units)
+        if any((units_dir / unit).is_file() for unit in units)
     }
 
 
@@ -89,16 +90,20 @@ def doctor(
     ] = None,
     hook_user: Annotated[str, typer.Option(help="the user the recorder's hook runs as")] = "",
     service_user: Annotated[str, typer.Option(help="the user the units run as")] = "kamado",
+    root: Annotated[
+        Path, typer.Option(help="look for the units under this directory", hidden=True)
+    ] = Path("/"),
     as_json: JsonOption = False,
 ) -> None:
     """Check this box as the users that run each piece; exit 1 if a finding would break a job."""
-    roles = set(role or []) or installed_roles()
+    roles = set(role or []) or installed_roles(root)
     if unknown := roles - set(ROLES):
         fail(BadInputError(f"--role {', '.join(sorted(unknown))}: use {', '.join(ROLES)}"))
     if env_file is None and ENV_FILE.is_file():
         env_file = ENV_FILE
     try:
         ctx = build_context(config, env_file, roles, hook_user, service_user)
+        ctx.root = root
     except KamadoError as e:
         fail(e)
     findings = run_checks(ctx)

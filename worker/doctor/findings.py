@@ -49,6 +49,7 @@ class Context:
     env: dict[str, str] = field(default_factory=dict)
     service_user: str = "kamado"
     hook_user: str = ""
+    root: Path = Path("/")  # where /etc/systemd/system is looked up (a temp tree in tests)
 
 
 def ok(check: str, subject: str, detail: str) -> Finding:

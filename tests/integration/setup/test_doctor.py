@@ -185,3 +185,39 @@ def test_doctor_warns_about_a_world_readable_config_without_failing(
     secrets = [f for f in findings if f["check"] == "secrets"]
     assert code == 0 and [f["severity"] for f in secrets] == ["warn"]
     assert "chmod 0640" in secrets[0]["fix"]
+
+
+@pytest.mark.skipif(not is_root(), reason="creates real accounts (run as root)")
+def test_doctor_sees_a_local_location_the_units_drop_in_leaves_read_only(
+    own_redis: RedisProcess, tmp_path: Path
+) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    first, second = tmp_path / "nas", tmp_path / "usb"
+    first.mkdir()
+    second.mkdir()
+    cfg = tmp_path / "kamado.toml"
+    cfg.write_text(
+        f'broker_url = "{own_redis.url}"\n'
+        f'[staging]\nscratch_dir = "{tmp_path / "scratch"}"\nmin_free_mb = 0\n'
+        f'[staging.locations.nas]\nkind = "local"\npath = "{first}"\n'
+    )
+    with accounts("kmd-units") as (account,):
+        units = ("setup", "units", "--role", "worker", "--config", str(cfg), "--root", str(root),
+                 "--account", account)  # fmt: skip
+        assert kamado(*units).returncode == 0
+        args = ("--config", str(cfg), "--role", "worker", "--env-file", "/dev/null",
+                "--root", str(root), "--service-user", "root")  # fmt: skip
+        _, findings = doctor(*args)
+        unit = next(f for f in findings if f["subject"] == "kamado-worker.service")
+        assert unit["severity"] == "ok", unit
+        with cfg.open("a") as fh:
+            fh.write(f'[staging.locations.usb]\nkind = "local"\npath = "{second}"\n')
+        code, findings = doctor(*args)
+        unit = next(f for f in findings if f["subject"] == "kamado-worker.service")
+        assert code == 1 and unit["severity"] == "fail"
+        assert str(second) in unit["detail"] and str(first) not in unit["detail"]
+        assert unit["fix"] == "sudo kamado setup units --role worker"
+        assert kamado(*units).returncode == 0
+        code, findings = doctor(*args)
+        assert code == 0, failed(findings)

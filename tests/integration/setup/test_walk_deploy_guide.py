@@ -191,6 +191,7 @@ class Walk:
             args.append("--json")
         elif args[0] == "doctor":
             args += ["--config", str(self.config), "--service-user", self.account, "--json"]
+            args += ["--root", str(self.root)]
             env_file = self.etc("/etc/kamado/kamado.env")  # doctor's default, when present
             args += ["--env-file", str(env_file) if env_file.is_file() else "/dev/null"]
         elif args[:2] == ["config", "check"]:
