@@ -10,6 +10,7 @@ from worker.doctor.findings import Context, Finding, Severity, bad, ok
 from worker.errors import BrokerError
 from worker.settings import mask_url
 from worker.settings_staging import LocalLocation, SftpLocation
+from worker.setup.system import user_exists
 from worker.staging_check import check_all
 
 WORKING_ROLES = {"guest", "worker"}
@@ -94,9 +95,22 @@ def _readable(ctx: Context) -> list[Finding]:
     users = [("the services", ctx.service_user)]
     if ctx.hook_user and "recorder" in ctx.roles:
         users.append(("the recorder's hook", ctx.hook_user))
-    files = [p for p in (ctx.config_path, ctx.env_file) if p is not None]
+    files = [p for p in (ctx.config_path, ctx.env_file) if p is not None and p.is_file()]
     found = []
     for piece, user in users:
+        if not user_exists(user):
+            found.append(
+                bad(
+                    "account",
+                    user,
+                    f"{piece} run as {user}, which does not exist on this box",
+                    "sudo kamado setup units --role ROLE (or kamado setup recorder on the "
+                    "recorder) creates the kamado account"
+                    if user == ctx.service_user
+                    else f"pass the user the recorder runs as: --hook-user NAME (not {user})",
+                )
+            )
+            continue
         for path in files:
             why = _user_blocked(user, path, "r")
             if why is None:
@@ -181,8 +195,9 @@ def broker_checks(ctx: Context) -> list[Finding]:
                 "broker",
                 "broker_url",
                 "no broker configured: each process would start its own embedded one",
-                "KAMADO_BROKER_URL=redis://kamado:PASSWORD@HOST:6379/0 in "
-                f"{ctx.env_file or '/etc/kamado/kamado.env'} (kamado setup recorder prints it)",
+                'broker_url = "redis://kamado:PASSWORD@HOST:6379/0" at the top of '
+                f"{ctx.config_path or '/etc/kamado/kamado.toml'} (kamado setup recorder "
+                "prints it)",
             )
         ]
     from worker.registry import Registry, redis_client

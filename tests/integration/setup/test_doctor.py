@@ -221,3 +221,19 @@ def test_doctor_sees_a_local_location_the_units_drop_in_leaves_read_only(
         assert kamado(*units).returncode == 0
         code, findings = doctor(*args)
         assert code == 0, failed(findings)
+
+
+def test_doctor_names_a_service_user_that_does_not_exist_with_the_setup_that_makes_it(
+    tmp_path: Path,
+) -> None:
+    cfg = tmp_path / "kamado.toml"
+    cfg.write_text("")
+    code, findings = doctor(
+        "--config", str(cfg), "--role", "recorder", "--env-file", "/dev/null",
+        "--service-user", "kmd-nobody-here",
+    )  # fmt: skip
+    account = [f for f in findings if f["check"] == "account"]
+    assert code == 1 and len(account) == 1
+    assert "does not exist" in account[0]["detail"]
+    assert "kamado setup" in account[0]["fix"]
+    assert not [f for f in findings if f["subject"] == f"{cfg} as kmd-nobody-here"]
