@@ -6,12 +6,13 @@ broker away spools without paying for it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from scheduler.broker import BrokerState
 from scheduler.cluster import Snapshot
+from scheduler.errors import RecordingError
 from scheduler.hook_log import log_line
 from scheduler.hooks import action_of, request_submission
 from scheduler.routing import Cluster, initial_queue
@@ -107,6 +108,16 @@ def _quarantine(spool: Spool, entry: Entry, reason: str, state_dir: Path) -> Non
         log_line(state_dir, f"{entry.request.origin}: set aside {entry.request.path!r}: {reason}")
 
 
+def _denied(error: RecordingError) -> str:
+    from worker.permissions import user_name
+
+    return (
+        f"recording {error}: left in the spool; the scheduler's user ({user_name()}) must "
+        "read the recordings: make them group-readable by a group it is in (e.g. EPGStation's "
+        "recorded directory group kamado, mode 2750) and it is delivered on the next pass"
+    )
+
+
 def report_unreadable(state_dir: Path, entries: list[Entry]) -> None:
     """Say in the hook log which entries this process cannot read, and how to fix them."""
     for entry in entries:
@@ -119,6 +130,38 @@ def drain(spool: Spool, deliverer: Deliverer, *, blocking: bool = False) -> Drai
         if not got:
             return Drained(busy=True)
         return drain_pass(spool, deliverer)
+
+
+def _submission(
+    spool: Spool, entry: Entry, settings: Settings, result: Drained
+) -> Submission | None:
+    """The entry's submission, or None after setting it aside, skipping or leaving it."""
+    request, sub = entry.request, entry.submission
+    state_dir = settings.state_dir
+    if request is not None:
+        try:
+            sub = request_submission(settings, request)
+        except RecordingError as e:
+            if e.denied:  # there, but not for this user: fix the mode, it is delivered
+                result.unreadable.append(replace(entry, problem=_denied(e), readable=False))
+                return None
+            _quarantine(spool, entry, str(e), state_dir)
+            result.quarantined += 1
+            return None
+        except KamadoError as e:
+            _quarantine(spool, entry, str(e), state_dir)
+            result.quarantined += 1
+            return None
+        if sub is None:
+            log_line(state_dir, f"{request.origin}: skipped {request.path!r}: "
+                     "a failed recording (scheduler.hold.failed_recordings)")  # fmt: skip
+            spool.remove(entry)
+            result.skipped += 1
+            return None
+    if sub is None:
+        _quarantine(spool, entry, entry.problem, state_dir)
+        result.quarantined += 1
+    return sub
 
 
 def drain_pass(spool: Spool, deliverer: Deliverer) -> Drained:
@@ -145,24 +188,10 @@ def drain_pass(spool: Spool, deliverer: Deliverer) -> Drained:
         result.error, result.remaining = str(e), len(entries)
         return result
     for index, entry in enumerate(entries):
-        request, sub = entry.request, entry.submission
-        if request is not None:
-            try:
-                sub = request_submission(deliverer.settings, request)
-            except KamadoError as e:
-                _quarantine(spool, entry, str(e), state_dir)
-                result.quarantined += 1
-                continue
-            if sub is None:
-                log_line(state_dir, f"{request.origin}: skipped {request.path!r}: "
-                         "a failed recording (scheduler.hold.failed_recordings)")  # fmt: skip
-                spool.remove(entry)
-                result.skipped += 1
-                continue
+        sub = _submission(spool, entry, deliverer.settings, result)
         if sub is None:
-            _quarantine(spool, entry, entry.problem, state_dir)
-            result.quarantined += 1
             continue
+        request = entry.request
         try:
             done = deliverer.submit(sub, cluster)
         except BrokerError as e:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from scheduler import spool_store
 from scheduler.deliver import Deliverer, drain, report_unreadable
 from scheduler.routing import plan
-from scheduler.spool import Spool
+from scheduler.spool import Entry, Spool
 from scheduler.unserved import UnservedWatch
 from worker.errors import BrokerError, KamadoError
 from worker.profiles import QUEUE_CPU, QUEUE_GPU
@@ -87,13 +87,18 @@ class Service:
     def _deliverable(self) -> bool:
         """True when the spool holds an entry to deliver; warns of new unreadable ones once."""
         entries = self.spool.entries()
+        self._unreadable &= {e.path.name for e in entries}  # forget the ones gone since
         unreadable = [e for e in entries if not e.readable]
+        self._warn(unreadable)
+        return len(unreadable) < len(entries)
+
+    def _warn(self, unreadable: list[Entry]) -> None:
+        """Log each entry this user cannot deliver, once while it stays in the spool."""
         fresh = [e for e in unreadable if e.path.name not in self._unreadable]
         for entry in fresh:
             log.warning("spool: %s: %s", entry.path, entry.problem)
         report_unreadable(self.settings.state_dir, fresh)
-        self._unreadable = {e.path.name for e in unreadable}
-        return len(unreadable) < len(entries)
+        self._unreadable |= {e.path.name for e in fresh}
 
     def tick(self) -> None:
         """Run whichever chores are due."""
@@ -103,6 +108,7 @@ class Service:
         if self.due("spool", sched.spool_poll) and self._deliverable():
             # never wait on a delivery a hook started: it lists the spool again when it ends
             result = drain(self.spool, self.deliverer, blocking=False)
+            self._warn(result.unreadable)
             for done in result.delivered:
                 log.info("spooled job %s delivered (%s, %s)", done.job.id, done.outcome, done.queue)
             if result.error:

@@ -259,3 +259,29 @@ def test_a_hook_whose_user_may_not_use_the_config_or_spool_fails_with_one_line_a
         assert (code, out) == (2, ""), err
         assert err.count("\n") == 1 and "Traceback" not in err, err
         assert f"{shared.spool}: permission denied for user" in err
+
+
+def test_a_recording_the_service_user_cannot_read_is_left_in_the_spool_not_set_aside(
+    shared: Shared,
+) -> None:
+    rec = shared.accounts.accounts["rec"]
+    private = shared.recordings / "d.ts"
+    os.chown(private, rec.uid, rec.gid)
+    private.chmod(0o600)  # the recorder's own file: its hook reads it, the service cannot
+    shared.redis.kill()
+    code, _, err = shared.hook("rec", "d.ts")
+    assert code == 0, err
+    shared.settled()
+    shared.redis.start()
+    code, out, err = shared.kamado("svc", "spool", "flush", "--json")
+    assert code == 0, err
+    flushed = json.loads(out)
+    assert (flushed["delivered"], flushed["quarantined"]) == ([], 0)
+    (unreadable,) = flushed["unreadable"]
+    assert f"recording {private}: not readable (permission denied)" in unreadable["problem"]
+    assert "must read the recordings" in unreadable["problem"]
+    assert len(shared.entries()) == 1 and not (shared.spool / "bad").exists()
+    private.chmod(0o644)
+    code, out, err = shared.kamado("svc", "spool", "flush", "--json")
+    assert code == 0, err
+    assert len(json.loads(out)["delivered"]) == 1 and shared.entries() == []
