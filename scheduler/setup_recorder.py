@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from scheduler.spool_access import CONFIG_MODE, DIR_MODE
+from scheduler.spool_access import CONFIG_MODE, DIR_MODE, ENTRY_MODE
 from worker.setup.account import CONFIG, ETC, KAMADO, ensure_account
 from worker.setup.envfile import parse_env, toml_string, with_value
 from worker.setup.report import Paste
@@ -53,6 +53,7 @@ def setup_recorder(system: System, opts: RecorderOptions) -> list[Paste]:
     # The state directory, spool/ and logs/ are shared with the hook's user (setgid 2770).
     for directory in (opts.state_dir, f"{opts.state_dir}/spool", f"{opts.state_dir}/logs"):
         system.ensure_dir(directory, owner=opts.account, group=opts.account, mode=DIR_MODE)
+    _share_existing(system, opts)
     password, admin, new = _passwords(system)
     url = f"redis://kamado:{password}@{opts.broker_host}:{opts.broker_port}/0"
     # Hooks read only kamado.toml, so the broker URL lives there (0640 root:kamado).
@@ -111,6 +112,23 @@ def setup_recorder(system: System, opts: RecorderOptions) -> list[Paste]:
             Paste("Flower's login (kept in kamado.env)", "your password manager", f"{flower}\n")
         )
     return pastes
+
+
+def _share_existing(system: System, opts: RecorderOptions) -> None:
+    """What an older kamado left in the shared directories (0600 entries): group, 0660."""
+    for sub in ("spool", "spool/bad", "logs"):
+        where = f"{opts.state_dir}/{sub}"
+        directory = system.path(where)
+        if not directory.is_dir():
+            continue
+        if sub == "spool/bad":
+            system.ensure_dir(where, owner=opts.account, group=opts.account, mode=DIR_MODE)
+        for entry in sorted(directory.iterdir()):
+            if entry.is_file() and not entry.is_symlink():
+                owner, _ = owner_names(entry)
+                system.ensure_meta(
+                    f"{where}/{entry.name}", owner=owner, group=opts.account, mode=ENTRY_MODE
+                )
 
 
 def with_broker_url(current: str | None, url: str, opts: RecorderOptions) -> str:

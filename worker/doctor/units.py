@@ -10,7 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from worker.doctor.findings import Context, Finding, bad, ok
-from worker.setup.units import ROLE_UNITS, UNIT_DIR, WRITING_UNITS, writable_paths
+from worker.setup.units import (
+    ROLE_UNITS,
+    SHARED_STATE_MODE,
+    UNIT_DIR,
+    WRITING_UNITS,
+    is_recorder,
+    writable_paths,
+)
 
 
 def _unit_values(text: str, key: str) -> list[str]:
@@ -51,6 +58,37 @@ def unit_checks(ctx: Context) -> list[Finding]:
                 )
             else:
                 found.append(ok("unit", unit, f"installed, runs {program}"))
+    return found + _shared_state(ctx, units_dir)
+
+
+def _effective(units_dir: Path, unit: str, key: str) -> str:
+    """A [Service] setting as systemd sees it: the unit's, then its drop-ins' in order."""
+    value = ""
+    for path in [units_dir / unit, *sorted((units_dir / f"{unit}.d").glob("*.conf"))]:
+        for found in _unit_values(path.read_text(encoding="utf-8"), key):
+            value = found
+    return value
+
+
+def _shared_state(ctx: Context, units_dir: Path) -> list[Finding]:
+    """On the recorder, no unit may reset the shared state directory's mode at its start."""
+    if not is_recorder(units_dir, sorted(ctx.roles)):
+        return []
+    found = []
+    for unit in (u for units in ROLE_UNITS.values() for u in units):
+        if not (units_dir / unit).is_file():
+            continue
+        mode = _effective(units_dir, unit, "StateDirectoryMode")
+        if mode.lstrip("0") != SHARED_STATE_MODE:
+            found.append(
+                bad(
+                    "unit",
+                    f"{unit} StateDirectoryMode",
+                    f"{mode or '0755'}: systemd resets the state directory to it at each "
+                    "start, and the recorder's hook can no longer write the spool",
+                    "sudo kamado setup units --role recorder (its drop-in keeps 2770)",
+                )
+            )
     return found
 
 

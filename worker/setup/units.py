@@ -12,6 +12,8 @@ from worker.setup.system import System, tool
 UNIT_DIR = "/etc/systemd/system"
 SHIPPED_BINARY = "/opt/kamado/venv/bin/kamado"
 DROP_IN = "kamado-paths.conf"
+SHARED_STATE_MODE = "2770"
+SHARED_UMASK = "0007"
 STATE_DIRECTORY = Path("/var/lib/kamado")
 ROLE_UNITS = {
     "recorder": ["kamado-scheduler.service", "kamado-flower.service"],
@@ -43,12 +45,28 @@ def writable_paths(settings: Settings) -> list[str]:
     return sorted(dict.fromkeys(found))
 
 
-def drop_in(paths: list[str]) -> str:
-    """The drop-in text; a leading '-' keeps a missing mount from failing the whole unit."""
+def drop_in(paths: list[str], *, shared: bool) -> str:
+    """The drop-in text, or "" when the unit needs none.
+
+    ``paths``: ReadWritePaths (a leading '-' keeps a missing mount from failing the
+    unit). ``shared``: the state directory is the recorder's spool, shared with the
+    hook's user; systemd re-applies StateDirectoryMode= at every start, so each unit
+    on the box must keep it 2770 (and create files its group can use).
+    """
+    lines = [f"ReadWritePaths=-{p}" for p in paths]
+    if shared:
+        lines += [f"StateDirectoryMode={SHARED_STATE_MODE}", f"UMask={SHARED_UMASK}"]
+    if not lines:
+        return ""
     return (
-        "# Written by `kamado setup units` from the writable local locations in the config.\n"
-        "[Service]\n" + "".join(f"ReadWritePaths=-{p}\n" for p in paths)
+        "# Written by `kamado setup units` from the config (rerun it after changing\n"
+        "# locations or output_dir).\n[Service]\n" + "".join(f"{x}\n" for x in lines)
     )
+
+
+def is_recorder(units_dir: Path, roles: list[str]) -> bool:
+    """True on a box whose state directory is the recorder's spool (the scheduler's)."""
+    return "recorder" in roles or (units_dir / "kamado-scheduler.service").is_file()
 
 
 def starting_config(roles: list[str], deploy: Path) -> str:
@@ -73,6 +91,7 @@ def setup_units(
     units = [unit for role in roles for unit in ROLE_UNITS[role]]
     changed = False
     paths = writable_paths(settings)
+    shared = is_recorder(system.path(UNIT_DIR), roles)
     for unit in units:
         text = (systemd_dir / unit).read_text(encoding="utf-8")
         if binary != SHIPPED_BINARY:
@@ -80,14 +99,14 @@ def setup_units(
         changed |= system.ensure_file(
             f"{UNIT_DIR}/{unit}", text, owner="root", group="root", mode=0o644, replace=True
         )
-        if unit in WRITING_UNITS:
-            target = f"{UNIT_DIR}/{unit}.d/{DROP_IN}"
-            if paths:
-                changed |= system.ensure_file(
-                    target, drop_in(paths), owner="root", group="root", mode=0o644, replace=True
-                )
-            else:
-                system.note(target, "not needed (no writable local location or output_dir)")
+        target = f"{UNIT_DIR}/{unit}.d/{DROP_IN}"
+        text = drop_in(paths if unit in WRITING_UNITS else [], shared=shared)
+        if text:
+            changed |= system.ensure_file(
+                target, text, owner="root", group="root", mode=0o644, replace=True
+            )
+        else:
+            system.note(target, "not needed (no writable local location, not a recorder)")
     if not changed:
         system.note("systemctl daemon-reload", "not needed (no unit changed)")
     elif system.root != Path("/"):

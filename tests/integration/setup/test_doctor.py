@@ -237,3 +237,29 @@ def test_doctor_names_a_service_user_that_does_not_exist_with_the_setup_that_mak
     assert "does not exist" in account[0]["detail"]
     assert "kamado setup" in account[0]["fix"]
     assert not [f for f in findings if f["subject"] == f"{cfg} as kmd-nobody-here"]
+
+
+@pytest.mark.skipif(not is_root(), reason="creates real accounts (run as root)")
+def test_doctor_fails_a_recorder_unit_that_resets_the_shared_spools_mode(
+    own_redis: RedisProcess, tmp_path: Path
+) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    cfg = tmp_path / "kamado.toml"
+    cfg.write_text(f'broker_url = "{own_redis.url}"\nstate_dir = "{tmp_path / "state"}"\n')
+    with accounts("kmd-units") as (account,):
+        units = ("setup", "units", "--role", "recorder", "--config", str(cfg), "--root",
+                 str(root), "--account", account)  # fmt: skip
+        assert kamado(*units).returncode == 0
+        args = ("--config", str(cfg), "--role", "recorder", "--env-file", "/dev/null",
+                "--root", str(root), "--service-user", "root", "--hook-user", "root")  # fmt: skip
+        code, findings = doctor(*args)
+        assert code == 0, failed(findings)
+        # An admin's own drop-in, read after setup's, puts the unit's mode back.
+        late = root / "etc/systemd/system/kamado-flower.service.d/zz-mine.conf"
+        late.write_text("[Service]\nStateDirectoryMode=0750\n")
+        code, findings = doctor(*args)
+        assert code == 1
+        assert [f["subject"] for f in failed(findings)] == [
+            "kamado-flower.service StateDirectoryMode"
+        ]

@@ -177,3 +177,28 @@ def test_setup_run_by_a_plain_user_says_to_use_sudo_and_changes_nothing(tmp_path
         assert "would" in shown.stdout and list(root.iterdir()) == []
     finally:
         users.close()
+
+
+def test_a_rerun_gives_the_group_what_an_older_kamado_left_private_in_the_spool(
+    tmp_path: Path,
+) -> None:
+    with accounts("kmd-svc") as (account,):
+        setup(tmp_path, account, "")
+        spool = tmp_path / "var/lib/kamado/spool"
+        (spool / "bad").mkdir(mode=0o700)
+        old = [spool / "20260101-録画.json", spool / ".drain.lock", spool / "bad" / "x.json"]
+        for path in old:
+            path.write_text("{}")
+            path.chmod(0o600)
+        log = tmp_path / "var/lib/kamado/logs/hooks.log"
+        log.write_text("old\n")
+        log.chmod(0o600)
+        again = setup(tmp_path, account, "")
+        from worker.setup.system import gid_of
+
+        for path in [*old, log]:
+            st = path.stat()
+            assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, gid_of(account), 0o660)
+        assert stat.S_IMODE((spool / "bad").stat().st_mode) == 0o2770
+        assert len([a for a in again["actions"] if a["changed"]]) == len(old) + 2
+        assert not setup(tmp_path, account, "")["changed"]

@@ -74,7 +74,12 @@ def test_setup_units_installs_the_roles_units_with_this_binary_and_a_read_write_
         f"ReadWritePaths=-{tmp_path / 'encoded'}",
         f"ReadWritePaths=-{tmp_path / 'nas'}",
     ]
-    assert not (units / "kamado-scheduler.service.d").exists()
+    # A recorder box: no unit may reset the shared spool's mode at its start.
+    for unit in ("kamado-worker", "kamado-scheduler", "kamado-flower"):
+        text = (units / f"{unit}.service.d/kamado-paths.conf").read_text()
+        assert "StateDirectoryMode=2770\nUMask=0007\n" in text, unit
+    scheduler = (units / "kamado-scheduler.service.d/kamado-paths.conf").read_text()
+    assert "ReadWritePaths" not in scheduler
     assert any("daemon-reload" in a["what"] and not a["changed"] for a in data["actions"])
     again = json.loads(kamado(*argv, "--root", str(root), "--json", account=account).stdout)
     assert not again["changed"]
