@@ -202,3 +202,18 @@ def test_a_rerun_gives_the_group_what_an_older_kamado_left_private_in_the_spool(
         assert stat.S_IMODE((spool / "bad").stat().st_mode) == 0o2770
         assert len([a for a in again["actions"] if a["changed"]]) == len(old) + 2
         assert not setup(tmp_path, account, "")["changed"]
+
+
+def test_the_redis_include_ends_redis_conf_once_and_keeps_its_owner_and_mode(
+    tmp_path: Path,
+) -> None:
+    main = tmp_path / "etc/redis/redis.conf"
+    main.parent.mkdir(parents=True)
+    main.write_text("bind 127.0.0.1\ninclude /etc/redis/kamado.conf\nport 6379\n")
+    main.chmod(0o640)
+    with accounts("kmd-svc") as (account,):
+        setup(tmp_path, account, "")
+        lines = main.read_text().splitlines()
+        assert lines == ["bind 127.0.0.1", "port 6379", "include /etc/redis/kamado.conf"]
+        assert stat.S_IMODE(main.stat().st_mode) == 0o640
+        assert not setup(tmp_path, account, "")["changed"]
