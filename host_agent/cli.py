@@ -203,6 +203,7 @@ def collect_status(settings: Settings) -> dict[str, Any]:
     if settings.broker_url is None:
         return data
     state = RedisState(settings.broker_url.get_secret_value())
+    data["guest_worker"] = host.guest_worker  # whose heartbeat "worker" is
     try:
         worker = state.worker_heartbeat(host.guest_worker)
         agent = state.host_heartbeat(host.agent_name or socket.gethostname())

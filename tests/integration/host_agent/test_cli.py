@@ -203,6 +203,7 @@ def test_host_status_finds_a_real_workers_heartbeat_under_the_default_name(
         assert daemon.alive(), daemon.log_tail(30)
         result = runner.invoke(build_app(), ["host", "status", "-c", str(cfg), "--json"])
         data = json.loads(result.stdout)
+        assert data["guest_worker"] == f"celery@{hostname}", "status names whom it looks for"
         assert data["worker"] is not None, data
         assert data["worker"]["hostname"] == f"celery@{hostname}"
     finally:
