@@ -263,3 +263,21 @@ def test_doctor_fails_a_recorder_unit_that_resets_the_shared_spools_mode(
         assert [f["subject"] for f in failed(findings)] == [
             "kamado-flower.service StateDirectoryMode"
         ]
+
+
+def test_doctor_in_the_vm_reports_what_the_last_real_guest_probe_proved(tmp_path: Path) -> None:
+    cfg = tmp_path / "kamado.toml"
+    cfg.write_text(f'state_dir = "{tmp_path / "state"}"\n')
+    args = ("--config", str(cfg), "--role", "guest", "--env-file", "/dev/null")
+    _, findings = doctor(*args)
+    before = next(f for f in findings if f["check"] == "probe")
+    assert before["severity"] == "warn" and "no guest probe" in before["detail"]
+    probed = kamado("guest", "probe", "--config", str(cfg), "--json", timeout=300)
+    backends = json.loads(probed.stdout)["backends"]
+    hardware = [b for b in ("qsv", "vaapi") if backends[b]["status"] == "proven"]
+    _, findings = doctor(*args)
+    after = next(f for f in findings if f["check"] == "probe")
+    assert after["severity"] == ("ok" if hardware else "fail"), after
+    if not hardware:
+        assert "encode.gpu jobs would wait" in after["detail"]
+        assert "kamado guest probe" in after["fix"]
