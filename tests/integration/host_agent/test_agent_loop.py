@@ -230,6 +230,10 @@ def test_a_guest_that_never_consumes_is_shut_down_and_not_restarted_at_once(
     assert agent.actions()[:2] == ["start", "shutdown"]
     reason = agent.agent.history[1].reason
     assert f"no worker celery@{vm_name} consuming encode.gpu within 0.5s" in reason
+    raw_host = raw.get(host_key(f"agent-{vm_name}"))
+    assert raw_host is not None
+    published = HostHeartbeat.model_validate_json(raw_host)
+    assert published.held_until is not None, "routing learns the GPU will not come soon"
     raw.set(worker_key(f"celery@{vm_name}"), beat.model_copy(update={"queues": [QUEUE]})
             .model_dump_json(), px=60_000)  # fmt: skip
     wait_for(lambda: state_of(observer, vm_name) is VmState.RUNNING, timeout=3)
