@@ -166,6 +166,15 @@ def test_units_leave_the_state_dir_to_the_config_the_hooks_read(role: str) -> No
     assert documented == ["file:///opt/kamado/src/docs/deploy.md"], "where the checkout lives"
 
 
+@pytest.mark.parametrize("role", ["kamado-scheduler", "kamado-flower"])
+def test_recorder_units_keep_the_shared_spool_group_writable(role: str) -> None:
+    # systemd re-applies StateDirectoryMode at every start: 0750 would lock the
+    # recorder's user out of the spool that setup recorder made 2770.
+    values = unit(role)
+    assert values["StateDirectoryMode"] == ["2770"]
+    assert values["UMask"] == ["0007"]
+
+
 def test_the_guest_agent_waits_for_udev_settle_by_pulling_it_in() -> None:
     values = unit("kamado-guest-agent", "Unit")
     assert "systemd-udev-settle.service" in values["Wants"]
