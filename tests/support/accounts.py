@@ -62,7 +62,13 @@ def add_user(name: str, *, shell: str = "/usr/sbin/nologin", home: str = "/nonex
 def kamado(
     *args: str, env: dict[str, str] | None = None, user: str = "", timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    """Run the installed `kamado` script (as ``user`` through runuser when given)."""
+    """Run the installed `kamado` script (as ``user`` through runuser when given).
+
+    `kamado setup` makes real accounts: a test must name its own with --account, or the
+    machine would get a real `kamado` user.
+    """
+    if args[:1] == ("setup",) and "--help" not in args:
+        assert "--account" in args, f"kamado {' '.join(args)}: pass a test --account"
     argv = [str(KAMADO_SCRIPT), *args]
     if user:
         argv = ["runuser", "-u", user, "--", *argv]

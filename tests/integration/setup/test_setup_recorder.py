@@ -152,7 +152,10 @@ def test_a_rerun_keeps_the_broker_password_and_the_admins_own_config_lines(
 
 
 def test_setup_recorder_refuses_an_unknown_recorder_with_exit_2(tmp_path: Path) -> None:
-    result = kamado("setup", "recorder", "--root", str(tmp_path), "--recorder", "mirakurun")
+    result = kamado(
+        "setup", "recorder", "--root", str(tmp_path), "--recorder", "mirakurun",
+        "--account", "kmd-never-made",
+    )  # fmt: skip
     assert result.returncode == 2
     assert "--recorder mirakurun" in result.stderr
     assert tree(tmp_path) == {}
