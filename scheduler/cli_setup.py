@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+# A host name, IPv4 address or bracketed IPv6 address: it goes into the broker URL.
+HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*|\[[0-9A-Fa-f:.]+\]")
 
 
 def register(setup_app: typer.Typer) -> None:
@@ -46,6 +50,8 @@ def recorder(
 
     if recorder not in ("epgstation", "chinachu", "edcb", "none"):
         fail(BadInputError(f"--recorder {recorder}: use epgstation, chinachu, edcb or none"))
+    if not HOST.fullmatch(broker_host):
+        fail(BadInputError(f"--broker-host {broker_host!r}: give a host name or an IP address"))
     if not state_dir.startswith("/"):
         fail(BadInputError(f"--state-dir {state_dir}: must be an absolute path"))
     system = system_for(root, dry_run)
@@ -55,7 +61,9 @@ def recorder(
             recorder_user=recorder_user,
             broker_host=broker_host,
             broker_port=broker_port,
-            listen="" if broker_host in ("127.0.0.1", "localhost", "::1") else broker_host,
+            listen=""
+            if broker_host in ("127.0.0.1", "localhost", "[::1]")
+            else broker_host.strip("[]"),
             state_dir=state_dir.rstrip("/") or "/",
             binary=kamado_binary(),
             redis_template=deploy_dir(source) / "redis" / "kamado.conf",

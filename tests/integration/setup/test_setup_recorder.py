@@ -220,3 +220,16 @@ def test_the_redis_include_ends_redis_conf_once_and_keeps_its_owner_and_mode(
         assert lines == ["bind 127.0.0.1", "port 6379", "include /etc/redis/kamado.conf"]
         assert stat.S_IMODE(main.stat().st_mode) == 0o640
         assert not setup(tmp_path, account, "")["changed"]
+
+
+@pytest.mark.parametrize("host", ["kamado:pw@host", "host/0", "-x", "host name", "ホスト", ""])
+def test_a_broker_host_that_is_no_host_name_is_refused_with_exit_2(
+    tmp_path: Path, host: str
+) -> None:
+    result = kamado(
+        "setup", "recorder", "--root", str(tmp_path), "--broker-host", host,
+        "--account", "kmd-never-made",
+    )  # fmt: skip
+    assert result.returncode == 2, result.stdout
+    assert "--broker-host" in result.stderr
+    assert tree(tmp_path) == {}
