@@ -159,5 +159,7 @@ class Accounts:
             self._holder.wait(10)
         for account in self.accounts.values():
             subprocess.run(["userdel", account.name], capture_output=True, timeout=60)
+            # its own group, when userdel kept it (USERGROUPS_ENAB off, or a member left)
+            subprocess.run(["groupdel", account.name], capture_output=True, timeout=60)
         subprocess.run(["groupdel", self.group], capture_output=True, timeout=60)
         shutil.rmtree(self.base, ignore_errors=True)
