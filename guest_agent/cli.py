@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from guest_agent.probe import cached
 from guest_agent.tables import backends_table, environment_table
@@ -52,7 +53,7 @@ def probe_cmd(
         console.print(environment_table(probe))
         console.print(backends_table(probe.report))
         for hint in probe.hints:
-            console.print(f"[yellow]hint:[/] {hint}", soft_wrap=True)
+            console.print(Text.assemble(("hint: ", "yellow"), hint), soft_wrap=True)
     if not probe.proven:
         if not json_out:
             err_console.print("[red]error:[/] no encoder backend works on this machine")

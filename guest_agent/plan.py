@@ -6,14 +6,10 @@ from dataclasses import dataclass, field
 
 from guest_agent.probe import GuestProbe
 from worker.capabilities import Status
-from worker.errors import KamadoError
+from worker.errors import NothingToServe
 from worker.heartbeat import BackendProblem
 from worker.profiles import QUEUE_CPU, QUEUE_GPU, Backend
 from worker.settings import Settings
-
-
-class NothingToServe(KamadoError):
-    """Raised when no queue can be served: no hardware proven and no software work taken."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +77,8 @@ def make_plan(settings: Settings, probe: GuestProbe) -> Plan:
             why = "and guest.take_software_work is false"
         raise NothingToServe(
             f"nothing to serve: no hardware backend is proven on this machine {why} "
-            f"({summary(probe)})"
+            f"({summary(probe)}); once fixed, start it again (its unit does not restart "
+            "on this exit code 3)"
         )
     fps = {b.value: r.fps for b, r in probe.backends.items() if b in usable}
     return Plan(

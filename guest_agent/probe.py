@@ -26,7 +26,14 @@ from guest_agent.system import (
     render_nodes,
     vainfo,
 )
-from worker.capabilities import BackendReport, ProbeReport, Status, probe_backends, store_probe
+from worker.capabilities import (
+    BackendReport,
+    ProbeReport,
+    Status,
+    probe_backends,
+    store_probe,
+    writable_state_dir,
+)
 from worker.profiles import Backend
 from worker.settings import Settings
 
@@ -103,6 +110,7 @@ def hints(
 
 def run_probe(settings: Settings, only: list[Backend] | None = None) -> GuestProbe:
     """Probe the environment and prove each backend now; store the result in the cache."""
+    writable_state_dir(settings)
     nodes = render_nodes()
     drv = driver(settings)
     info = vainfo(settings)

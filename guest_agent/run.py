@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rich.text import Text
+
 from guest_agent.guard import GpuGuard
 from guest_agent.ledger import TaskHooks
 from guest_agent.plan import Plan, make_plan
@@ -11,6 +13,7 @@ from worker.celery_app import create_app
 from worker.cli.common import err_console, fail
 from worker.cli.worker_cmd import HeartbeatHook, run_worker
 from worker.errors import KamadoError
+from worker.registry import check_login
 from worker.settings import Settings
 
 
@@ -39,10 +42,12 @@ def run_guest(
 ) -> None:
     """Probe now, refuse when nothing usable was proven, else run the guarded worker."""
     try:
+        if settings.broker_url is not None:
+            check_login(settings.broker_url.get_secret_value())  # before a probe, not after
         probe = run_probe(settings)
         err_console.print(backends_table(probe.report))
         for hint in probe.hints:
-            err_console.print(f"[yellow]hint:[/] {hint}", soft_wrap=True)
+            err_console.print(Text.assemble(("hint: ", "yellow"), hint), soft_wrap=True)
         plan = make_plan(settings, probe)
         run_with = worker_settings(settings)
         app = create_app(run_with)

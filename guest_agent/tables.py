@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.table import Table
+from rich.text import Text
 
 from guest_agent.probe import GuestProbe
 from worker.capabilities import ProbeReport, Status
@@ -20,7 +21,7 @@ def backends_table(report: ProbeReport) -> Table:
             f"[{colours[item.status]}]{item.status.value}[/]",
             item.kind,
             f"{item.fps:g}" if item.fps else "",
-            item.reason,
+            Text(item.reason),  # ffmpeg's lines start with "[h264_qsv @ 0x...]": not markup
         )
     return table
 
@@ -45,14 +46,14 @@ def environment_table(probe: GuestProbe) -> Table:
     )
     va = probe.vainfo
     if not va.installed:
-        table.add_row("vainfo", va.error)
+        table.add_row("vainfo", Text(va.error))
     elif va.ok:
         table.add_row(
             "vainfo", f"{va.driver_version}; H.264 encode: {len(va.h264_encode)} profiles"
         )
     else:
-        table.add_row("vainfo", f"[red]failed[/]: {va.error}")
-    table.add_row("ffmpeg", probe.ffmpeg.version)
+        table.add_row("vainfo", Text.assemble(("failed", "red"), f": {va.error}"))
+    table.add_row("ffmpeg", Text(probe.ffmpeg.version))
     missing = [n for n, ok in {**probe.ffmpeg.encoders, **probe.ffmpeg.filters}.items() if not ok]
     table.add_row("ffmpeg lacks", ", ".join(missing) or "nothing kamado uses")
     return table

@@ -17,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from host_agent.domain import domain_xml
 from host_agent.errors import DomainNotFound, HostAgentError, HypervisorUnavailable
@@ -183,7 +183,8 @@ class Agent:
         except BrokerError as e:
             log.warning("%s", e)
             return None
-        return Work(waiting, in_flight, heartbeat.current_job if heartbeat else None)
+        consuming = heartbeat is not None and any(q in heartbeat.queues for q in queues)
+        return Work(waiting, in_flight, heartbeat.current_job if heartbeat else None, consuming)
 
     def _act(self, decision: Decision, now: float) -> None:
         try:
@@ -211,12 +212,15 @@ class Agent:
     def heartbeat(self, status: DomainStatus | None) -> HostHeartbeat:
         """The heartbeat this agent publishes for ``status``."""
         last = self.history[-1] if self.history else None
+        hold = self.policy.hold_until
+        left = hold - self.clock() if hold is not None else 0.0
         return HostHeartbeat(
             name=self.agent_name,
             vm_state=status.state.value if status is not None else "unknown",
             last_action=f"{last.action}: {last.reason}" if last else "",
             last_action_at=last.wall if last else None,
             preflight_ok=self.preflight_ok,
+            held_until=utc_now() + timedelta(seconds=left) if left > 0 else None,
         )
 
     def _publish(self, now: float, status: DomainStatus | None) -> None:

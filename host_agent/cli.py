@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from host_agent.domain import domain_xml
 from host_agent.errors import DomainNotFound, HostAgentError
@@ -26,6 +27,7 @@ from worker.cli.common import (
     settings_or_exit,
 )
 from worker.errors import BrokerError, ConfigError, KamadoError
+from worker.registry import check_login
 from worker.settings import Settings
 from worker.settings_host import HostSettings
 
@@ -49,7 +51,13 @@ def hypervisor_for(host: HostSettings) -> Hypervisor:
     try:
         from host_agent.lifecycle import Hypervisor
     except ImportError as e:
-        fail(ConfigError(f"libvirt-python is not installed ({e}): pip install 'kamado[host]'"))
+        fail(
+            ConfigError(
+                f"libvirt-python is not installed ({e}): sudo apt-get install libvirt-dev "
+                "pkg-config gcc python3-dev, then install the host extra from the checkout: "
+                "sudo /opt/kamado/venv/bin/pip install '/opt/kamado/src[host]'"
+            )
+        )
     return Hypervisor(host.libvirt_uri)
 
 
@@ -73,18 +81,30 @@ def _print_report(report: Report) -> None:
     table = Table("check", "status", "detail", "fix", show_lines=False)
     for check in report.checks:
         style = STATUS_STYLE[check.status]
-        table.add_row(check.name, f"[{style}]{check.status.value}[/]", check.detail, check.fix)
+        status = Text(check.status.value, style=style)
+        # Details quote ids and config keys in brackets ([144d:a808]): text, not markup.
+        table.add_row(Text(check.name), status, Text(check.detail), Text(check.fix))
     console.print(table)
     console.print("preflight passed" if report.ok else "[red]preflight failed[/]")
+
+
+SysfsRoot = Annotated[
+    Path, typer.Option(help="read /sys, /proc and /dev under this root (a fixture tree)")
+]
+
+
+def refuse_host_devices(report: Report) -> None:
+    """Exit 2 when the VM would take a device the host uses (its disk, its network)."""
+    taken = [c for c in report.checks if c.name.startswith("host-use") and c.status == Status.FAIL]
+    if taken:
+        reasons = "; ".join(f"{c.detail} (fix: {c.fix})" for c in taken)
+        fail(ConfigError(f"refusing to start the VM: {reasons}"))
 
 
 @app.command("preflight")
 def preflight(
     config: ConfigOption = None,
-    sysfs_root: Annotated[
-        Path,
-        typer.Option(help="read /sys, /proc and /dev under this root (a fixture tree)"),
-    ] = Path("/"),
+    sysfs_root: SysfsRoot = Path("/"),
     no_libvirt: Annotated[bool, typer.Option(help="skip the libvirt checks")] = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -121,10 +141,13 @@ def _connected(host: HostSettings) -> Hypervisor:
 def up(
     config: ConfigOption = None,
     start: Annotated[bool, typer.Option(help="start it after defining")] = True,
+    sysfs_root: SysfsRoot = Path("/"),
 ) -> None:
-    """Define (or update) the VM from config and start it."""
+    """Define (or update) the VM from config and start it; never with a host's own device."""
     settings = settings_or_exit(config)
     vm = settings.host.vm
+    if start:
+        refuse_host_devices(run_preflight(settings.host, sysfs_root))
     hypervisor = _connected(settings.host)
     try:
         hypervisor.define(domain_xml(vm), vm.name)
@@ -180,6 +203,7 @@ def collect_status(settings: Settings) -> dict[str, Any]:
     if settings.broker_url is None:
         return data
     state = RedisState(settings.broker_url.get_secret_value())
+    data["guest_worker"] = host.guest_worker  # whose heartbeat "worker" is
     try:
         worker = state.worker_heartbeat(host.guest_worker)
         agent = state.host_heartbeat(host.agent_name or socket.gethostname())
@@ -207,23 +231,28 @@ def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
 
 
 @app.command("run")
-def run(config: ConfigOption = None) -> None:
+def run(config: ConfigOption = None, sysfs_root: SysfsRoot = Path("/")) -> None:
     """Run the agent: start the VM for work, stop it when idle, restart it after a crash."""
     settings = settings_or_exit(config)
     if settings.broker_url is None:
         fail(ConfigError("broker_url: the host agent needs the broker the VM's worker uses"))
+    try:
+        check_login(settings.broker_url.get_secret_value())
+    except KamadoError as e:
+        fail(e)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     host = settings.host
     hypervisor = hypervisor_for(host)
     from host_agent.agent import Agent
     from host_agent.redis_state import RedisState
 
-    report = run_preflight(host, libvirt=lambda: libvirt_facts(host))
+    report = run_preflight(host, sysfs_root, lambda: libvirt_facts(host))
     for check in report.checks:
         if check.status != Status.PASS:
             logging.getLogger("kamado.host_agent").warning(
                 "preflight %s: %s: %s", check.status.value, check.name, check.detail
             )
+    refuse_host_devices(report)
     agent = Agent(
         host,
         state=RedisState(settings.broker_url.get_secret_value()),

@@ -34,13 +34,20 @@ class Decision:
     reason: str
 
 
+# The longest a VM whose worker never consumed waits before it is started for work again.
+HOLD_MAX = 6 * 3600.0
+
+
 @dataclass(frozen=True)
 class Work:
-    """The work the VM's queues hold right now."""
+    """The work the VM's queues hold right now, and whether the guest's worker takes it."""
 
     waiting: int
     in_flight: int = 0
     running_job: str | None = None
+    # True: the guest's worker heartbeat lists one of the queues; False: no such
+    # heartbeat; None: not known (then it never causes a shutdown).
+    consuming: bool | None = None
 
     @property
     def busy(self) -> bool:
@@ -74,6 +81,9 @@ class Policy:
         self.crashes: deque[float] = deque()
         self.gave_up = False
         self.last_crash = ""
+        self.started_at: float | None = None
+        self.unconsumed = 0
+        self.hold_until: float | None = None
 
     def step(
         self, now: float, vm: VmView, work: Work | None, *, in_window: bool, may_start: bool
@@ -91,7 +101,8 @@ class Policy:
                 self.restart_due_at = None
                 return Decision(Action.START, f"restart after the VM stopped ({self.last_crash})")
             return None
-        if work is not None and work.waiting and in_window and may_start:
+        held = self.hold_until is not None and now < self.hold_until
+        if work is not None and work.waiting and in_window and may_start and not held:
             self.last_work_at = now
             return Decision(Action.START, f"{work.waiting} job(s) waiting")
         return None
@@ -102,6 +113,8 @@ class Policy:
         if self.gave_up and not self.crashes:
             self.gave_up = False
         stopped = self.was_active and not vm.active
+        if vm.active and not self.was_active:
+            self.started_at = now  # started by hand, or seen running when the agent began
         self.was_active = vm.active
         if not stopped:
             return
@@ -129,10 +142,35 @@ class Policy:
             return None
         if not in_window:
             return Decision(Action.SHUTDOWN, "outside the power windows")
+        unconsumed = self._unconsumed(now, work)
+        if unconsumed is not None:
+            return unconsumed
         idle = now - self.last_work_at
         if not work.waiting and idle >= self.settings.idle_shutdown:
             return Decision(Action.SHUTDOWN, f"idle for {idle:.0f}s")
         return None
+
+    def _unconsumed(self, now: float, work: Work) -> Decision | None:
+        """Shut down a VM whose worker has not taken its queues within consume_timeout."""
+        s = self.settings
+        if work.consuming:
+            self.unconsumed = 0
+            self.hold_until = None
+            return None
+        if work.consuming is None or not work.waiting or not s.consume_timeout:
+            return None
+        if self.started_at is None or now - self.started_at < s.consume_timeout:
+            return None
+        hold = min(s.consume_timeout * 2**self.unconsumed, HOLD_MAX)
+        self.unconsumed += 1
+        self.hold_until = now + hold
+        return Decision(
+            Action.SHUTDOWN,
+            f"no worker {s.guest_worker} consuming {', '.join(s.queues)} within "
+            f"{s.consume_timeout:g}s of the VM's start ({work.waiting} job(s) waiting): is "
+            f"the guest agent running with a proven hardware backend? Next start for work "
+            f"in {hold:g}s",
+        )
 
     def acted(self, decision: Decision, now: float) -> None:
         """Record that the agent carried out ``decision`` (so its stop is expected)."""
@@ -142,6 +180,7 @@ class Policy:
         else:
             self.last_work_at = now
             self.stop_requested_at = None
+            self.started_at = now
             # Running from now on: a death before the next poll still counts as a crash.
             self.was_active = True
 

@@ -15,6 +15,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from host_agent.host_use import host_use
+from host_agent.pci_names import pci_name
+from host_agent.sysfs import Host
 from worker.settings_host import HostSettings, VmSettings
 
 VFIO_MODULES = ("vfio", "vfio_pci", "vfio_iommu_type1")
@@ -64,45 +67,6 @@ class LibvirtFacts:
 
 
 LibvirtProbe = Callable[[], LibvirtFacts]
-
-
-class Host:
-    """Reads a host's sysfs, procfs and /dev under one root."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def path(self, absolute: str) -> Path:
-        """``absolute`` (e.g. /sys/class/iommu) under the root."""
-        return self.root / absolute.lstrip("/")
-
-    def read(self, absolute: str | Path, default: str = "") -> str:
-        """A small sysfs file's stripped text, or ``default``."""
-        try:
-            return self.path(str(absolute)).read_text(errors="replace").strip()
-        except OSError:
-            return default
-
-    def entries(self, absolute: str) -> list[str]:
-        """Names in a directory, sorted; empty when it is missing."""
-        try:
-            return sorted(p.name for p in self.path(absolute).iterdir())
-        except OSError:
-            return []
-
-    def pci(self, address: str) -> str:
-        """The sysfs directory of a PCI device."""
-        return f"/sys/bus/pci/devices/{address}"
-
-    def driver(self, address: str) -> str:
-        """The driver a PCI device is bound to, or ''."""
-        link = self.path(self.pci(address) + "/driver")
-        return link.resolve().name if link.exists() else ""
-
-    def iommu_group(self, address: str) -> str | None:
-        """The IOMMU group number of a PCI device, or None."""
-        link = self.path(self.pci(address) + "/iommu_group")
-        return link.resolve().name if link.exists() else None
 
 
 def check_cpu(host: Host, vm: VmSettings) -> Check:
@@ -197,6 +161,48 @@ def check_pci_device(host: Host, address: str, label: str, vendor: str = "") -> 
     return Check(name=name, status=Status.PASS, detail=detail)
 
 
+def describe_device(host: Host, address: str) -> str:
+    """What a PCI device is, as lspci -nnk would say: names, ids, class and driver."""
+    vendor, device, cls = host.pci_ids(address)
+    name = pci_name(host, vendor, device, cls)
+    driver = host.driver(address)
+    bound = f"driver {driver}" if driver else "no driver"
+    return f"{name.vendor} {name.device} [{vendor}:{device}], {name.cls} (class 0x{cls}), {bound}"
+
+
+def check_host_use(host: Host, address: str, label: str, *, warn_bound: bool = True) -> Check:
+    """The device is not one the running host uses: no mounted disk, no live network interface.
+
+    A device bound to another host driver is a warning (libvirt takes it from the host at
+    start); ``warn_bound`` is off for the iGPU, whose driver has its own check.
+    """
+    name = f"host-use {address}"
+    what = describe_device(host, address)
+    use = host_use(host, address)
+    if use.in_use:
+        uses = ", ".join(use.block + use.network)
+        kind = "disk" if use.block else "network"
+        return Check(
+            name=name,
+            status=Status.FAIL,
+            detail=f"{label} at {address} is {what}; the host uses it: {uses}. Passing it "
+            f"would hand the host's own {kind} to the VM",
+            fix=f"remove {address} from the VM's devices (lspci -nnk -s {address} shows it); "
+            "find the device you meant with lspci -nn",
+        )
+    driver = host.driver(address)
+    if warn_bound and driver and driver not in FREE_DRIVERS:
+        return Check(
+            name=name,
+            status=Status.WARN,
+            detail=f"{label} at {address} is {what}; libvirt takes it from the host's "
+            f"{driver} driver at every VM start",
+            fix="make sure the host does not need it; bind it to vfio-pci at boot with "
+            f"driverctl set-override {address} vfio-pci",
+        )
+    return Check(name=name, status=Status.PASS, detail=f"{label} at {address} is {what}")
+
+
 def check_group(host: Host, address: str, passed: set[str]) -> Check:
     """Every other endpoint in the device's IOMMU group is passed through too or unbound."""
     name = f"iommu-group {address}"
@@ -245,15 +251,38 @@ def check_gpu_driver(host: Host, vm: VmSettings) -> Check:
     if driver in ("vfio-pci", ""):
         detail = driver or "no driver; libvirt binds vfio-pci at start"
         return Check(name="gpu-driver", status=Status.PASS, detail=detail)
-    vendor = host.read(host.pci(address) + "/vendor").removeprefix("0x")
-    device = host.read(host.pci(address) + "/device").removeprefix("0x")
     return Check(
         name="gpu-driver",
         status=Status.WARN,
         detail=f"{address} is bound to {driver}; libvirt must unbind it at start, which "
         "i915 on the boot GPU often does not survive",
-        fix=f"bind it to vfio-pci at boot: add 'vfio-pci.ids={vendor}:{device}' to the kernel "
-        "command line and 'softdep i915 pre: vfio-pci' to /etc/modprobe.d/vfio.conf",
+        fix=vfio_at_boot(host, address),
+    )
+
+
+def vfio_at_boot(host: Host, address: str) -> str:
+    """How to give ``address`` to vfio-pci at boot, naming the device the fix binds.
+
+    ``vfio-pci.ids`` binds every device with that vendor:device, so when another device on
+    the host shares the id the fix is a per-address override instead.
+    """
+    vendor, device, cls = host.pci_ids(address)
+    name = pci_name(host, vendor, device, cls)
+    twins = [
+        other
+        for other in host.entries("/sys/bus/pci/devices")
+        if other != address and host.pci_ids(other)[:2] == (vendor, device)
+    ]
+    if twins:
+        return (
+            f"{', '.join(twins)} share the id {vendor}:{device} of {address}, so vfio-pci.ids "
+            f"would take them from the host too: bind only {address} with driverctl "
+            f"set-override {address} vfio-pci (package driverctl)"
+        )
+    return (
+        f"bind {address} ({name.vendor} {name.device}) to vfio-pci at boot: add "
+        f"'vfio-pci.ids={vendor}:{device}' to the kernel command line and "
+        "'softdep i915 pre: vfio-pci' to /etc/modprobe.d/vfio.conf"
     )
 
 
@@ -363,14 +392,14 @@ def check_usb(host: Host, vm: VmSettings) -> list[Check]:
 def check_libvirt(facts: LibvirtFacts) -> list[Check]:
     """libvirt answers and its domain capabilities offer the vfio PCI backend."""
     if facts.error:
-        return [
-            Check(
-                name="libvirt",
-                status=Status.FAIL,
-                detail=facts.error,
-                fix="start libvirtd (systemctl enable --now libvirtd) or fix host.libvirt_uri",
+        fix = "start libvirtd (systemctl enable --now libvirtd) or fix host.libvirt_uri"
+        if "Permission denied" in facts.error or "authentication unavailable" in facts.error:
+            fix = (
+                "qemu:///system's socket is for root and the libvirt group: add the agent's "
+                "user to the libvirt group (sudo adduser kamado libvirt; the unit has "
+                "SupplementaryGroups=libvirt, a login shell needs a new login)"
             )
-        ]
+        return [Check(name="libvirt", status=Status.FAIL, detail=facts.error, fix=fix)]
     checks = [Check(name="libvirt", status=Status.PASS, detail="connected")]
     if facts.domain_capabilities is None:
         checks.append(
@@ -398,6 +427,19 @@ def check_libvirt(facts: LibvirtFacts) -> list[Check]:
     return checks
 
 
+def device_checks(host: Host, vm: VmSettings) -> list[Check]:
+    """Each extra PCI device exists; neither it nor the iGPU is something the host uses."""
+    checks = []
+    for pci in vm.pci:
+        label = pci.label or "PCI device"
+        checks.append(check_pci_device(host, pci.address, label))
+        if host.path(host.pci(pci.address)).exists():
+            checks.append(check_host_use(host, pci.address, label))
+    if vm.gpu.kind in ("pci", "sriov") and host.path(host.pci(vm.gpu.address)).exists():
+        checks.append(check_host_use(host, vm.gpu.address, "iGPU", warn_bound=False))
+    return checks
+
+
 def run_preflight(
     settings: HostSettings, root: Path = Path("/"), libvirt: LibvirtProbe | None = None
 ) -> Report:
@@ -413,15 +455,17 @@ def run_preflight(
         checks += [check_iommu(host), check_vfio(host)]
     gpu_present = host.path(host.pci(vm.gpu.address)).exists()
     if vm.gpu.kind != "none":
-        checks.append(check_pci_device(host, vm.gpu.address, "iGPU", vm.gpu.expected_vendor))
+        gpu_check = check_pci_device(host, vm.gpu.address, "iGPU", vm.gpu.expected_vendor)
+        checks.append(gpu_check)
+        # A wrong address must not earn advice about that device (binding the host's NIC).
+        gpu_present = gpu_present and gpu_check.status != Status.FAIL
     if vm.gpu.kind == "pci" and gpu_present:
         checks += [check_gpu_driver(host, vm), check_boot_vga(host, vm.gpu.address)]
     elif vm.gpu.kind == "gvtg":
         checks += [check_gpu_driver(host, vm), *check_gvtg(host, vm)]
     elif vm.gpu.kind == "sriov":
         checks.append(check_sriov(host, vm))
-    for pci in vm.pci:
-        checks.append(check_pci_device(host, pci.address, pci.label or "PCI device"))
+    checks += device_checks(host, vm)
     for address in sorted(passed):
         if host.path(host.pci(address)).exists():
             checks.append(check_group(host, address, passed))

@@ -1,18 +1,27 @@
 """`python -m scheduler ...`: the scheduler's commands alone.
 
-The detached delivery a recorder hook starts runs `python -m scheduler spool flush`; a
+The detached delivery a recorder hook starts runs `python -m scheduler spool flush
+--lock-fd N`; it lowers its priority first, so the recorder and the hooks that end with it
+(several tuners finish in the same second) get the CPU before the delivery's imports. A
 hook itself takes the quick path (:mod:`scheduler.hook_quick`) here as from `kamado`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
+
+DELIVERY_NICE = 10
 
 
 def main() -> None:
     """Run the scheduler-only command line."""
     from scheduler.hook_quick import main as quick
 
+    if "--lock-fd" in sys.argv[1:]:  # a hook's delivery: it must not slow the next hooks
+        with contextlib.suppress(OSError):
+            os.nice(DELIVERY_NICE)
     code = quick(sys.argv[1:])
     if code is not None:
         sys.exit(code)

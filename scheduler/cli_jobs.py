@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from worker.cli.common import (
     EXIT_FAILED,
@@ -88,21 +89,22 @@ def jobs_table(rows: list[dict[str, Any]], title: str = "jobs") -> Table:
         table.add_row(
             item["id"][:12],
             f"[{colour}]{item['state']}[/]" + (" [yellow]![/]" if item["flags"] else ""),
-            item["profile"],
-            (item["worker"] or "").split("@")[0],
-            item["backend"] or "",
+            Text(item["profile"]),
+            Text((item["worker"] or "").split("@")[0]),
+            Text(item["backend"] or ""),
             f"{progress:.0f}" if progress is not None else "",
             f"{item['fps']:.0f}" if item["fps"] else "",
             _duration(item["eta_s"]),
             _duration(item["age_s"]),
-            _name(item["source"]),
+            Text(_name(item["source"])),
         )
     return table
 
 
 def _show_one(data: dict[str, Any]) -> None:
-    for key in ("id", "state", "source", "output", "profile", "priority", "queue", "attempts",
-                "worker", "backend", "progress", "error", "flags", "created_at"):  # fmt: skip
+    for key in ("id", "state", "waiting", "source", "output", "profile", "priority", "queue",
+                "attempts", "worker", "backend", "progress", "error", "flags",
+                "created_at"):  # fmt: skip
         value = data.get(key)
         if value not in (None, "", []):
             console.print(f"[bold]{key}[/]: ", end="")
@@ -113,10 +115,11 @@ def _show_one(data: dict[str, Any]) -> None:
         for column in ("#", "worker", "started", "ended", "outcome", "backend", "error"):
             table.add_column(column)
         for attempt in history:
+            # Text, not markup: an error may quote [staging.locations.NAME] or a file name.
             table.add_row(
-                str(attempt["number"]), attempt["worker"], attempt["started_at"][:19],
+                str(attempt["number"]), Text(attempt["worker"]), attempt["started_at"][:19],
                 (attempt["ended_at"] or "")[:19], attempt["outcome"],
-                attempt["backend"] or "", attempt["error"] or "",
+                Text(attempt["backend"] or ""), Text(attempt["error"] or ""),
             )  # fmt: skip
         console.print(table)
 
@@ -132,6 +135,7 @@ def status(
 ) -> None:
     """The job table, or one job with every attempt and its error."""
     from scheduler import jobs
+    from scheduler.unserved import unserved_queues
 
     settings = settings_or_exit(config)
     try:
@@ -141,8 +145,12 @@ def status(
             if job is not None:
                 job_id = jobs.resolve(box.registry, box.state, job)
                 data = jobs.detail(box.registry, box.state, job_id)
+                if data["state"] == "queued" and data["queue"]:
+                    waits = unserved_queues(box.registry, box.state, [data["queue"]])
+                    data["waiting"] = waits[0].line() if waits else None
             else:
                 rows = jobs.listing(box.registry, box.state, states=wanted, limit=limit)
+                waits = unserved_queues(box.registry, box.state)
         finally:
             box.close()
     except KamadoError as e:
@@ -153,6 +161,8 @@ def status(
         print_json(rows)
     else:
         console.print(jobs_table(rows))
+        for item in waits:
+            console.print(Text.assemble(("waiting: ", "yellow"), item.line()), soft_wrap=True)
 
 
 def cancel(job: JobArg, config: ConfigOption = None, as_json: JsonOption = False) -> None:
@@ -262,7 +272,7 @@ def presence_tables(data: dict[str, Any]) -> list[Table]:
             hosts.add_column(column)
         for h in data["hosts"]:
             hosts.add_row(
-                h["name"], h["vm_state"], h["last_action"], f"{h['heartbeat_age_s']:.0f}s ago"
+                h["name"], h["vm_state"], Text(h["last_action"]), f"{h['heartbeat_age_s']:.0f}s ago"
             )
         tables.append(hosts)
     return tables

@@ -61,7 +61,10 @@ def wake_delay(hosts: list[HostHeartbeat], routing: RoutingSettings, at: datetim
     for host in hosts:
         if host.preflight_ok is False:
             continue
-        if host.vm_state == "running" and host.last_action_at is not None:
+        if host.held_until is not None and host.held_until > at:
+            # The agent shut the VM down because its worker never consumed: not before this.
+            delays.append((host.held_until - at).total_seconds() + routing.vm_boot_time)
+        elif host.vm_state == "running" and host.last_action_at is not None:
             since = (at - host.last_action_at).total_seconds()
             delays.append(max(routing.vm_boot_time - since, 0.0))
         else:

@@ -6,12 +6,13 @@ broker away spools without paying for it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from scheduler.broker import BrokerState
 from scheduler.cluster import Snapshot
+from scheduler.errors import RecordingError
 from scheduler.hook_log import log_line
 from scheduler.hooks import action_of, request_submission
 from scheduler.routing import Cluster, initial_queue
@@ -97,6 +98,8 @@ class Drained:
     remaining: int = 0
     busy: bool = False
     error: str = ""
+    unreadable: list[Entry] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)
 
 
 def _quarantine(spool: Spool, entry: Entry, reason: str, state_dir: Path) -> None:
@@ -105,60 +108,103 @@ def _quarantine(spool: Spool, entry: Entry, reason: str, state_dir: Path) -> Non
         log_line(state_dir, f"{entry.request.origin}: set aside {entry.request.path!r}: {reason}")
 
 
+def _denied(error: RecordingError) -> str:
+    from worker.permissions import user_name
+
+    return (
+        f"recording {error}: left in the spool; the scheduler's user ({user_name()}) must "
+        "read the recordings: make them group-readable by a group it is in (e.g. EPGStation's "
+        "recorded directory group kamado, mode 2750) and it is delivered on the next pass"
+    )
+
+
+def report_unreadable(state_dir: Path, entries: list[Entry]) -> None:
+    """Say in the hook log which entries this process cannot read, and how to fix them."""
+    for entry in entries:
+        log_line(state_dir, f"spool: {entry.path.name}: {entry.problem}")
+
+
 def drain(spool: Spool, deliverer: Deliverer, *, blocking: bool = False) -> Drained:
-    """Deliver spooled entries oldest first; stop at the first broker error.
+    """Take the drain lock and deliver spooled entries oldest first (see :func:`drain_pass`)."""
+    with spool.drain_lock(blocking=blocking) as got:
+        if not got:
+            return Drained(busy=True)
+        return drain_pass(spool, deliverer)
+
+
+def _submission(
+    spool: Spool, entry: Entry, settings: Settings, result: Drained
+) -> Submission | None:
+    """The entry's submission, or None after setting it aside, skipping or leaving it."""
+    request, sub = entry.request, entry.submission
+    state_dir = settings.state_dir
+    if request is not None:
+        try:
+            sub = request_submission(settings, request)
+        except RecordingError as e:
+            if e.denied:  # there, but not for this user: fix the mode, it is delivered
+                result.unreadable.append(replace(entry, problem=_denied(e), readable=False))
+                return None
+            _quarantine(spool, entry, str(e), state_dir)
+            result.quarantined += 1
+            return None
+        except KamadoError as e:
+            _quarantine(spool, entry, str(e), state_dir)
+            result.quarantined += 1
+            return None
+        if sub is None:
+            log_line(state_dir, f"{request.origin}: skipped {request.path!r}: "
+                     "a failed recording (scheduler.hold.failed_recordings)")  # fmt: skip
+            spool.remove(entry)
+            result.skipped += 1
+            return None
+    if sub is None:
+        _quarantine(spool, entry, entry.problem, state_dir)
+        result.quarantined += 1
+    return sub
+
+
+def drain_pass(spool: Spool, deliverer: Deliverer) -> Drained:
+    """Deliver spooled entries oldest first; stop at the first broker error (lock held).
 
     A hook request becomes its submission here (the recording must still be there); one
     that cannot (the file is gone, the config no longer maps it) is set aside in ``bad/``
-    with its reason, as is a file that cannot be read. Outcomes of hook requests go to
-    the hook log, which is what an operator reads for a recorder's recordings.
+    with its reason, as is a file that is not a valid entry. A file this process may not
+    read stays where it is and is reported in ``unreadable`` (another user may deliver
+    it, or its mode be fixed). Outcomes of hook requests go to the hook log, which is
+    what an operator reads for a recorder's recordings.
     """
     result = Drained()
     state_dir = deliverer.settings.state_dir
-    with spool.drain_lock(blocking=blocking) as got:
-        if not got:
-            result.busy = True
-            return result
-        entries = spool.entries()
-        if not entries:
-            return result
+    entries = spool.entries()
+    result.seen = {e.path.name for e in entries}
+    result.unreadable = [e for e in entries if not e.readable]
+    entries = [e for e in entries if e.readable]
+    if not entries:
+        return result
+    try:
+        cluster = deliverer.cluster()
+    except BrokerError as e:
+        result.error, result.remaining = str(e), len(entries)
+        return result
+    for index, entry in enumerate(entries):
+        sub = _submission(spool, entry, deliverer.settings, result)
+        if sub is None:
+            continue
+        request = entry.request
         try:
-            cluster = deliverer.cluster()
+            done = deliverer.submit(sub, cluster)
         except BrokerError as e:
-            result.error, result.remaining = str(e), len(entries)
-            return result
-        for index, entry in enumerate(entries):
-            request, sub = entry.request, entry.submission
-            if request is not None:
-                try:
-                    sub = request_submission(deliverer.settings, request)
-                except KamadoError as e:
-                    _quarantine(spool, entry, str(e), state_dir)
-                    result.quarantined += 1
-                    continue
-                if sub is None:
-                    log_line(state_dir, f"{request.origin}: skipped {request.path!r}: "
-                             "a failed recording (scheduler.hold.failed_recordings)")  # fmt: skip
-                    spool.remove(entry)
-                    result.skipped += 1
-                    continue
-            if sub is None:
-                _quarantine(spool, entry, entry.problem, state_dir)
-                result.quarantined += 1
-                continue
-            try:
-                done = deliverer.submit(sub, cluster)
-            except BrokerError as e:
-                result.error = str(e)
-                result.remaining = len(entries) - index
-                break
-            except KamadoError as e:  # e.g. its profile was removed from the config since
-                _quarantine(spool, entry, str(e), state_dir)
-                result.quarantined += 1
-                continue
-            spool.remove(entry)
-            result.delivered.append(done)
-            if request is not None:
-                log_line(state_dir, f"{request.origin}: {action_of(sub, done)} {sub.job.id} "
-                         f"{request.path!r} {done.queue}")  # fmt: skip
+            result.error = str(e)
+            result.remaining = len(entries) - index
+            break
+        except KamadoError as e:  # e.g. its profile was removed from the config since
+            _quarantine(spool, entry, str(e), state_dir)
+            result.quarantined += 1
+            continue
+        spool.remove(entry)
+        result.delivered.append(done)
+        if request is not None:
+            log_line(state_dir, f"{request.origin}: {action_of(sub, done)} {sub.job.id} "
+                     f"{request.path!r} {done.queue}")  # fmt: skip
     return result

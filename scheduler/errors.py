@@ -8,11 +8,17 @@ from worker.errors import BadInputError, KamadoError
 
 
 class RecordingError(BadInputError):
-    """Raised when a recording named by a hook or `kamado enqueue` cannot be submitted."""
+    """Raised when a recording named by a hook or `kamado enqueue` cannot be submitted.
 
-    def __init__(self, message: str, *, path: Path | str | None = None) -> None:
+    ``denied`` is True when it is there but this user may not read it (permissions).
+    """
+
+    def __init__(
+        self, message: str, *, path: Path | str | None = None, denied: bool = False
+    ) -> None:
         super().__init__(message)
         self.path = path
+        self.denied = denied
 
 
 class HookInputError(BadInputError):
@@ -38,3 +44,9 @@ class SpoolError(KamadoError):
     def __init__(self, message: str, *, path: Path | None = None) -> None:
         super().__init__(message)
         self.path = path
+
+
+class SpoolAccessError(SpoolError):
+    """Raised when this user may not use the spool (permissions, a read-only file system)."""
+
+    exit_code = 2

@@ -2,23 +2,31 @@
 
 ``<state_dir>/logs/hooks.log`` tells an operator what happened to every recording a
 recorder handed over: spooled by the hook, then submitted, already known, held, skipped
-or set aside by the delivery.
+or set aside by the delivery. The directory and file are shared with the scheduler's
+user (:mod:`scheduler.spool_access`), whoever writes first.
 """
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
+
+from scheduler.spool_access import make_dir, open_file
 
 
 def log_line(state_dir: Path, text: str) -> None:
     """Append one line to the hook log; a hook never fails over its log."""
     try:
         directory = state_dir / "logs"
-        directory.mkdir(parents=True, exist_ok=True)
+        make_dir(directory)
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
         line = text.replace("\n", "\\n")
-        with (directory / "hooks.log").open("a", encoding="utf-8", errors="backslashreplace") as fh:
-            fh.write(f"{stamp} {line}\n")
+        data = f"{stamp} {line}\n".encode("utf-8", "backslashreplace")
+        fd = open_file(directory / "hooks.log", os.O_WRONLY | os.O_APPEND)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
     except OSError:
         pass

@@ -8,13 +8,17 @@ pydantic and nothing heavier (no typer, no Celery, no settings models, no Redis 
 2. the recorder's input, validated (:mod:`scheduler.recorder_input`), and the recording
    checked (a readable, non-empty file whose name is UTF-8),
 3. the request written to the durable spool (fsync'd, renamed into place),
-4. delivery handed to a detached `python -m scheduler spool flush` (which drains the
-   whole spool, oldest first, and logs each outcome to ``hooks.log``), unless a
-   scheduler service on this machine holds the spool and delivers it itself.
+4. delivery: nothing to do when a scheduler service on this machine holds the spool
+   (it delivers it), nor when a delivery is already running (it takes the entry, see
+   :mod:`scheduler.spool_delivery`); otherwise the hook takes the spool's drain lock and
+   hands it to a detached `python -m scheduler spool flush` it starts, which drains the
+   whole spool, oldest first, and logs each outcome to ``hooks.log``. At most one
+   delivery process runs per spool, however many hooks run at once.
 
-Bad input exits 2 with one line naming the variable or file and nothing spooled. The
-full command line (typer) handles ``--help``, ``--wait`` and anything this parser does
-not know, so both routes accept the same arguments.
+Bad input exits 2 with one line naming the variable or file and nothing spooled; so
+does any failed system call (a config, spool or lock the hook's user may not use), with
+the fix. The full command line (typer) handles ``--help``, ``--wait`` and anything this
+parser does not know, so both routes accept the same arguments.
 """
 
 from __future__ import annotations
@@ -23,9 +27,9 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import NamedTuple, cast
+from typing import TYPE_CHECKING, NamedTuple, cast
 
-from scheduler import spool_store
+from scheduler import spool_access, spool_store
 from scheduler.hook_log import log_line
 from scheduler.paths import absolute, check_recording, require_utf8
 from scheduler.recorder_input import (
@@ -36,6 +40,9 @@ from scheduler.recorder_input import (
     read_epgstation,
 )
 from worker.errors import ConfigError, KamadoError
+
+if TYPE_CHECKING:
+    from scheduler.hook_config import HookConfig
 
 ARGUMENTS: dict[str, int] = {"epgstation": 0, "chinachu": 2, "edcb": 0}
 FLUSH_LOG = "spool-flush.log"
@@ -95,8 +102,10 @@ def _recording_path(args: HookArgs, env: dict[str, str]) -> str:
 def no_broker(spool_dir: Path) -> ConfigError:
     """The error of a hook that spooled its recording with no broker to deliver it to."""
     return ConfigError(
-        "no broker configured (set broker_url or KAMADO_BROKER_URL); the recording was "
-        f"spooled in {spool_dir}: run `kamado spool flush` once the broker is set"
+        "no broker configured for hooks and no scheduler service holds the spool: set "
+        "broker_url in the config file hooks read (they do not read kamado.env) or start "
+        f"the scheduler service; the recording was spooled in {spool_dir}: run `kamado "
+        "spool flush` once the broker is set"
     )
 
 
@@ -122,21 +131,80 @@ def _report(args: HookArgs, action: str, detail: str) -> None:
     sys.stdout.flush()
 
 
-def start_delivery(config: Path | None, state_dir: Path) -> None:
-    """Start a detached `spool flush` of this spool (its errors go to the logs directory)."""
+LOCK_FD = 3  # the drain lock's fd number in the delivery a hook starts
+
+
+def _log_fd(state_dir: Path) -> int | None:
+    """The delivery's stderr: the flush log, opened shared (None when it cannot be)."""
+    try:
+        spool_access.make_dir(state_dir / "logs")
+        fd = spool_access.open_file(state_dir / "logs" / FLUSH_LOG, os.O_WRONLY | os.O_APPEND)
+    except OSError:
+        return None
+    return _high(fd)
+
+
+def _high(fd: int) -> int:
+    """``fd`` moved above the standard ones (a recorder may start a hook with them closed)."""
+    if fd > LOCK_FD:
+        return fd
+    import fcntl
+
+    try:
+        return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, LOCK_FD + 1)
+    finally:
+        os.close(fd)
+
+
+def start_delivery(config: Path | None, state_dir: Path, lock_fd: int) -> None:
+    """Start a detached `spool flush` holding the drain lock ``lock_fd`` (it inherits it)."""
     from worker.spawn import spawn_detached
 
     argv = [sys.executable, "-m", "scheduler", "spool", "flush"]
     if config is not None:
         argv += ["--config", str(config)]
-    spawn_detached(argv, log=state_dir / "logs" / FLUSH_LOG)
+    argv += ["--lock-fd", str(LOCK_FD)]
+    log_fd = _log_fd(state_dir)
+    inherit = {LOCK_FD: lock_fd} if log_fd is None else {2: log_fd, LOCK_FD: lock_fd}
+    try:
+        spawn_detached(argv, inherit=inherit)
+    finally:
+        if log_fd is not None:
+            os.close(log_fd)
+
+
+def hand_off(config: HookConfig) -> str:
+    """Leave the spooled entry to the service or a running delivery, or start one; what."""
+    if spool_store.service_running(config.spool_dir):
+        return "the scheduler service delivers it"
+    lock_fd = spool_store.try_lock(config.spool_dir, spool_store.DRAIN_LOCK)
+    if lock_fd is None:  # its holder lists the spool again after it lets go
+        return "a delivery already running takes it (its outcome goes to hooks.log)"
+    lock_fd = _high(lock_fd)
+    try:
+        start_delivery(Path(config.config) if config.config else None, config.state_dir,
+                       lock_fd)  # fmt: skip
+    except KamadoError as e:
+        return f"spooled; delivery could not start ({e}): run `kamado spool flush`"
+    finally:
+        os.close(lock_fd)  # the delivery holds the lock through its own copy
+    return "delivery started (its outcome goes to hooks.log)"
 
 
 def accept(args: HookArgs, env: dict[str, str] | None = None) -> int:
-    """Validate and spool one recorder hook run, start its delivery; the exit code."""
+    """Validate and spool one recorder hook run, start its delivery; the exit code.
+
+    Every failed system call becomes one line naming the path and the fix (exit 2).
+    """
+    try:
+        return _accept(args, dict(os.environ) if env is None else env)
+    except OSError as e:
+        return _error(ConfigError(spool_access.permission_fix(Path(), e)))
+
+
+def _accept(args: HookArgs, env: dict[str, str]) -> int:
     from scheduler.hook_config import hook_config
 
-    env = dict(os.environ) if env is None else env
     try:
         config = hook_config(args.config)
     except KamadoError as e:
@@ -153,17 +221,14 @@ def accept(args: HookArgs, env: dict[str, str] | None = None) -> int:
     except KamadoError as e:
         log_line(config.state_dir, f"{origin}: error: {e}")
         return _error(e)
-    if not config.broker:
-        log_line(config.state_dir, f"{origin}: spooled {path!r}; no broker configured")
-        return _error(no_broker(config.spool_dir))
-    if spool_store.service_running(config.spool_dir):
-        detail = "the scheduler service delivers it"
-    else:
-        try:
-            start_delivery(Path(config.config) if config.config else None, config.state_dir)
-            detail = "delivery started (its outcome goes to hooks.log)"
-        except KamadoError as e:
-            detail = f"spooled; delivery could not start ({e}): run `kamado spool flush`"
+    try:
+        if not config.broker and not spool_store.service_running(config.spool_dir):
+            log_line(config.state_dir, f"{origin}: spooled {path!r}; no broker configured")
+            return _error(no_broker(config.spool_dir))
+        detail = hand_off(config)
+    except KamadoError as e:
+        log_line(config.state_dir, f"{origin}: spooled {path!r}; {e}")
+        return _error(e)
     log_line(config.state_dir, f"{origin}: spooled {path!r}: {detail}")
     _report(args, "spooled", detail)
     return 0

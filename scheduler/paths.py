@@ -86,12 +86,14 @@ def check_recording(path: Path) -> int:
         stat = path.stat()
     except FileNotFoundError:
         raise RecordingError(f"{name}: no such file", path=path) from None
+    except PermissionError as e:
+        raise RecordingError(f"{name}: {e.strerror or e}", path=path, denied=True) from e
     except OSError as e:
         raise RecordingError(f"{name}: {e.strerror or e}", path=path) from e
     if not path.is_file():
         raise RecordingError(f"{name}: not a regular file", path=path)
     if not os.access(path, os.R_OK):
-        raise RecordingError(f"{name}: not readable (permission denied)", path=path)
+        raise RecordingError(f"{name}: not readable (permission denied)", path=path, denied=True)
     if stat.st_size == 0:
         raise RecordingError(f"{name}: the file is empty", path=path)
     return stat.st_size

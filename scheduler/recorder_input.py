@@ -23,6 +23,7 @@ from pydantic_core import SchemaValidator, ValidationError, to_json
 from pydantic_core import core_schema as cs
 
 from scheduler.errors import HookInputError
+from scheduler.paths import require_utf8
 
 ABSENT = ("", "null", "undefined")
 REQUEST_KIND = "hook"
@@ -238,6 +239,18 @@ def _read_env(
     try:
         return validator.validate_python(dict(env))
     except ValidationError as e:
+        for item in e.errors():
+            if item["type"] != "string_unicode":
+                continue
+            if item["loc"] == (key,):  # a recording named in another encoding (CP932)
+                require_utf8(env[key])
+            name = ".".join(str(p) for p in item["loc"])
+            raise HookInputError(
+                f"{recorder}: variable {name} is not valid UTF-8 text (the recorder must "
+                "pass UTF-8)",
+                recorder=recorder,
+                field=name,
+            ) from None
         if any(i["loc"] == (key,) for i in e.errors()):
             raise HookInputError(
                 f"{recorder}: {key} is not set{hint}", recorder=recorder, field=key

@@ -13,14 +13,18 @@ import threading
 import time
 from dataclasses import dataclass
 
-from scheduler.deliver import Deliverer, drain
+from scheduler import spool_store
+from scheduler.deliver import Deliverer, drain, report_unreadable
 from scheduler.routing import plan
-from scheduler.spool import Spool
+from scheduler.spool import Entry, Spool
+from scheduler.unserved import UnservedWatch
 from worker.errors import BrokerError, KamadoError
 from worker.profiles import QUEUE_CPU, QUEUE_GPU
 from worker.settings import Settings
 
 log = logging.getLogger("kamado.scheduler")
+# Seconds between looks for queues that hold work no worker consumes.
+UNSERVED_INTERVAL = 10.0
 
 
 @dataclass
@@ -39,6 +43,8 @@ class Service:
         self.deliverer = deliverer
         self.spool = spool
         self._last: dict[str, float] = {}
+        self.unserved = UnservedWatch()
+        self._unreadable: set[str] = set()
 
     def route_once(self) -> list[Moved]:
         """One routing pass: move the jobs that finish sooner on software to encode.cpu."""
@@ -78,19 +84,39 @@ class Service:
             return True
         return False
 
+    def _deliverable(self) -> bool:
+        """True when the spool holds an entry to deliver; warns of new unreadable ones once."""
+        entries = self.spool.entries()
+        self._unreadable &= {e.path.name for e in entries}  # forget the ones gone since
+        unreadable = [e for e in entries if not e.readable]
+        self._warn(unreadable)
+        return len(unreadable) < len(entries)
+
+    def _warn(self, unreadable: list[Entry]) -> None:
+        """Log each entry this user cannot deliver, once while it stays in the spool."""
+        fresh = [e for e in unreadable if e.path.name not in self._unreadable]
+        for entry in fresh:
+            log.warning("spool: %s: %s", entry.path, entry.problem)
+        report_unreadable(self.settings.state_dir, fresh)
+        self._unreadable |= {e.path.name for e in fresh}
+
     def tick(self) -> None:
         """Run whichever chores are due."""
         from worker.reconcile import reconcile
 
         sched = self.settings.scheduler
-        if self.due("spool", sched.spool_poll) and self.spool.entries():
-            result = drain(self.spool, self.deliverer, blocking=True)
+        if self.due("spool", sched.spool_poll) and self._deliverable():
+            # never wait on a delivery a hook started: it lists the spool again when it ends
+            result = drain(self.spool, self.deliverer, blocking=False)
+            self._warn(result.unreadable)
             for done in result.delivered:
                 log.info("spooled job %s delivered (%s, %s)", done.job.id, done.outcome, done.queue)
             if result.error:
                 log.warning("spool: %d waiting; broker away: %s", result.remaining, result.error)
         if sched.routing.enabled and self.due("route", sched.routing.interval):
             self.route_once()
+        if self.due("unserved", UNSERVED_INTERVAL):
+            self.unserved.check(self.deliverer.registry, self.deliverer.state, time.monotonic())
         if self.due("reconcile", self.settings.jobs.reconcile_interval):
             passed = reconcile(
                 self.deliverer.app,
@@ -108,6 +134,7 @@ class Service:
                 raise KamadoError(
                     f"another scheduler service already runs on spool {self.spool.directory}"
                 )
+            spool_store.share_locks(self.spool.directory)
             log.info("scheduler service running (spool %s)", self.spool.directory)
             step = min(self.settings.scheduler.spool_poll, self.settings.scheduler.routing.interval)
             while not stop.is_set():

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import ValidationError
 
-from scheduler import spool_store
+from scheduler import spool_access, spool_store
 from scheduler.recorder_input import REQUEST_KIND, HookRequest
 from scheduler.submission import Submission
 from worker.settings import Settings
@@ -32,12 +33,17 @@ def spool_dir(settings: Settings) -> Path:
 
 @dataclass(frozen=True)
 class Entry:
-    """One spooled file: its submission or hook request, or why it cannot be read."""
+    """One spooled file: its submission or hook request, or why it cannot be read.
+
+    ``readable`` is False for a file this process may not read (permissions): it is left
+    where it is and reported, never set aside, since another user can still deliver it.
+    """
 
     path: Path
     submission: Submission | None
     problem: str = ""
     request: HookRequest | None = None
+    readable: bool = True
 
 
 def read_entry(path: Path, raw: bytes) -> Entry:
@@ -64,17 +70,31 @@ class Spool:
 
     def entries(self) -> list[Entry]:
         """Every spooled entry, oldest first."""
-        if not self.directory.is_dir():
-            return []
+        try:
+            if not self.directory.is_dir():
+                return []
+            paths = sorted(self.directory.glob(f"*{SUFFIX}"))
+        except OSError as e:
+            raise spool_store.spool_error("cannot list it", self.directory, e) from e
         found = []
-        for path in sorted(self.directory.glob(f"*{SUFFIX}")):
+        for path in paths:
             try:
                 found.append(read_entry(path, path.read_bytes()))
             except FileNotFoundError:
                 continue  # another drainer took it
+            except PermissionError as e:
+                reason = spool_access.unreadable_reason(path, e)
+                found.append(Entry(path, None, reason, readable=False))
             except OSError as e:
                 found.append(Entry(path, None, str(e)))
         return found
+
+    def names(self) -> set[str]:
+        """The file names of every spooled entry, unread (cheap; for "did anything arrive")."""
+        try:
+            return {p.name for p in self.directory.glob(f"*{SUFFIX}")}
+        except OSError:
+            return set()
 
     def remove(self, entry: Entry) -> None:
         """Delete a delivered entry (durably)."""
@@ -84,10 +104,14 @@ class Spool:
     def quarantine(self, entry: Entry, reason: str) -> Path:
         """Move an entry that cannot be delivered to ``bad/`` (with a note) so it blocks none."""
         bad = self.directory / BAD_DIR
-        bad.mkdir(exist_ok=True, mode=0o700)
+        spool_access.make_dir(bad)
         target = bad / entry.path.name
         entry.path.rename(target)
-        target.with_suffix(".reason").write_text(reason + "\n", encoding="utf-8")
+        fd = spool_access.open_file(target.with_suffix(".reason"), os.O_WRONLY | os.O_TRUNC)
+        try:
+            os.write(fd, (reason + "\n").encode("utf-8", "backslashreplace"))
+        finally:
+            os.close(fd)
         spool_store.fsync_dir(self.directory)
         return target
 

@@ -4,22 +4,35 @@ Kept free of the job models so a recorder hook can spool a request at the cost o
 few system calls. A file is written to a temporary name, fsync'd, renamed into place
 and the directory fsync'd, so it is either wholly there or not at all, even across a
 power cut. Names start with a nanosecond timestamp, so sorting them is arrival order.
+Files and directories follow :mod:`scheduler.spool_access` (shared with the recorder's
+user through a group, whatever the caller's umask).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from scheduler.errors import SpoolError
+from scheduler import spool_access
+from scheduler.errors import SpoolAccessError, SpoolError
 
 SUFFIX = ".json"
 DRAIN_LOCK = ".drain.lock"
 SERVICE_LOCK = ".service.lock"
+
+
+SETUP_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def spool_error(what: str, path: Path, error: OSError) -> SpoolError:
+    """Our error for a failed system call on the spool: a set-up problem (exit 2) or not."""
+    kind = SpoolAccessError if error.errno in SETUP_ERRNOS else SpoolError
+    return kind(f"spool: {what}: {spool_access.permission_fix(path, error)}", path=path)
 
 
 def fsync_dir(directory: Path) -> None:
@@ -32,13 +45,11 @@ def fsync_dir(directory: Path) -> None:
 
 
 def ensure(directory: Path) -> None:
-    """Create the spool directory (private to its user) if it is not there."""
+    """Create the spool directory if it is not there (shared when its parent is)."""
     try:
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        spool_access.make_dir(directory)
     except OSError as e:
-        raise SpoolError(
-            f"spool {directory}: cannot create it ({e.strerror or e})", path=directory
-        ) from e
+        raise spool_error("cannot create it", directory, e) from e
 
 
 def entry_name(label: str) -> str:
@@ -52,7 +63,7 @@ def write_entry(directory: Path, label: str, data: bytes) -> Path:
     final = directory / entry_name(label)
     temp = directory / f".tmp-{os.urandom(6).hex()}"
     try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = spool_access.open_file(temp, os.O_WRONLY, exclusive=True)
         try:
             view = memoryview(data)
             while view:
@@ -64,31 +75,68 @@ def write_entry(directory: Path, label: str, data: bytes) -> Path:
         fsync_dir(directory)
     except OSError as e:
         temp.unlink(missing_ok=True)
-        raise SpoolError(
-            f"spool {directory}: cannot write a submission ({e.strerror or e})", path=directory
-        ) from e
+        raise spool_error("cannot write a submission", directory, e) from e
     return final
+
+
+def try_lock(directory: Path, name: str, *, blocking: bool = False) -> int | None:
+    """Take an exclusive lock file in the spool; its fd (close it to release), or None when
+    another process holds it. An fd inherited by a child keeps the lock for the child."""
+    ensure(directory)
+    path = directory / name
+    try:
+        fd = spool_access.open_file(path, os.O_RDONLY)
+    except OSError as e:
+        raise spool_error("cannot open its lock", path, e) from e
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def holds_lock(fd: int, directory: Path, name: str) -> bool:
+    """True when ``fd`` is this spool's lock file and holds its lock (an inherited one)."""
+    try:
+        st, lock_st = os.fstat(fd), (directory / name).stat()
+        if (st.st_dev, st.st_ino) != (lock_st.st_dev, lock_st.st_ino):
+            return False
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # ours already: a no-op
+    except OSError:
+        return False
+    return True
 
 
 @contextlib.contextmanager
 def lock(directory: Path, name: str, *, blocking: bool) -> Iterator[bool]:
     """Hold an exclusive lock file in the spool; yields False when another process has it."""
-    ensure(directory)
-    fd = os.open(directory / name, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = try_lock(directory, name, blocking=blocking)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
-            return
-        yield True
+        yield fd is not None
     finally:
-        os.close(fd)
+        if fd is not None:
+            os.close(fd)
+
+
+def share_locks(directory: Path) -> None:
+    """Give this spool's lock files the shared mode (an older kamado wrote them 0600)."""
+    for name in (DRAIN_LOCK, SERVICE_LOCK):
+        try:
+            os.close(spool_access.open_file(directory / name, os.O_RDONLY))
+        except OSError as e:
+            raise spool_error("cannot open its lock", directory / name, e) from e
 
 
 def service_running(directory: Path) -> bool:
     """True while a scheduler service on this machine holds the spool's service lock."""
     if not (directory / SERVICE_LOCK).exists():
         return False
-    with lock(directory, SERVICE_LOCK, blocking=False) as got:
-        return not got
+    fd = try_lock(directory, SERVICE_LOCK)
+    if fd is None:
+        return True
+    os.close(fd)
+    return False

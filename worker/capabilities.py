@@ -9,6 +9,7 @@ kind: hardware, option, crash, stalled...), and *proven* when it produced a file
 from __future__ import annotations
 
 import json
+import os
 import re
 import tempfile
 import time
@@ -18,7 +19,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from worker import ffmpeg_errors, process
-from worker.errors import KamadoError
+from worker.errors import ConfigError, KamadoError
 from worker.ffmpeg import build_command
 from worker.probe import probe_source
 from worker.profiles import BUILTIN_PROFILES, Backend
@@ -200,6 +201,29 @@ def probe_backends(settings: Settings, only: list[Backend] | None = None) -> Pro
     return ProbeReport(backends=reports, probed_at=time.time())
 
 
+def writable_state_dir(settings: Settings) -> Path:
+    """The state directory, created if missing; ConfigError when this user cannot write it.
+
+    Checked before a probe, so ``kamado guest probe`` run by hand before the unit ever
+    started (systemd creates /var/lib/kamado then) says what to do instead of failing
+    with a traceback after the encodes.
+    """
+    directory = settings.state_dir
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / f".write-test-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as e:
+        raise ConfigError(
+            f"state_dir {directory}: cannot create it or write there ({e.strerror or e}); "
+            "the units create it when they first start (StateDirectory=kamado). By hand: "
+            f"sudo install -d -o kamado -g kamado -m 0750 {directory}, and run kamado as "
+            "the user that owns it (sudo -u kamado ...)"
+        ) from e
+    return directory
+
+
 def cache_path(settings: Settings) -> Path:
     """Where the last probe report is kept."""
     return settings.state_dir / "probe.json"
@@ -222,6 +246,7 @@ def cached_probe(settings: Settings, *, refresh: bool = False) -> ProbeReport:
             return ProbeReport.model_validate(json.loads(cache.read_text()))
         except (ValueError, OSError):
             pass
+    writable_state_dir(settings)
     report = probe_backends(settings)
     store_probe(settings, report)
     return report

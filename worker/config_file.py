@@ -20,20 +20,30 @@ SYSTEM_CONFIG = Path("/etc/kamado/kamado.toml")
 ENV_PREFIX = "KAMADO_"
 
 
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` is a file; a directory this user may not enter is a ConfigError."""
+    try:
+        return path.is_file()
+    except OSError as e:
+        from worker.permissions import permission_fix
+
+        raise ConfigError(f"config file {permission_fix(path, e)}") from e
+
+
 def find_config(explicit: Path | None = None) -> Path | None:
     """The config file to read: --config, then KAMADO_CONFIG, then the user's, then /etc."""
     if explicit is not None:
-        if not explicit.is_file():
+        if not _is_file(explicit):
             raise ConfigError(f"config file {explicit}: not found")
         return explicit
     env = os.environ.get(CONFIG_ENV, "")
     if env:
         path = Path(env).expanduser()
-        if not path.is_file():
+        if not _is_file(path):
             raise ConfigError(f"config file {path} (from {CONFIG_ENV}): not found")
         return path
     for candidate in (USER_CONFIG.expanduser(), SYSTEM_CONFIG):
-        if candidate.is_file():
+        if _is_file(candidate):
             return candidate
     return None
 
@@ -46,7 +56,30 @@ def read_toml(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config file {path}: {e}") from e
     except OSError as e:
-        raise ConfigError(f"config file {path}: {e.strerror or e}") from e
+        from worker.permissions import permission_fix
+
+        raise ConfigError(f"config file {permission_fix(path, e)}") from e
+
+
+def load_env_file(path: Path) -> dict[str, str]:
+    """Read an env file (``KEY=value`` lines, as systemd's EnvironmentFile) into this process.
+
+    Its values override the process's own, as the units see only the file's. Returns
+    the pairs read; an unreadable file is a ConfigError naming it.
+    """
+    from worker.setup.envfile import parse_env
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        from worker.permissions import permission_fix
+
+        raise ConfigError(f"env file {permission_fix(path, e)}") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"env file {path}: not UTF-8 text ({e.reason})") from e
+    pairs = parse_env(text)
+    os.environ.update(pairs)
+    return pairs
 
 
 def kamado_environment() -> dict[str, str]:

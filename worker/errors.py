@@ -113,6 +113,16 @@ class BackendUnavailable(KamadoError):
         self.available = available
 
 
+class NothingToServe(KamadoError):
+    """Raised when a worker has no queue it can serve here (no encoder backend proven).
+
+    Exit 3, which the worker units' RestartPreventExitStatus names: restarting only
+    probes the same missing GPU or driver again.
+    """
+
+    exit_code = 3
+
+
 class JobCancelled(KamadoError):
     """Raised inside an attempt when its job was cancelled; ffmpeg is already killed."""
 
@@ -141,6 +151,12 @@ class JobFailed(KamadoError):
 
 class BrokerError(KamadoError):
     """Raised when the broker (Redis) cannot be reached or answers with an error."""
+
+
+class BrokerAuthError(BrokerError):
+    """Raised when the broker refuses kamado's credentials (WRONGPASS, NOAUTH): a config error."""
+
+    exit_code = 2
 
 
 class EmbeddedBrokerError(BrokerError):

@@ -75,4 +75,6 @@ class HostHeartbeat(BaseModel):
     last_action: str = ""
     last_action_at: datetime | None = None
     preflight_ok: bool | None = None
+    # Set while the agent will not start the VM for work (its worker never consumed).
+    held_until: datetime | None = None
     updated_at: datetime = Field(default_factory=now)

@@ -65,6 +65,11 @@ def snapshot_families(snap: Snapshot) -> Iterator[Metric]:
         "Age of the oldest spooled submission (0 when the spool is empty)",
         value=snap.spool_oldest_age,
     )
+    yield GaugeMetricFamily(
+        "kamado_spool_unreadable",
+        "Spooled entries the scheduler may not read (left in the spool; fix their mode)",
+        value=snap.spool_unreadable,
+    )
 
 
 def _worker_families(snap: Snapshot) -> Iterator[Metric]:

@@ -8,6 +8,7 @@ spool. Reading goes through the job registry's client (worker/registry.py owns R
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -70,6 +71,7 @@ class Snapshot:
     counters: Counters = field(default_factory=Counters)
     spool: int = 0
     spool_oldest_age: float = 0.0
+    spool_unreadable: int = 0
 
 
 def spool_dir(settings: Settings) -> Path:
@@ -96,6 +98,15 @@ def read_spool(directory: Path, now: float | None = None) -> tuple[int, float]:
     return count, age
 
 
+def count_unreadable(directory: Path) -> int:
+    """Spooled entries this process may not read (left in place until their mode is fixed)."""
+    try:
+        entries = list(directory.glob("*.json"))
+    except OSError:
+        return 0
+    return sum(1 for entry in entries if entry.exists() and not os.access(entry, os.R_OK))
+
+
 def watched_queues(settings: Settings) -> list[str]:
     """The capability queues plus any this box's workers are configured to consume."""
     return list(dict.fromkeys([QUEUE_GPU, QUEUE_CPU, *settings.worker.queues]))
@@ -117,6 +128,7 @@ class Reader:
         self._speeds(snap)
         snap.counters = read_counters(self.registry)
         snap.spool, snap.spool_oldest_age = read_spool(spool_dir(self.settings))
+        snap.spool_unreadable = count_unreadable(spool_dir(self.settings))
         return snap
 
     def _jobs(self, snap: Snapshot) -> None:

@@ -20,10 +20,11 @@ import redis
 from pydantic import BaseModel, ConfigDict, Field
 
 from worker.counters import ATTEMPT_FAILURES, failure_reason
-from worker.errors import BrokerError
+from worker.errors import BrokerAuthError, BrokerError
 from worker.jobs import Job, JobState, now
 from worker.progress import Progress
 from worker.registry_scripts import ACQUIRE, CANCEL, FINISH, RECORD, RENEW, SETTLE, UPDATE
+from worker.settings import mask_url
 
 # kombu's Redis transport keeps a priority queue as one list per level: "name", then
 # "name\x06\x16<level>" for levels above 0; delivered, unacked messages sit in "unacked".
@@ -65,6 +66,38 @@ def redis_client(url: str, *, socket_timeout: float = 10.0) -> redis.Redis:
         decode_responses=True,
         health_check_interval=25,
     )
+
+
+def refused_login(error: redis.RedisError) -> bool:
+    """True when Redis refused the credentials (WRONGPASS, NOAUTH): retrying cannot help."""
+    text = str(error)
+    return isinstance(error, redis.AuthenticationError) or text.startswith(
+        ("WRONGPASS", "NOAUTH", "invalid username-password pair")
+    )
+
+
+def login_refused(url: str, error: Exception) -> BrokerAuthError:
+    """The error for a broker that refused kamado's login, with the URL form that works."""
+    return BrokerAuthError(
+        f"broker {mask_url(url)} refused the login: {error}. deploy/redis/kamado.conf turns "
+        "Redis's default user off, so the URL names the ACL user and its password: "
+        "redis://kamado:PASSWORD@HOST:6379/0 (KAMADO_BROKER_URL in /etc/kamado/kamado.env)"
+    )
+
+
+def check_login(url: str, *, timeout: float = 5.0) -> None:
+    """Raise BrokerAuthError when the broker refuses these credentials.
+
+    A broker that cannot be reached is not an error here: workers wait for it to come.
+    """
+    client = redis_client(url, socket_timeout=timeout)
+    try:
+        client.ping()
+    except redis.RedisError as e:
+        if refused_login(e):
+            raise login_refused(url, e) from e
+    finally:
+        client.close()
 
 
 class AttemptRecord(BaseModel):

@@ -26,15 +26,14 @@ from pydantic_settings import (
 from worker.config_base import Section
 from worker.config_file import find_config, read_toml
 from worker.errors import ConfigError
+from worker.masking import is_secret_field, shown_scheme
+from worker.masking import mask_url as mask_url  # re-exported: callers import it from here
 from worker.profiles import QUEUE_CPU, QUEUE_GPU, Profile
 from worker.settings_admin import FlowerSettings, MetricsSettings, NotifySettings
 from worker.settings_guest import GuestSettings
 from worker.settings_host import HostSettings
 from worker.settings_scheduler import SchedulerSettings
 from worker.settings_staging import StagingSettings
-
-# Fields whose values never appear in output: URLs may carry a password.
-SECRET_WORDS = ("url", "password", "secret", "token", "auth")
 
 
 class EncodeSettings(Section):
@@ -166,7 +165,7 @@ class Settings(BaseSettings):
 
     broker_url: SecretStr | None = Field(
         default=None,
-        description="redis://[:password@]host:port/db; empty starts the embedded broker",
+        description="redis://kamado:PASSWORD@host:port/db; empty starts the embedded broker",
     )
     result_backend_url: SecretStr | None = Field(default=None, description="defaults to broker_url")
     state_dir: Path = Field(
@@ -201,9 +200,9 @@ class Settings(BaseSettings):
             return None
         raw = value.get_secret_value()
         if not raw.startswith(("redis://", "rediss://", "redis+socket://")):
-            scheme = raw.split("://", 1)[0] if "://" in raw else raw[:20]
             raise ValueError(
-                f"unsupported scheme {scheme!r}; use redis://, rediss:// or redis+socket://"
+                f"unsupported scheme {shown_scheme(raw)}; use redis://, rediss:// or "
+                "redis+socket://"
             )
         return value
 
@@ -244,9 +243,9 @@ def describe_validation_error(error: ValidationError, source: str) -> list[str]:
             problems.append(f"{field}: unknown key (in {source})")
             continue
         value = item.get("input")
-        if isinstance(value, str) and any(w in field for w in SECRET_WORDS):
-            value = mask_url(value) if field.endswith("url") else "***"
-        shown = "" if isinstance(value, dict) else f" = {value!r}"
+        if is_secret_field(field) and not isinstance(value, dict):
+            value = mask_url(value) if isinstance(value, str) and "url" in field else "***"
+        shown = "" if isinstance(value, dict | list) else f" = {value!r}"
         reason = item["msg"].removeprefix("Value error, ")
         problems.append(f"{field}{shown}: {reason}")
     return problems
@@ -273,13 +272,3 @@ def masked_dump(settings: Settings) -> dict[str, Any]:
         secret = getattr(settings, key)
         data[key] = mask_url(secret.get_secret_value()) if secret else None
     return data
-
-
-def mask_url(url: str) -> str:
-    """A URL with its password replaced by ***."""
-    if "://" not in url or "@" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    creds, host = rest.rsplit("@", 1)
-    user = creds.split(":", 1)[0] if ":" in creds else ""
-    return f"{scheme}://{user}:***@{host}"

@@ -261,7 +261,8 @@ class HostSettings(Section):
     queues: list[str] = Field(default_factory=lambda: ["encode.gpu"])
     guest_hostname: str = Field(
         default="",
-        description="the worker hostname inside the VM (its heartbeat); empty: vm.name",
+        description="the VM's worker: its Celery node name (celery@HOST), or the guest's "
+        "hostname HOST; empty: celery@<vm.name>",
     )
     poll_interval: float = Field(default=1.0, gt=0, le=60, description="seconds")
     idle_shutdown: float = Field(
@@ -269,6 +270,13 @@ class HostSettings(Section):
     )
     shutdown_timeout: float = Field(
         default=120.0, gt=0, description="seconds for an ACPI shutdown before destroy"
+    )
+    consume_timeout: float = Field(
+        default=600.0,
+        ge=0,
+        description="seconds after a start for the guest's worker to consume the queues while "
+        "jobs wait; then the VM is shut down and started for work again only after a hold "
+        "(this long, doubling, at most 6 h); 0: wait forever",
     )
     restart_backoff: float = Field(default=5.0, ge=0, description="first restart delay, seconds")
     restart_backoff_max: float = Field(default=300.0, ge=0, description="seconds")
@@ -309,5 +317,10 @@ class HostSettings(Section):
 
     @property
     def guest_worker(self) -> str:
-        """The hostname whose worker heartbeat tells whether the VM is encoding."""
-        return self.guest_hostname or self.vm.name
+        """The Celery node name whose heartbeat tells whether the VM is encoding.
+
+        A worker's heartbeat is keyed by its node name, ``celery@<hostname>`` unless
+        ``worker.hostname`` in the guest names another; a bare hostname gets ``celery@``.
+        """
+        name = self.guest_hostname or self.vm.name
+        return name if "@" in name else f"celery@{name}"

@@ -125,6 +125,13 @@ class SchedulerSettings(Section):
     spool_poll: float = Field(
         default=0.25, gt=0, le=60, description="seconds between spool scans of the service"
     )
+    delivery_retry: float = Field(
+        default=60.0,
+        ge=0,
+        le=3600,
+        description="seconds a hook's delivery retries a broker that is away before it leaves "
+        "the spool to the next hook, `kamado spool flush` or the service",
+    )
     hook_connect_timeout: float = Field(
         default=1.0, gt=0, le=30, description="seconds a hook waits for the broker before spooling"
     )

@@ -36,6 +36,7 @@ from worker.sftp_common import (
     Sink,
     SinkError,
     clamp_request,
+    not_sftp_reason,
 )
 from worker.sftp_hostkey import check_host_key, load_key, load_known_hosts, prefer
 from worker.staging_errors import (
@@ -114,6 +115,14 @@ class SftpSession(SessionBase):
         except LocationError:
             transport.close()
             raise
+        except paramiko.SFTPError as e:
+            # The first bytes were no SFTP greeting: ask again on a fresh channel and read them.
+            sent = _first_bytes(transport)
+            transport.close()
+            raise UnreachableError(
+                f"{where}: no SFTP session: {not_sftp_reason(location.user, sent)}",
+                location=name,
+            ) from e
         except paramiko.AuthenticationException as e:
             transport.close()
             raise AuthenticationError(
@@ -370,6 +379,23 @@ class SftpSession(SessionBase):
             return DEFAULT_REQUEST, DEFAULT_REQUEST
         _packet, read, write = msg.get_int64(), msg.get_int64(), msg.get_int64()
         return clamp_request(read), clamp_request(write)
+
+
+def _first_bytes(transport: paramiko.Transport, limit: int = 512, wait: float = 1.0) -> bytes:
+    """What the server writes on a new sftp subsystem channel before any request."""
+    got = b""
+    try:
+        channel = transport.open_session(timeout=wait)
+        channel.settimeout(wait)
+        channel.invoke_subsystem("sftp")
+        while len(got) < limit:
+            chunk = channel.recv(limit - len(got))
+            if not chunk:
+                break
+            got += chunk
+    except (paramiko.SSHException, OSError):
+        pass  # socket.timeout is an OSError: what came so far is the answer
+    return got
 
 
 def _quietly_close(handle: paramiko.SFTPFile) -> None:

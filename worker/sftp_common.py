@@ -83,6 +83,34 @@ def known_hosts_name(host: str, port: int) -> str:
     return host if port == 22 else f"[{host}]:{port}"
 
 
+def shown_bytes(sent: bytes, limit: int = 200) -> str:
+    """What a server sent instead of SFTP, as text: its first line(s), at most ``limit``."""
+    text = sent.decode("utf-8", "replace").replace("\x00", "").strip()
+    return " / ".join(line.strip() for line in text.splitlines() if line.strip())[:limit]
+
+
+def not_sftp_reason(user: str, sent: bytes) -> str:
+    """Why an SSH login gave no SFTP session, from the first bytes the server sent, and the fix.
+
+    With ``Subsystem sftp /usr/lib/openssh/sftp-server`` (Debian's default) sshd runs the
+    server through the account's login shell; a nologin shell prints its refusal instead.
+    ``internal-sftp`` runs inside sshd and needs no shell.
+    """
+    text = shown_bytes(sent)
+    said = (
+        f"the server sent {text!r} instead of an SFTP greeting"
+        if text
+        else ("the server closed the SFTP channel without a greeting")
+    )
+    return (
+        f"{said}: the login shell of {user!r} ran in place of the SFTP server (a nologin "
+        "shell does that with Debian's `Subsystem sftp /usr/lib/openssh/sftp-server`). On "
+        f"the server add to /etc/ssh/sshd_config `Match User {user}` with "
+        "`ForceCommand internal-sftp` under it (or set `Subsystem sftp internal-sftp`), "
+        "then `systemctl reload ssh`"
+    )
+
+
 def clamp_request(size: int) -> int:
     """A request size a server announced, kept between the safe and OpenSSH's maximum."""
     return max(DEFAULT_REQUEST, min(MAX_REQUEST, size or DEFAULT_REQUEST))

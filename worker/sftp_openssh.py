@@ -34,6 +34,7 @@ from worker.sftp_common import (
     SinkError,
     clamp_request,
     known_hosts_name,
+    not_sftp_reason,
 )
 from worker.sftp_hostkey import explain_host_key, preflight
 from worker.ssh_command import diagnose, sftp_argv, sftp_env
@@ -386,6 +387,13 @@ class Opening:
         try:
             self.wire.hello(location.connect_timeout + location.io_timeout)
             return self._cls(self.name, location, child, self.wire, max_requests=self.max_requests)
+        except w.NotSftp as e:
+            child.close(grace=0)
+            where = f"location {self.name!r} ({location.user}@{location.host}:{location.port})"
+            raise UnreachableError(
+                f"{where}: no SFTP session: {not_sftp_reason(location.user, e.sent)}",
+                location=self.name,
+            ) from e
         except w.LinkLost as e:
             code = child.wait(5)
             tail = child.stderr_tail

@@ -43,6 +43,14 @@ class LinkLost(Exception):
     """Raised when the pipe to ssh closes or stays silent past the timeout."""
 
 
+class NotSftp(LinkLost):
+    """Raised when the server's first bytes are no SFTP greeting (a shell said something)."""
+
+    def __init__(self, sent: bytes) -> None:
+        super().__init__(f"the server did not speak SFTP (it sent {sent[:60]!r})")
+        self.sent = sent
+
+
 class StatusError(Exception):
     """Raised when the server answers a request with an error status."""
 
@@ -152,9 +160,10 @@ class Wire:
     def hello(self, timeout: float) -> dict[str, bytes]:
         """Send INIT unless ``greet`` did, read VERSION; the server's extensions (name to data)."""
         self.greet()
-        length, kind = _U32.unpack(self._read_exact(4, timeout))[0], self._read_exact(1, timeout)[0]
+        head = self._read_exact(5, timeout)
+        length, kind = _U32.unpack_from(head)[0], head[4]
         if kind != VERSION_REPLY or not 5 <= length <= MAX_PACKET:
-            raise LinkLost(f"the server did not speak SFTP (packet type {kind})")
+            raise NotSftp(bytes(head) + self._read_some(512, 0.5))
         body = Reader(self._read_exact(length - 1, timeout))
         body.u32()
         while body.at < len(body.body):
@@ -230,6 +239,23 @@ class Wire:
         # A bytearray is as good as bytes to every consumer (hashing, file writes), and
         # copying 255 KiB per answer would cost as much CPU as the hashing.
         return buffer
+
+    def _read_some(self, limit: int, timeout: float) -> bytes:
+        """Whatever arrives within ``timeout`` (up to ``limit`` bytes, or until EOF)."""
+        got = bytearray()
+        while len(got) < limit:
+            try:
+                chunk = os.read(self.rfd, limit - len(got))
+            except BlockingIOError:
+                try:
+                    self._wait(self.rfd, timeout, write=False)
+                except LinkLost:
+                    break
+                continue
+            if not chunk:
+                break
+            got += chunk
+        return bytes(got)
 
     def _wait(self, fd: int, timeout: float, *, write: bool) -> None:
         poller = select.poll()

@@ -28,7 +28,7 @@ from worker.staging_errors import (
     TransferError,
 )
 from worker.staging_local import Files, LocalFiles, free_bytes
-from worker.staging_uri import Target
+from worker.staging_uri import Target, undefined_location
 
 T = TypeVar("T")
 MIB = 1024 * 1024
@@ -67,7 +67,7 @@ def connect(settings: StagingSettings, name: str) -> Files:
         return LocalFiles()
     location = settings.locations.get(name)
     if location is None:
-        raise BadUriError(f"no location named {name!r} in [staging.locations]", location=name)
+        raise BadUriError(undefined_location(name), location=name)
     if isinstance(location, LocalLocation):
         return LocalFiles(name)
     ssh = ssh_binary()

@@ -84,6 +84,14 @@ def _resolve_sftp(settings: StagingSettings, uri: str) -> Target:
                 location=authority,
             )
         return Target(uri, "sftp", _safe_join(named.root, rest, uri, authority), authority)
+    bare_name = named is None and "@" not in authority and ":" not in authority
+    if bare_name and not any(
+        isinstance(loc, SftpLocation) and loc.host == authority
+        for loc in settings.locations.values()
+    ):
+        raise BadUriError(
+            f"URI {uri!r}: {undefined_location(authority)}", location=authority, path=uri
+        )
     user, host, port = _split_authority(authority, uri)
     for name, loc in settings.locations.items():
         if not isinstance(loc, SftpLocation) or loc.host != host or loc.port != port:
@@ -97,6 +105,15 @@ def _resolve_sftp(settings: StagingSettings, uri: str) -> Target:
         f"{(user + '@') if user else ''}{host}:{port}; add one (with its known_hosts) "
         "or use sftp://<location>/<path>",
         path=uri,
+    )
+
+
+def undefined_location(name: str) -> str:
+    """What to do about a job that names a location this worker's config does not define."""
+    return (
+        f"this worker has no location {name!r}: define [staging.locations.{name}] on this "
+        'worker (kind = "sftp", host, user, key_file, known_hosts, root; see '
+        "deploy/staging.example.toml), then run `kamado locations check`"
     )
 
 

@@ -15,10 +15,14 @@ set -euo pipefail
 
 usage() {
     cat <<'USAGE'
-usage: provision.sh [--root DIR] [--wheel FILE] [--non-free] [--skip-packages] [--dry-run]
+usage: provision.sh [--root DIR] [--wheel FILE] [--hostname NAME] [--non-free]
+                    [--skip-packages] [--dry-run]
 
   --root DIR       provision the Debian 12 root at DIR through chroot (default: this system)
-  --wheel FILE     install this kamado wheel (default: build one from this checkout)
+  --wheel FILE     install this kamado wheel (default: build one from this checkout, which
+                   needs python3-venv here)
+  --hostname NAME  the guest's hostname (default with --root: kamado-gpu, the host agent's
+                   host.vm.name; its worker's heartbeat is celery@NAME)
   --non-free       intel-media-va-driver-non-free and firmware-misc-nonfree (see README)
   --skip-packages  do not run apt-get (the packages are already there, e.g. cloud-init)
   --dry-run        write files into --root, print commands instead of running them
@@ -27,6 +31,7 @@ USAGE
 
 ROOT=/
 WHEEL=
+HOSTNAME_SET=
 NON_FREE=0
 SKIP_PACKAGES=0
 DRY_RUN=0
@@ -34,6 +39,7 @@ while (($#)); do
     case "$1" in
         --root) ROOT=${2:?--root needs a directory}; shift 2 ;;
         --wheel) WHEEL=${2:?--wheel needs a file}; shift 2 ;;
+        --hostname) HOSTNAME_SET=${2:?--hostname needs a name}; shift 2 ;;
         --non-free) NON_FREE=1; shift ;;
         --skip-packages) SKIP_PACKAGES=1; shift ;;
         --dry-run) DRY_RUN=1; shift ;;
@@ -81,6 +87,11 @@ check() {
     ((DRY_RUN)) || [[ $EUID -eq 0 ]] || die "run as root (or use --dry-run --root DIR)"
     [[ -d $ROOT ]] || die "$ROOT: no such directory"
     [[ -f $UNIT ]] || die "$UNIT: missing (the systemd unit ships in deploy/systemd/)"
+    # Stock Debian 12 has python3 without pip or ensurepip: the wheel is built in a venv.
+    if ((!DRY_RUN)) && [[ -z $WHEEL ]] && ! python3 -c 'import ensurepip' 2>/dev/null; then
+        die "building the kamado wheel needs python3-venv here: sudo apt-get install" \
+            "python3-venv (or pass --wheel FILE)"
+    fi
     local version
     version=$(cat "$(target /etc/debian_version)" 2>/dev/null || true)
     if [[ $version != 12* ]]; then
@@ -157,7 +168,8 @@ venv() {
     local wheel=$WHEEL built=""
     if [[ -z $wheel ]]; then
         built=$(mktemp -d)
-        run python3 -m pip wheel --quiet --no-deps --wheel-dir "$built" "$REPO"
+        run python3 -m venv "$built/venv"
+        run "$built/venv/bin/pip" wheel --quiet --no-deps --wheel-dir "$built" "$REPO"
         wheel=$(find "$built" -name 'kamado-*.whl' -print -quit)
     fi
     # In a dry run nothing was built: name the wheel the build would have made.
@@ -173,6 +185,28 @@ venv() {
     in_target "$PREFIX/venv/bin/pip" install --no-cache-dir "$PREFIX/wheels/$name"
 }
 
+host_name() {
+    # The host agent finds the guest's worker by its heartbeat, celery@<hostname>.
+    local name=$HOSTNAME_SET
+    if [[ -z $name && $ROOT != / ]]; then
+        name=kamado-gpu
+    fi
+    [[ -z $name ]] && return 0
+    say "hostname $name (the host agent's host.guest_hostname, default host.vm.name)"
+    if [[ $ROOT == / ]]; then
+        run hostnamectl set-hostname "$name"
+    else
+        printf '%s\n' "$name" | write_file /etc/hostname 0644
+    fi
+}
+
+state_dir() {
+    # The unit creates it at its first start; `kamado guest probe` run by hand before
+    # that needs it too.
+    say "state directory /var/lib/kamado (kamado:kamado 0750)"
+    in_target install -d -o kamado -g kamado -m 0750 /var/lib/kamado
+}
+
 files() {
     say "config in /etc/kamado, unit kamado-guest-agent.service"
     mkdir -p "$(target /etc/kamado)"
@@ -183,7 +217,7 @@ files() {
     if [[ ! -e $(target /etc/kamado/kamado.env) ]]; then
         write_file /etc/kamado/kamado.env 0600 <<'ENV'
 # Read by systemd (as root) for kamado-guest-agent.service. The broker's password lives here.
-#KAMADO_BROKER_URL=redis://:CHANGE-ME@broker.example:6379/0
+#KAMADO_BROKER_URL=redis://kamado:CHANGE-ME@broker.example:6379/0
 ENV
     fi
     in_target chown root:kamado /etc/kamado /etc/kamado/kamado.toml
@@ -201,8 +235,10 @@ ENV
 check
 ((SKIP_PACKAGES)) || packages
 user
+host_name
+state_dir
 venv
 files
 unmount_api
 say "done. Set KAMADO_BROKER_URL in /etc/kamado/kamado.env, then in the guest:"
-say "  kamado guest probe --refresh   # which backends work, with ffmpeg's reasons"
+say "  sudo -u kamado $PREFIX/venv/bin/kamado guest probe --refresh   # which backends work"

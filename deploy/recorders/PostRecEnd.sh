@@ -4,4 +4,4 @@
 # variables (FilePath, Title, ServiceName, StartTime, DurationSecond, Drops, Scrambles,
 # Result, ...); kamado reads them itself. A Result other than 録画終了 flags the job.
 # It can also serve as a reservation's post-recording batch.
-exec /usr/local/bin/kamado hook edcb --config /etc/kamado/kamado.toml
+exec /opt/kamado/venv/bin/kamado hook edcb --config /etc/kamado/kamado.toml

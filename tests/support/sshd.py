@@ -37,9 +37,21 @@ class SshdProcess:
     """One sshd in the foreground (-D) serving SFTP with internal-sftp, owned by a test."""
 
     def __init__(
-        self, directory: Path, port: int | None = None, *, address: str = "127.0.0.1"
+        self,
+        directory: Path,
+        port: int | None = None,
+        *,
+        address: str = "127.0.0.1",
+        subsystem: str = "internal-sftp",
+        authorized_keys: Path | None = None,
+        config_lines: tuple[str, ...] = (),
     ) -> None:
         self.directory = directory
+        # Debian's default is /usr/lib/openssh/sftp-server, run through the login shell.
+        self.subsystem = subsystem
+        # Another account's sshd reads this as that user: it must be readable by it.
+        self.authorized_keys = authorized_keys or directory / "authorized_keys"
+        self.config_lines = config_lines
         self.address = address  # listen here; known_hosts names the host by it
         self.port = port or free_port()
         self.user = getpass.getuser()
@@ -59,7 +71,7 @@ class SshdProcess:
             keygen(self.user_key)
         if not self.locked_key.exists():
             keygen(self.locked_key, passphrase=PASSPHRASE)
-        authorized = self.directory / "authorized_keys"
+        authorized = self.authorized_keys
         keys = (self.user_key, self.locked_key)
         authorized.write_text("".join(Path(f"{key}.pub").read_text() for key in keys))
         host_pub = self.host_key.with_suffix(".pub").read_text().split()
@@ -85,7 +97,8 @@ class SshdProcess:
                     "MaxStartups 100",
                     "MaxSessions 50",
                     "LogLevel ERROR",
-                    "Subsystem sftp internal-sftp",
+                    f"Subsystem sftp {self.subsystem}",
+                    *self.config_lines,
                     "",
                 ]
             )

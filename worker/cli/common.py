@@ -20,6 +20,8 @@ err_console = Console(stderr=True, highlight=False)
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+# No encoder backend works here: a service stops instead of restarting (the units say so).
+EXIT_NOTHING_TO_SERVE = 3
 
 ConfigOption = Annotated[
     Path | None,

@@ -10,15 +10,16 @@ import typer
 from celery import Celery
 from celery.signals import worker_ready, worker_shutdown
 from rich.table import Table
+from rich.text import Text
 
 from worker.capabilities import ProbeReport, Status, cached_probe
 from worker.celery_app import create_app
 from worker.cli.common import ConfigOption, err_console, fail, settings_or_exit
-from worker.errors import BadInputError, KamadoError
+from worker.errors import BadInputError, KamadoError, NothingToServe
 from worker.heartbeat import BackendProblem, BackendSpeed, WorkerHeartbeat
 from worker.presence import HeartbeatPublisher, current_job, speeds
 from worker.profiles import QUEUE_GPU
-from worker.registry import Registry
+from worker.registry import Registry, check_login
 from worker.settings import Settings
 from worker.watchdog import ConsumerWatchdog
 
@@ -34,7 +35,7 @@ def probe_table(report: ProbeReport) -> Table:
             backend.value,
             f"[{colours[item.status]}]{item.status.value}[/]",
             f"{item.fps:g}" if item.fps else "",
-            item.reason,
+            Text(item.reason),  # ffmpeg's lines start with "[h264_qsv @ 0x...]": not markup
         )
     return table
 
@@ -56,13 +57,16 @@ def worker(
     if not all(chosen):
         fail(BadInputError(f"--queues {queues!r}: empty queue name"))
     try:
+        if settings.broker_url is not None:
+            # A refused login never heals by itself: fail the start instead of retrying.
+            check_login(settings.broker_url.get_secret_value())
         app = create_app(settings)
         if settings.worker.backends == "auto":
             report = cached_probe(settings, refresh=True)
             err_console.print(probe_table(report))
             proven = report.proven
             if not proven:
-                fail(KamadoError("no encoder backend works on this machine (see the table)"))
+                fail(NothingToServe("no encoder backend works on this machine (see the table)"))
             app.conf.kamado_backends = [b.value for b in proven]
             if QUEUE_GPU in chosen and not any(b.hardware for b in proven):
                 err_console.print(

@@ -14,7 +14,7 @@ import redis
 
 from tests.support.procs import wait_for
 from tests.support.redis_proc import REDIS_SERVER, RedisProcess, free_port
-from tests.support.workers import running_worker
+from tests.support.workers import environ_without_kamado, running_worker, worker_env
 from worker.celery_app import create_app
 from worker.jobs import Job
 from worker.metrics import serve_metrics
@@ -161,3 +161,21 @@ def test_a_worker_runs_a_job_as_the_acl_user_with_events_and_metrics(
         finally:
             client.close()
             registry.close()
+
+
+@pytest.mark.parametrize(
+    "credentials",
+    [":CHANGE-ME-long-random", "kamado:not-the-password"],
+    ids=["password-only-url", "wrong-password"],
+)
+def test_a_worker_refused_by_the_acl_fails_its_start_naming_the_url_form(
+    configured_redis: ConfiguredRedis, tmp_path: Path, credentials: str
+) -> None:
+    url = f"redis://{credentials}@127.0.0.1:{configured_redis.port}/0"
+    env = environ_without_kamado() | worker_env(url, tmp_path / "state")
+    argv = [sys.executable, "-m", "worker.cli.main", "worker", "--queues", "encode.cpu"]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=90, check=False)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "invalid username-password pair" in done.stderr
+    assert "redis://kamado:PASSWORD@" in done.stderr
+    assert "CHANGE-ME-long-random" not in done.stderr and "not-the-password" not in done.stderr

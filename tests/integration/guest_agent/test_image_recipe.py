@@ -67,6 +67,13 @@ def test_a_dry_run_writes_unit_and_config_into_the_root_and_lists_every_command(
     assert ["systemctl", f"--root={tmp_path}", "enable", "kamado-guest-agent.service"] in commands
     pip = next(c for c in commands if c[-1].endswith(".whl") and "install" in c)
     assert pip[2] == "/opt/kamado/venv/bin/pip"
+    # Stock Debian 12 has no pip outside a venv: the wheel is built in one.
+    build = next(c for c in commands if "wheel" in c and "--no-deps" in c)
+    assert build[0].endswith("/venv/bin/pip")
+    state = ["chroot", str(tmp_path), "install", "-d", "-o", "kamado", "-g", "kamado"]
+    assert [*state, "-m", "0750", "/var/lib/kamado"] in commands, "guest probe by hand needs it"
+    # The host agent finds the worker as celery@<hostname>; host.vm.name is kamado-gpu.
+    assert (tmp_path / "etc/hostname").read_text() == "kamado-gpu\n"
     mounts = [c[-1] for c in commands if c[0] == "mount"]
     unmounts = [c[-1] for c in commands if c[0] == "umount"]
     assert sorted(mounts) == sorted(unmounts), "every bind mount is undone"
@@ -115,3 +122,7 @@ def test_cloud_init_user_data_parses_and_carries_the_same_unit_and_config() -> N
     assert files["/etc/kamado/kamado.env"]["permissions"] == "0600"
     assert all(isinstance(step, list) for step in data["runcmd"]), "argv lists, no shell strings"
     assert ["systemctl", "enable", "--now", "kamado-guest-agent.service"] in data["runcmd"]
+    assert data["hostname"] == "kamado-gpu"
+    assert ["install", "-d", "-o", "kamado", "-g", "kamado", "-m", "0750", "/var/lib/kamado"] in (
+        data["runcmd"]
+    )

@@ -79,3 +79,32 @@ def test_kamado_guest_probe_json_prints_each_backends_status_reason_and_fps(
     assert human.returncode == 0, human.stderr
     assert "No VA display found" in human.stdout
     assert "hardware" in human.stdout
+
+
+def test_probe_by_hand_before_the_unit_made_the_state_dir_says_how_to_make_it() -> None:
+    import os
+    import sys
+
+    from tests.support.users import Accounts
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to create the unprivileged account")
+    users = Accounts()
+    try:
+        users.add("guest", member=False)
+        parent = users.base / "var-lib"
+        parent.mkdir(mode=0o755)  # root-owned, as /var/lib is
+        state_dir = parent / "kamado"
+        config = users.base / "kamado.toml"
+        config.write_text(f'state_dir = "{state_dir}"\n')
+        config.chmod(0o644)
+        argv = [sys.executable, "-m", "worker.cli.main", "guest", "probe", "--config", str(config)]
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/nonexistent"}
+        done = users.run("guest", argv, env=env, cwd=Path(__file__).resolve().parents[3])
+    finally:
+        users.close()
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"state_dir {state_dir}: cannot create it" in done.stderr
+    assert f"install -d -o kamado -g kamado -m 0750 {state_dir}" in done.stderr
+    assert not state_dir.exists()

@@ -19,6 +19,7 @@ from tests.support.media import Clips
 from tests.support.procs import wait_for
 from tests.support.redis_proc import RedisProcess
 from worker import presence
+from worker.cli.common import EXIT_NOTHING_TO_SERVE
 from worker.counters import read_counters
 from worker.heartbeat import WorkerHeartbeat
 from worker.jobs import Job, JobState
@@ -36,7 +37,10 @@ def heartbeat(registry: Registry, hostname: str) -> WorkerHeartbeat | None:
     return next((b for b in presence.workers(registry) if b.hostname == hostname), None)
 
 
-def test_without_hardware_and_without_software_work_it_refuses_with_exit_1(
+UNIT = Path(__file__).resolve().parents[3] / "deploy" / "systemd" / "kamado-guest-agent.service"
+
+
+def test_without_hardware_it_exits_3_which_its_unit_does_not_restart(
     redis_server: RedisProcess, tmp_path: Path
 ) -> None:
     done = subprocess.run(
@@ -46,7 +50,12 @@ def test_without_hardware_and_without_software_work_it_refuses_with_exit_1(
         text=True,
         timeout=60,
     )
-    assert done.returncode == 1, done.stderr
+    # A distinct code: a restart every 10 s would only probe the missing GPU again.
+    assert done.returncode == EXIT_NOTHING_TO_SERVE == 3, done.stderr
+    prevent = next(
+        line for line in UNIT.read_text().splitlines() if line.startswith("RestartPreventExit")
+    )
+    assert str(EXIT_NOTHING_TO_SERVE) in prevent.split("=", 1)[1].split()
     assert "nothing to serve" in done.stderr
     assert "guest.take_software_work is false" in done.stderr
     assert "No VA display found for device /dev/dri/renderD128." in done.stderr

@@ -86,12 +86,12 @@ while True:
             while True:
                 beat = {
                     "schema_version": 1,
-                    "hostname": name,
+                    "hostname": "celery@" + name,  # a Celery worker's node name
                     "queues": ["encode.gpu"],
                     "current_job": None,
                     "updated_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
                 }
-                key = "kamado:heartbeat:worker:" + name
+                key = "kamado:heartbeat:worker:celery@" + name
                 command(sock, "SET", key, json.dumps(beat), "PX", "5000")
                 print("kamado-guest: heartbeat sent", flush=True)
                 time.sleep(1)

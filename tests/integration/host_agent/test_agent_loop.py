@@ -101,12 +101,13 @@ def test_running_job_keeps_the_vm_up_past_the_idle_time(
     agent = start_agent(redis_server.url, idle_shutdown=0.3)
     enqueue(raw)
     wait_for(lambda: state_of(observer, vm_name) is VmState.RUNNING, timeout=3)
-    beat = WorkerHeartbeat(hostname=vm_name, queues=[QUEUE], current_job="job-1")
-    raw.set(worker_key(vm_name), beat.model_dump_json(), px=60_000)
+    beat = WorkerHeartbeat(hostname=f"celery@{vm_name}", queues=[QUEUE], current_job="job-1")
+    raw.set(worker_key(f"celery@{vm_name}"), beat.model_dump_json(), px=60_000)
     raw.delete(QUEUE)
     threading.Event().wait(1.0)
     assert state_of(observer, vm_name) is VmState.RUNNING, "never stop mid-encode"
-    raw.set(worker_key(vm_name), beat.model_copy(update={"current_job": None}).model_dump_json())
+    idle = beat.model_copy(update={"current_job": None})
+    raw.set(worker_key(f"celery@{vm_name}"), idle.model_dump_json())
     wait_for(lambda: state_of(observer, vm_name) is VmState.SHUTOFF, timeout=3)
     assert agent.actions() == ["start", "shutdown"]
 
@@ -209,3 +210,32 @@ def test_redis_restart_is_survived_and_new_work_still_starts_the_vm(
     enqueue(client)
     client.close()
     wait_for(lambda: state_of(observer, vm_name) is VmState.RUNNING, timeout=5)
+
+
+def test_a_guest_that_never_consumes_is_shut_down_and_not_restarted_at_once(
+    start_agent: Any,
+    raw: redis.Redis,
+    redis_server: RedisProcess,
+    observer: Hypervisor,
+    vm_name: str,
+) -> None:
+    agent = start_agent(redis_server.url, consume_timeout=0.5)
+    enqueue(raw)  # a hardware-only job nobody takes: the guest serves no encode.gpu
+    beat = WorkerHeartbeat(hostname=f"celery@{vm_name}", queues=["encode.cpu"])
+    raw.set(worker_key(f"celery@{vm_name}"), beat.model_dump_json(), px=60_000)
+    wait_for(lambda: state_of(observer, vm_name) is VmState.RUNNING, timeout=3)
+    wait_for(lambda: state_of(observer, vm_name) is VmState.SHUTOFF, timeout=5)
+    threading.Event().wait(0.3)  # shorter than the 0.5 s hold
+    assert state_of(observer, vm_name) is VmState.SHUTOFF
+    assert agent.actions()[:2] == ["start", "shutdown"]
+    reason = agent.agent.history[1].reason
+    assert f"no worker celery@{vm_name} consuming encode.gpu within 0.5s" in reason
+    raw_host = raw.get(host_key(f"agent-{vm_name}"))
+    assert raw_host is not None
+    published = HostHeartbeat.model_validate_json(raw_host)
+    assert published.held_until is not None, "routing learns the GPU will not come soon"
+    raw.set(worker_key(f"celery@{vm_name}"), beat.model_copy(update={"queues": [QUEUE]})
+            .model_dump_json(), px=60_000)  # fmt: skip
+    wait_for(lambda: state_of(observer, vm_name) is VmState.RUNNING, timeout=3)
+    threading.Event().wait(1.0)
+    assert state_of(observer, vm_name) is VmState.RUNNING, "a consuming worker keeps it up"

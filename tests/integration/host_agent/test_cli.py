@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from host_agent.lifecycle import Hypervisor, VmState
 from tests.integration.host_agent.conftest import TEST_URI, validate_xml, wait_for
 from tests.support.redis_proc import RedisProcess
+from tests.support.workers import environ_without_kamado, worker_env
 from tests.unit.host_agent.sysfs_fixtures import (
     HASWELL_CMDLINE_OFF,
     HASWELL_DEVICES,
@@ -23,8 +24,9 @@ from tests.unit.host_agent.sysfs_fixtures import (
     bind,
     build_host,
 )
+from worker import process
 from worker.cli.main import build_app
-from worker.heartbeat import HostHeartbeat, host_key
+from worker.heartbeat import HostHeartbeat, host_key, worker_key
 
 pytestmark = pytest.mark.integration
 
@@ -80,13 +82,21 @@ def test_preflight_with_iommu_off_exits_one_and_prints_the_fix(
     assert "intel_iommu=on" in result.stdout
 
 
+def ready_host(tmp_path: Path) -> Path:
+    """A fixture Haswell host whose iGPU waits on vfio-pci (this machine has no iGPU)."""
+    root = build_host(tmp_path / "host", HASWELL_DEVICES, usb=[USB_TUNER])
+    bind(root, "0000:00:02.0", "vfio-pci")
+    return root
+
+
 def test_up_status_down_round_trip(
     runner: CliRunner, tmp_path: Path, vm_name: str, observer: Hypervisor
 ) -> None:
     cfg = str(config(tmp_path, vm_name))
     app = build_app()
     try:
-        up = runner.invoke(app, ["host", "up", "-c", cfg])
+        root = str(ready_host(tmp_path))
+        up = runner.invoke(app, ["host", "up", "-c", cfg, "--sysfs-root", root])
         assert up.exit_code == 0, up.output
         assert f"{vm_name}: running (booted)" in up.stdout
         status = runner.invoke(app, ["host", "status", "-c", cfg, "--json"])
@@ -147,7 +157,7 @@ def test_run_as_a_service_starts_the_vm_for_work_and_stops_on_sigterm(
     client.delete("encode.gpu")
     kamado = Path(sys.executable).with_name("kamado")
     proc = subprocess.Popen(
-        [str(kamado), "host", "run", "-c", str(cfg)],
+        [str(kamado), "host", "run", "-c", str(cfg), "--sysfs-root", str(ready_host(tmp_path))],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -173,3 +183,91 @@ def test_run_as_a_service_starts_the_vm_for_work_and_stops_on_sigterm(
         client.close()
     assert proc.returncode == 0, output
     assert f"start {vm_name}: 1 job(s) waiting" in output
+
+
+def test_host_status_finds_a_real_workers_heartbeat_under_the_default_name(
+    runner: CliRunner, tmp_path: Path, redis_server: RedisProcess
+) -> None:
+    # The guest's hostname is the VM's name; its worker runs with no --hostname, as the
+    # guest agent's unit does, so its node (and heartbeat) is celery@<hostname>.
+    hostname = socket.gethostname()
+    cfg = config(tmp_path, hostname)
+    cfg.write_text(f'broker_url = "{redis_server.url}"\n' + cfg.read_text())
+    argv = [sys.executable, "-m", "worker.cli.main", "worker", "--queues", "encode.cpu"]
+    env = environ_without_kamado() | worker_env(redis_server.url, tmp_path / "worker")
+    daemon = process.Daemon(argv, env=env, log=tmp_path / "worker.log")
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        key = worker_key(f"celery@{hostname}")
+        wait_for(lambda: client.get(key) or not daemon.alive(), timeout=90)
+        assert daemon.alive(), daemon.log_tail(30)
+        result = runner.invoke(build_app(), ["host", "status", "-c", str(cfg), "--json"])
+        data = json.loads(result.stdout)
+        assert data["guest_worker"] == f"celery@{hostname}", "status names whom it looks for"
+        assert data["worker"] is not None, data
+        assert data["worker"]["hostname"] == f"celery@{hostname}"
+    finally:
+        daemon.stop(grace=15)
+        client.delete(worker_key(f"celery@{hostname}"))
+        client.close()
+
+
+def test_preflight_refuses_the_hosts_root_disk_and_prints_what_it_is(tmp_path: Path) -> None:
+    from tests.unit.host_agent.sysfs_fixtures import (
+        HASWELL_NVME_ROOT,
+        NVME_ADDRESS,
+        NVME_ROOT_DISK,
+        NVME_ROOT_MOUNTINFO,
+    )
+
+    root = build_host(
+        tmp_path / "host",
+        HASWELL_NVME_ROOT,
+        block=[(NVME_ADDRESS, NVME_ROOT_DISK)],
+        mountinfo=NVME_ROOT_MOUNTINFO,
+    )
+    bind(root, "0000:00:02.0", "vfio-pci")
+    cfg = tmp_path / "kamado.toml"
+    cfg.write_text(RECIPE.read_text() + '\n[[host.vm.pci]]\naddress = "01:00.0"\nlabel = "tuner"\n')
+    argv = [sys.executable, "-m", "worker.cli.main", "host", "preflight", "-c", str(cfg),
+            "--sysfs-root", str(root), "--no-libvirt"]  # fmt: skip
+    env = environ_without_kamado() | {"COLUMNS": "600"}
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "preflight failed" in done.stdout
+    line = next(row for row in done.stdout.splitlines() if f"host-use {NVME_ADDRESS}" in row)
+    assert "NVMe SSD Controller SM981/PM981/PM983 [144d:a808]" in line
+    assert "nvme0n1p2 mounted on /" in line
+
+
+def test_up_and_run_refuse_a_vm_that_would_take_the_hosts_root_disk(
+    runner: CliRunner,
+    tmp_path: Path,
+    vm_name: str,
+    observer: Hypervisor,
+    redis_server: RedisProcess,
+) -> None:
+    from tests.unit.host_agent.sysfs_fixtures import (
+        HASWELL_NVME_ROOT,
+        NVME_ADDRESS,
+        NVME_ROOT_DISK,
+        NVME_ROOT_MOUNTINFO,
+    )
+
+    root = build_host(
+        tmp_path / "host",
+        HASWELL_NVME_ROOT,
+        block=[(NVME_ADDRESS, NVME_ROOT_DISK)],
+        mountinfo=NVME_ROOT_MOUNTINFO,
+    )
+    bind(root, "0000:00:02.0", "vfio-pci")
+    cfg = config(tmp_path, vm_name)
+    text = cfg.read_text() + '\n[[host.vm.pci]]\naddress = "01:00.0"\nlabel = "tuner"\n'
+    cfg.write_text(f'broker_url = "{redis_server.url}"\n' + text)
+    for command in ("up", "run"):
+        args = ["host", command, "-c", str(cfg), "--sysfs-root", str(root)]
+        result = runner.invoke(build_app(), args)
+        assert result.exit_code == 2, result.output
+        assert "refusing to start the VM" in result.output
+        assert "nvme0n1p2 mounted on /" in result.output
+    assert not observer.exists(vm_name) or not observer.status(vm_name).active

@@ -63,13 +63,15 @@ def tcg(vm: VmSettings) -> VmSettings:
 
 
 def test_original_recipe_becomes_the_hand_typed_qemu_command(embedded: Hypervisor) -> None:
-    argv = embedded.to_native(domain_xml(tcg(load_settings(RECIPE).host.vm)))
+    vm = load_settings(RECIPE).host.vm
+    card = {"pci": [{"address": "0000:01:00.0", "label": "PCIe card"}]}
+    argv = embedded.to_native(domain_xml(tcg(VmSettings.model_validate(vm.model_dump() | card))))
     assert "-machine pc-q35-" in argv
     assert "-cpu Haswell,x2apic=on,kvm=off" in argv
     assert '"driver":"vfio-pci","host":"0000:00:02.0","id":"ua-igpu"' in argv
     igpu = next(part for part in argv.split("-device ") if '"id":"ua-igpu"' in part)
     assert '"x-vga":true' in igpu
-    assert '"host":"0000:01:00.0"' in argv, "the PT3 card"
+    assert '"host":"0000:01:00.0"' in argv, "the extra PCIe card"
     assert "org.qemu.guest_agent.0" in argv
 
 

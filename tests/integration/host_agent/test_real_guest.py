@@ -123,7 +123,7 @@ def test_real_guest_boots_for_work_beats_shuts_down_when_idle_and_survives_a_kil
     serial = tmp_path / "serial.log"
 
     def guest_beat() -> WorkerHeartbeat | None:
-        raw = client.get(worker_key(vm_name))
+        raw = client.get(worker_key(f"celery@{vm_name}"))
         return WorkerHeartbeat.model_validate_json(raw) if raw else None
 
     def state() -> VmState:
@@ -134,7 +134,7 @@ def test_real_guest_boots_for_work_beats_shuts_down_when_idle_and_survives_a_kil
     wait_for(lambda: state() is VmState.RUNNING, timeout=10)
     # The guest's worker "takes" the job once it is up: the queue empties.
     beat = wait_for(guest_beat, timeout=BOOT_TIMEOUT)
-    assert beat.hostname == vm_name
+    assert beat.hostname == f"celery@{vm_name}"
     client.delete(QUEUE)
 
     wait_for(lambda: state() is VmState.SHUTOFF, timeout=60)
@@ -142,7 +142,7 @@ def test_real_guest_boots_for_work_beats_shuts_down_when_idle_and_survives_a_kil
     assert [r.action for r in agent.history] == ["start", "shutdown"]
     assert "acpid: PWRF/00000080" in serial.read_text(errors="replace")
 
-    client.delete(worker_key(vm_name))
+    client.delete(worker_key(f"celery@{vm_name}"))
     client.lpush(QUEUE, '{"body": "e30="}')
     wait_for(lambda: state() is VmState.RUNNING, timeout=10)
     wait_for(guest_beat, timeout=BOOT_TIMEOUT)

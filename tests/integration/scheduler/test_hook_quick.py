@@ -124,3 +124,24 @@ def test_without_a_broker_the_hook_spools_and_says_how_to_deliver(
     spooled = list((tmp_path / "state" / "spool").glob("*.json"))
     assert len(spooled) == 1
     assert json.loads(spooled[0].read_text(encoding="utf-8"))["path"] == str(rec)
+
+
+@pytest.mark.parametrize("wait", [False, True], ids=["quick", "wait"])
+@pytest.mark.parametrize("recorder,variable", [("epgstation", b"RECPATH"), ("edcb", b"FilePath")])
+def test_a_cp932_recording_name_in_the_environment_is_refused_as_not_utf8_not_as_unset(
+    kamado: Kamado, tiny_ts: Path, tmp_path: Path, recorder: str, variable: bytes, wait: bool
+) -> None:
+    # The raw bytes a recorder set up for Shift_JIS passes: 番組「ニュース」.ts in CP932.
+    name = "番組「ニュース」.ts".encode("cp932")
+    path = os.fsencode(tmp_path) + b"/" + name
+    Path(os.fsdecode(path)).write_bytes(tiny_ts.read_bytes())
+    env = {b"PATH": os.fsencode(os.environ.get("PATH", "/usr/bin:/bin")), variable: path}
+    argv = [sys.executable, "-m", "worker.cli.main", "hook", recorder, *(["--wait"] * wait),
+            "--config", str(kamado.config)]  # fmt: skip
+    done = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, timeout=60)
+    err = done.stderr.decode("utf-8", "replace")
+    assert done.returncode == 2, err
+    assert "not valid UTF-8" in err and "convmv -f cp932 -t utf8" in err, err
+    assert "is not set" not in err
+    assert repr(name)[2:-1] in err  # the name shown as its bytes
+    assert not list((kamado.state_dir / "spool").glob("*.json"))

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -127,3 +128,32 @@ def test_a_job_waiting_for_absent_hardware_is_encoded_by_a_real_software_worker(
         _, err = service.communicate(timeout=20)
     assert f"job {job_id} moved to encode.cpu" in err
     assert (tmp_path / "録画 'x'.mp4").stat().st_size > 0
+
+
+def test_the_service_warns_about_a_hardware_only_job_no_worker_will_take(
+    kamado: Kamado, registry: Registry, tiny_ts: Path, tmp_path: Path
+) -> None:
+    rec = tmp_path / "ＮＨＫ.ts"
+    rec.write_bytes(tiny_ts.read_bytes())
+    job_id = kamado.json("enqueue", "--profile", "h264-intel", str(rec))["queued"][0]
+    argv = [sys.executable, "-m", "worker.cli.main", "scheduler", "run", "--config",
+            str(kamado.config)]  # fmt: skip
+    service = subprocess.Popen(argv, env={"PATH": os.environ["PATH"]}, cwd=ROOT,
+                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+    lines: list[str] = []
+    stderr = service.stderr
+    assert stderr is not None
+    reader = threading.Thread(target=lambda: lines.extend(stderr), daemon=True)
+    reader.start()
+    try:
+        warned = "1 job(s) wait in encode.gpu and no live worker consumes it"
+        assert wait_for(lambda: any(warned in line for line in lines), 60), "".join(lines)
+        threading.Event().wait(2.0)  # more service ticks
+    finally:
+        service.send_signal(signal.SIGTERM)
+        service.wait(20)
+        reader.join(10)
+        stderr.close()
+    err = "".join(lines)
+    assert err.count("no live worker consumes it") == 1, "said once, not every tick"
+    assert [m.job_id for m in BrokerState(registry).waiting("encode.gpu")] == [job_id]

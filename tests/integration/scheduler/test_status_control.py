@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,22 @@ def test_status_lists_the_contract_fields_and_one_job_shows_every_attempt(
     bad = kamado.run("status", "--state", "sleeping")
     assert bad.returncode == 2
     assert "unknown state" in bad.stderr
+
+
+def test_one_job_shows_errors_with_brackets_as_they_are(
+    kamado: Kamado, registry: Registry, tiny_ts: Path, tmp_path: Path
+) -> None:
+    job_id = submitted(kamado, tmp_path, tiny_ts, "[新]番組 [字].ts")
+    error = "no location 'recorder': define [staging.locations.recorder] on this worker"
+    assert registry.acquire(job_id, "a1", "gpu-vm@host").status == "ok"
+    assert registry.finish(job_id, "a1", JobState.FAILED, error=error, kind="crash")
+    wide = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "COLUMNS": "400"}
+    shown = kamado.run("status", job_id, env=wide)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.count("[staging.locations.recorder]") == 2, shown.stdout
+    assert "[新]番組 [字].ts" in shown.stdout
+    listing = kamado.run("status", env=wide)
+    assert "[新]番組 [字].ts" in listing.stdout, listing.stdout
 
 
 def test_retry_requeues_a_failed_job_and_cancel_removes_a_waiting_one(
@@ -130,3 +147,56 @@ def test_workers_show_backends_speeds_and_hosts_and_watch_draws_a_frame(
     assert frame.returncode == 0, frame.stderr
     assert "gpu-vm@kamado" in frame.stdout
     assert "haswell" in frame.stdout
+
+
+def test_a_hardware_only_job_no_worker_serves_says_why_it_waits(
+    kamado: Kamado, registry: Registry, tiny_ts: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "ＮＨＫニュース.ts"
+    target.write_bytes(tiny_ts.read_bytes())
+    done = kamado.json("enqueue", "--profile", "h264-intel", str(target))
+    job_id = done["queued"][0]
+    one = kamado.json("status", job_id)
+    assert one["queue"] == "encode.gpu"
+    assert one["waiting"].startswith("1 job(s) wait in encode.gpu and no live worker consumes it")
+    assert "no host agent is up" in one["waiting"]
+    assert "h264-intel never run on the CPU" in one["waiting"]
+    wide = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "COLUMNS": "300"}
+    assert "waiting: 1 job(s) wait in encode.gpu" in kamado.run("status", env=wide).stdout
+    # A worker that serves encode.gpu (its heartbeat lists it) answers the question.
+    publish(registry, WorkerHeartbeat(hostname="celery@kamado-gpu", queues=["encode.gpu"]), 30)
+    assert kamado.json("status", job_id)["waiting"] is None
+    assert "waiting:" not in kamado.run("status", env=wide).stdout
+
+
+def test_the_scheduler_warns_once_while_a_queue_is_unserved_and_says_when_it_recovers(
+    kamado: Kamado, registry: Registry, tiny_ts: Path, tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    from scheduler.unserved import REPEAT_S, UnservedWatch
+
+    target = tmp_path / "a.ts"
+    target.write_bytes(tiny_ts.read_bytes())
+    kamado.json("enqueue", "--profile", "h264-intel", str(target))
+    state = BrokerState(registry)
+    last = "shutdown: no worker celery@kamado-gpu consuming encode.gpu within 600s"
+    host = HostHeartbeat(name="host1", vm_state="shutoff", last_action=last)
+    registry.client.set(host_key("host1"), host.model_dump_json(), ex=30)
+    watch = UnservedWatch()
+    with caplog.at_level("INFO", logger="kamado.scheduler"):
+        (item,) = watch.check(registry, state, now=0.0)
+        watch.check(registry, state, now=REPEAT_S - 1)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1, warnings
+    assert "host agent host1: VM shutoff" in warnings[0]
+    assert "no worker celery@kamado-gpu consuming" in warnings[0]
+    assert item.queue == "encode.gpu" and item.waiting == 1
+    caplog.clear()
+    with caplog.at_level("INFO", logger="kamado.scheduler"):
+        watch.check(registry, state, now=REPEAT_S)
+    assert [r.levelname for r in caplog.records] == ["WARNING"], "repeated while it lasts"
+    publish(registry, WorkerHeartbeat(hostname="celery@kamado-gpu", queues=["encode.gpu"]), 30)
+    caplog.clear()
+    with caplog.at_level("INFO", logger="kamado.scheduler"):
+        assert watch.check(registry, state, now=REPEAT_S + 5) == []
+    assert "encode.gpu is consumed again" in caplog.text

@@ -94,7 +94,7 @@ def test_without_hardware_and_without_software_work_it_refuses_with_each_reason(
     assert "guest.take_software_work is false" in message
     assert "No VA display found for device /dev/dri/renderD128." in message
     assert "Device creation failed: -542398533." in message
-    assert caught.value.exit_code == 1
+    assert caught.value.exit_code == 3, "its own code: the unit does not restart on it"
 
 
 def test_backends_claimed_in_the_config_are_used_as_given(gpu_less_probe: GuestProbe) -> None:

@@ -52,8 +52,22 @@ def test_igpu_is_a_vfio_hostdev_with_x_vga_through_a_ua_alias() -> None:
     assert overrides(root) == {"ua-igpu": {"x-vga": "true"}}
 
 
-def test_usb_tuner_is_passed_by_vendor_and_product_on_xhci() -> None:
-    root = parse(load_settings(RECIPE).host.vm)
+def with_devices(vm: VmSettings) -> VmSettings:
+    """The recipe plus a USB stick and a PCIe card, as a VM that needs them would list."""
+    usb = [{"vendor": "0x0511", "product": "0x0045", "label": "USB ISDB-T tuner"}]
+    pci = [{"address": "0000:01:00.0", "label": "PCIe card"}]
+    return VmSettings.model_validate(vm.model_dump() | {"usb": usb, "pci": pci})
+
+
+def test_the_example_vm_gets_the_igpu_and_no_device_the_layout_does_not_need() -> None:
+    vm = load_settings(RECIPE).host.vm
+    assert (vm.usb, vm.pci) == ([], [])
+    root = parse(vm)
+    assert [h.get("type") for h in root.iterfind("devices/hostdev")] == ["pci"]
+
+
+def test_usb_device_is_passed_by_vendor_and_product_on_xhci() -> None:
+    root = parse(with_devices(load_settings(RECIPE).host.vm))
     usb = root.find("devices/hostdev[@type='usb']")
     assert usb is not None
     assert usb.find("source/vendor").get("id") == "0x0511"  # type: ignore[union-attr]
@@ -62,7 +76,7 @@ def test_usb_tuner_is_passed_by_vendor_and_product_on_xhci() -> None:
 
 
 def test_extra_pci_card_gets_its_own_hostdev() -> None:
-    root = parse(load_settings(RECIPE).host.vm)
+    root = parse(with_devices(load_settings(RECIPE).host.vm))
     buses = [a.get("bus") for a in root.iterfind("devices/hostdev[@type='pci']/source/address")]
     assert buses == ["0x00", "0x01"]
 

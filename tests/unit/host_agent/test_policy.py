@@ -163,3 +163,45 @@ def test_vm_dying_before_the_next_poll_still_counts_as_a_crash() -> None:
     assert step(p, 1, VmView(active=False, reason="crashed"), QUEUED) is None, "back-off"
     assert p.crashes and p.last_crash == "crashed"
     assert step(p, 6, OFF, QUEUED) is Action.START
+
+
+UNCONSUMED = Work(waiting=2, consuming=False)
+CONSUMED = Work(waiting=2, consuming=True)
+
+
+def test_a_vm_whose_worker_never_consumes_is_shut_down_and_held() -> None:
+    p = policy(consume_timeout=100)
+    assert step(p, 0, OFF, UNCONSUMED) is Action.START
+    assert step(p, 99, ON, UNCONSUMED) is None, "it may still be booting"
+    decision = p.step(100, ON, UNCONSUMED, in_window=True, may_start=True)
+    assert decision is not None and decision.action is Action.SHUTDOWN
+    assert "no worker celery@kamado-gpu consuming encode.gpu within 100s" in decision.reason
+    p.acted(decision, 100)
+    assert step(p, 110, OFF, UNCONSUMED) is None, "the stop was asked for: no crash restart"
+    assert step(p, 199, OFF, UNCONSUMED) is None, "held for consume_timeout"
+    assert step(p, 200, OFF, UNCONSUMED) is Action.START
+    assert step(p, 300, ON, UNCONSUMED) is Action.SHUTDOWN
+    assert step(p, 310, OFF, UNCONSUMED) is None
+    assert step(p, 499, OFF, UNCONSUMED) is None, "the hold doubles"
+    assert step(p, 500, OFF, UNCONSUMED) is Action.START
+
+
+def test_a_worker_that_consumes_keeps_the_vm_and_clears_the_hold() -> None:
+    p = policy(consume_timeout=100)
+    step(p, 0, OFF, UNCONSUMED)
+    for now in range(10, 1000, 10):
+        assert step(p, now, ON, CONSUMED) is None
+    assert p.unconsumed == 0 and p.hold_until is None
+
+
+def test_unknown_consumption_or_a_zero_timeout_never_shuts_down_for_it() -> None:
+    for p, work in ((policy(consume_timeout=100), QUEUED), (policy(consume_timeout=0), UNCONSUMED)):
+        step(p, 0, OFF, work)
+        assert step(p, 10_000, ON, work) is None
+
+
+def test_a_vm_found_running_counts_from_when_it_was_seen() -> None:
+    p = policy(consume_timeout=100)
+    assert step(p, 50, ON, UNCONSUMED) is None
+    assert step(p, 149, ON, UNCONSUMED) is None
+    assert step(p, 150, ON, UNCONSUMED) is Action.SHUTDOWN

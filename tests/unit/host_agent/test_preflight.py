@@ -5,13 +5,24 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from host_agent.preflight import LibvirtFacts, Report, Status, run_preflight
 from tests.unit.host_agent.sysfs_fixtures import (
     COFFEELAKE_DEVICES,
+    ENO1,
+    ENO1_ROUTES,
     GVTG_TYPES,
     HASWELL_CMDLINE_OFF,
     HASWELL_DEVICES,
+    HASWELL_NVME_ROOT,
     HASWELL_SHARED_GROUP,
+    NVME_ADDRESS,
+    NVME_ROOT_DISK,
+    NVME_ROOT_MOUNTINFO,
+    NVME_ROOT_SWAPS,
     USB_TUNER,
     bind,
     build_host,
@@ -180,3 +191,200 @@ def test_vm_without_passthrough_skips_the_iommu_checks(tmp_path: Path) -> None:
     settings = HostSettings.model_validate({"vm": {"gpu": {"kind": "none"}}})
     report = run_preflight(settings, root)
     assert report.ok and "iommu" not in by_name(report)
+
+
+def nvme_host(tmp_path: Path, **extra: Any) -> Path:
+    """The fixture host whose 01:00.0 is its NVMe root disk and eno1 its network."""
+    return build_host(
+        tmp_path,
+        HASWELL_NVME_ROOT,
+        usb=[USB_TUNER],
+        block=[(NVME_ADDRESS, NVME_ROOT_DISK)],
+        nets=[ENO1],
+        mountinfo=NVME_ROOT_MOUNTINFO,
+        swaps=NVME_ROOT_SWAPS,
+        routes=ENO1_ROUTES,
+        **extra,
+    )
+
+
+def test_passing_the_hosts_mounted_nvme_root_disk_fails_saying_what_it_is(
+    tmp_path: Path,
+) -> None:
+    root = nvme_host(tmp_path)
+    bind(root, "0000:00:02.0", "vfio-pci")
+    report = run_preflight(recipe(), root)
+    assert not report.ok
+    use = check(report, f"host-use {NVME_ADDRESS}")
+    assert use.status == Status.FAIL
+    for fact in (
+        "Samsung Electronics Co Ltd NVMe SSD Controller SM981/PM981/PM983 [144d:a808]",
+        "Non-Volatile memory controller: NVM Express (class 0x010802)",
+        "driver nvme",
+        "nvme0n1p2 mounted on /",
+        "nvme0n1p1 mounted on /boot/efi",
+        "nvme0n1p3 is swap",
+        "host's own disk",
+    ):
+        assert fact in use.detail, (fact, use.detail)
+    assert "PT3" in use.detail, "the label the config gave it is named"
+    assert f"remove {NVME_ADDRESS}" in use.fix
+
+
+def test_a_disk_behind_device_mapper_counts_as_mounted(tmp_path: Path) -> None:
+    disks = [*NVME_ROOT_DISK[:3]]
+    from tests.unit.host_agent.sysfs_fixtures import Block
+
+    disks.append(Block("nvme0n1p3", "259:3", "nvme/nvme0/nvme0n1/nvme0n1p3", ("dm-0",)))
+    mountinfo = "40 1 254:0 / /srv rw,relatime shared:2 - ext4 /dev/mapper/vg-srv rw\n"
+    root = build_host(
+        tmp_path, HASWELL_NVME_ROOT, block=[(NVME_ADDRESS, disks)], mountinfo=mountinfo
+    )
+    (root / "sys/devices/virtual/block/dm-0").mkdir(parents=True)
+    (root / "sys/devices/virtual/block/dm-0/dev").write_text("254:0\n")
+    (root / "sys/class/block/dm-0").symlink_to("../../devices/virtual/block/dm-0")
+    use = check(run_preflight(recipe(), root), f"host-use {NVME_ADDRESS}")
+    assert use.status == Status.FAIL
+    assert "dm-0 (on nvme0n1p3) mounted on /srv" in use.detail
+
+
+def test_the_hosts_nic_with_routes_fails_as_its_network(tmp_path: Path) -> None:
+    root = nvme_host(tmp_path)
+    report = run_preflight(recipe(pci=[{"address": "00:19.0", "label": "tuner"}]), root)
+    use = check(report, "host-use 0000:00:19.0")
+    assert use.status == Status.FAIL
+    assert "Intel Corporation Ethernet Connection I217-LM [8086:153a]" in use.detail
+    assert "interface eno1 is up (up) with 2 route(s)" in use.detail
+    assert "host's own network" in use.detail
+
+
+def test_a_nic_that_is_down_without_routes_is_only_a_warning(tmp_path: Path) -> None:
+    from tests.unit.host_agent.sysfs_fixtures import Net
+
+    root = build_host(
+        tmp_path, HASWELL_DEVICES, nets=[Net("eno1", "0000:00:19.0", "0x1002", "down")]
+    )
+    use = check(run_preflight(recipe(pci=[{"address": "00:19.0"}]), root), "host-use 0000:00:19.0")
+    assert use.status == Status.WARN
+    assert "e1000e" in use.detail
+
+
+def test_an_unmounted_disk_on_the_card_passes_the_host_use_check(tmp_path: Path) -> None:
+    root = build_host(tmp_path, HASWELL_NVME_ROOT, block=[(NVME_ADDRESS, NVME_ROOT_DISK)])
+    bind(root, NVME_ADDRESS, "vfio-pci")
+    use = check(run_preflight(recipe(), root), f"host-use {NVME_ADDRESS}")
+    assert use.status == Status.PASS
+
+
+def test_without_pci_ids_the_class_is_still_named(tmp_path: Path) -> None:
+    root = build_host(
+        tmp_path,
+        HASWELL_NVME_ROOT,
+        block=[(NVME_ADDRESS, NVME_ROOT_DISK)],
+        mountinfo=NVME_ROOT_MOUNTINFO,
+        pci_ids=False,
+    )
+    use = check(run_preflight(recipe(), root), f"host-use {NVME_ADDRESS}")
+    assert "vendor 144d device a808 [144d:a808], Mass storage controller" in use.detail
+
+
+def test_a_tuner_card_bound_to_its_host_driver_warns_that_the_host_loses_it(
+    tmp_path: Path,
+) -> None:
+    root = build_host(tmp_path, HASWELL_DEVICES)
+    use = check(run_preflight(recipe(), root), f"host-use {NVME_ADDRESS}")
+    assert use.status == Status.WARN
+    assert "pt3_drv" in use.detail and "Altera Corporation" in use.detail
+
+
+def test_a_wrong_igpu_address_never_suggests_binding_that_device_to_vfio(
+    tmp_path: Path,
+) -> None:
+    root = build_host(tmp_path, HASWELL_DEVICES)
+    report = run_preflight(recipe(gpu={"address": "0000:00:19.0"}), root)
+    assert check(report, "device 0000:00:19.0").status == Status.FAIL
+    texts = " ".join(c.detail + c.fix for c in report.checks)
+    assert "vfio-pci.ids=8086:153a" not in texts, "that is the host's network card"
+    assert "gpu-driver" not in by_name(report), "no driver advice for the wrong device"
+
+
+def test_the_vfio_ids_fix_names_the_igpu_it_binds(tmp_path: Path) -> None:
+    root = build_host(tmp_path, HASWELL_DEVICES)
+    driver = check(run_preflight(recipe(), root), "gpu-driver")
+    assert "vfio-pci.ids=8086:041a" in driver.fix
+    assert "Xeon E3-1200 v3 Processor Integrated Graphics Controller" in driver.fix
+
+
+def test_an_id_shared_with_a_host_device_gets_a_per_address_override_instead(
+    tmp_path: Path,
+) -> None:
+    from tests.unit.host_agent.sysfs_fixtures import Pci
+
+    twin = Pci("0000:00:02.1", "0x8086", "0x041a", "0x038000", "i915", 9)
+    root = build_host(tmp_path, [*HASWELL_DEVICES, twin])
+    driver = check(run_preflight(recipe(), root), "gpu-driver")
+    assert "vfio-pci.ids=" not in driver.fix
+    assert "driverctl set-override 0000:00:02.0 vfio-pci" in driver.fix
+    assert "0000:00:02.1" in driver.fix
+
+
+def test_libvirt_permission_denied_points_at_the_libvirt_group(tmp_path: Path) -> None:
+    root = build_host(tmp_path, HASWELL_DEVICES)
+    error = (
+        "cannot connect to libvirt at qemu:///system: Failed to connect socket to "
+        "'/var/run/libvirt/libvirt-sock': Permission denied"
+    )
+    report = run_preflight(recipe(), root, lambda: LibvirtFacts(error=error))
+    libvirt = check(report, "libvirt")
+    assert libvirt.status == Status.FAIL
+    assert "libvirt group" in libvirt.fix
+    assert "adduser kamado libvirt" in libvirt.fix
+
+
+MOUNT_POINT = st.lists(
+    st.text(st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="/ \\"),
+            min_size=1, max_size=12),
+    min_size=0, max_size=3,
+).map(lambda parts: "/" + "/".join(parts))  # fmt: skip
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    partitions=st.integers(min_value=1, max_value=4),
+    mounted=st.data(),
+    elsewhere=st.lists(MOUNT_POINT, max_size=3),
+)
+def test_host_use_fails_exactly_when_a_partition_of_the_device_is_mounted(
+    tmp_path_factory: pytest.TempPathFactory, partitions: int, mounted: Any, elsewhere: list[str]
+) -> None:
+    from tests.unit.host_agent.sysfs_fixtures import Block
+
+    disks = [Block("nvme0n1", "259:0", "nvme/nvme0/nvme0n1")]
+    disks += [
+        Block(f"nvme0n1p{n}", f"259:{n}", f"nvme/nvme0/nvme0n1/nvme0n1p{n}")
+        for n in range(1, partitions + 1)
+    ]
+    chosen = mounted.draw(st.lists(st.sampled_from(disks), max_size=partitions + 1))
+    points = mounted.draw(st.lists(MOUNT_POINT, min_size=len(chosen), max_size=len(chosen)))
+    # Mounts on the host's other disk (a SATA disk, 8:x) never count against 01:00.0.
+    lines = [f"{30 + i} 1 8:{i + 1} / {p} rw - ext4 /dev/sda{i + 1} rw" for i, p in
+             enumerate(elsewhere)]  # fmt: skip
+    lines += [
+        f"{50 + i} 1 {disk.dev} / {point.replace(' ', chr(92) + '040')} rw - ext4 "
+        f"/dev/{disk.name} rw"
+        for i, (disk, point) in enumerate(zip(chosen, points, strict=True))
+    ]
+    root = build_host(
+        tmp_path_factory.mktemp("host"),
+        HASWELL_NVME_ROOT,
+        block=[(NVME_ADDRESS, disks)],
+        mountinfo="\n".join(lines),
+    )
+    use = check(run_preflight(recipe(), root), f"host-use {NVME_ADDRESS}")
+    if chosen:
+        assert use.status == Status.FAIL
+        for disk in chosen:
+            assert f"{disk.name} mounted on" in use.detail
+    else:
+        assert use.status == Status.WARN, "bound to nvme, but nothing of it is mounted"
+        assert "mounted" not in use.detail

@@ -26,7 +26,12 @@ def test_defaults_serve_the_gpu_queue_through_the_system_libvirt() -> None:
     assert host.libvirt_uri == "qemu:///system"
     assert host.vm.machine == "q35"
     assert host.vm.gpu.address == "0000:00:02.0"
-    assert host.guest_worker == "kamado-gpu"
+    assert host.guest_worker == "celery@kamado-gpu", "the worker's heartbeat is its node name"
+
+
+def test_guest_hostname_is_a_hostname_or_a_full_node_name() -> None:
+    assert HostSettings(guest_hostname="gpu-vm").guest_worker == "celery@gpu-vm"
+    assert HostSettings(guest_hostname="enc@gpu-vm").guest_worker == "enc@gpu-vm"
 
 
 def test_example_config_is_the_original_xeon_recipe() -> None:

@@ -73,6 +73,20 @@ def test_wake_delay_needs_a_host_that_passed_preflight_and_counts_a_boot_in_prog
     assert wake_delay([broken], routing, at) is None
 
 
+def test_a_host_holding_starts_after_its_guest_never_consumed_wakes_only_after_the_hold() -> None:
+    routing = RoutingSettings(vm_boot_time=90)
+    at = datetime(2024, 1, 1, tzinfo=UTC)
+    held = HostHeartbeat(name="h", vm_state="shutoff", held_until=at + timedelta(seconds=1200))
+    assert wake_delay([held], routing, at) == 1290
+    over = held.model_copy(update={"held_until": at - timedelta(seconds=1)})
+    assert wake_delay([over], routing, at) == 90
+    # With the hold, a 30-minute software encode now beats waiting for the hardware.
+    hardware = Lane([1290.0], 8.0)
+    software = Lane([0.0], 1.0)
+    moved = plan([Pending("job", 600, True)], Cluster(hardware, software, 0, 1), lookahead=1)
+    assert moved == ["job"]
+
+
 def test_a_lane_without_slots_never_finishes() -> None:
     assert math.isinf(Lane([], 1.0).finish(10))
 

@@ -6,11 +6,16 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from worker import sftp_wire as w
-from worker.settings_staging import SftpLocation
+from worker.settings_staging import NAME_PATTERN, SftpLocation, StagingSettings
+from worker.sftp_common import not_sftp_reason, shown_bytes
 from worker.ssh_command import diagnose, sftp_argv
 from worker.staging_core import openssh_unusable
+from worker.staging_errors import BadUriError
+from worker.staging_uri import resolve
 
 
 def location(**extra: object) -> SftpLocation:
@@ -109,3 +114,35 @@ def test_a_closed_pipe_is_a_lost_link(tmp_path: Path) -> None:
     finally:
         for fd in (rfd, other_r, other_w):
             os.close(fd)
+
+
+@given(sent=st.binary(max_size=600), user=st.from_regex(r"[a-z_][a-z0-9_-]{0,30}", fullmatch=True))
+def test_whatever_a_server_sends_instead_of_sftp_is_shown_as_one_bounded_line(
+    sent: bytes, user: str
+) -> None:
+    reason = not_sftp_reason(user, sent)
+    assert "\n" not in reason and "\r" not in reason and "\x00" not in reason
+    assert f"Match User {user}" in reason and "ForceCommand internal-sftp" in reason
+    shown = shown_bytes(sent)
+    assert len(shown) <= 200
+    assert shown == shown.strip()
+
+
+def test_a_shell_refusal_read_off_a_real_pipe_is_not_sftp_with_its_text() -> None:
+    read, write = os.pipe()
+    sink_read, sink_write = os.pipe()
+    os.write(write, b"This account is currently not available.\n")
+    os.close(write)
+    wire = w.Wire(read, sink_write, timeout=2)
+    with pytest.raises(w.NotSftp) as caught:
+        wire.hello(2)
+    assert caught.value.sent == b"This account is currently not available.\n"
+    for fd in (read, sink_read, sink_write):
+        os.close(fd)
+
+
+@given(name=st.from_regex(NAME_PATTERN, fullmatch=True))
+def test_a_job_naming_any_undefined_location_says_which_block_to_define(name: str) -> None:
+    with pytest.raises(BadUriError) as caught:
+        resolve(StagingSettings(), f"sftp://{name}/recorded/a.ts")
+    assert f"define [staging.locations.{name}] on this worker" in str(caught.value)

@@ -120,3 +120,20 @@ def test_scratch_and_temporary_names_never_carry_hostile_characters() -> None:
 def test_an_sftp_host_that_ssh_would_read_as_a_user_or_an_option_is_refused(host: str) -> None:
     with pytest.raises(ValidationError, match="host"):
         SftpLocation(kind="sftp", host=host, user="u", key_file=Path("/k"), known_hosts=Path("/kh"))
+
+
+def test_a_job_naming_a_location_this_worker_lacks_says_what_to_define() -> None:
+    for settings in (staging(), staging(rec=SFTP)):
+        with pytest.raises(BadUriError) as caught:
+            resolve(settings, "sftp://recorder/recorded/番組.ts")
+        message = str(caught.value)
+        assert "define [staging.locations.recorder] on this worker" in message, message
+        assert 'kind = "sftp"' in message and "known_hosts" in message
+        assert caught.value.location == "recorder"
+
+
+def test_connecting_to_an_undefined_location_says_what_to_define() -> None:
+    from worker.staging_core import connect
+
+    with pytest.raises(BadUriError, match=r"define \[staging\.locations\.recorder\] on this"):
+        connect(staging(), "recorder")
