@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -126,7 +127,12 @@ def test_a_run_of_hardware_failures_takes_encode_gpu_away_and_re_probes(
         assert wait_for(lambda: guard_status(registry, hostname).get("reprobes", 0) >= 1, 30)
         status = guard_status(registry, hostname)
         assert status["gpu"] == "suspended"
-        assert "2 hardware failures in a row" in status["reason"]
+        # The guard samples the ledger every check_interval while attempts fail in ~0.15 s,
+        # and a message already taken from encode.gpu keeps its hardware backend, so the
+        # job's third attempt may be counted before the guard reads the ledger.
+        found = re.search(r"(\d+) hardware failures in a row", status["reason"])
+        assert found is not None, status["reason"]
+        assert 2 <= int(found.group(1)) <= 3, status["reason"]
         assert "No VA display found" in status["reason"]
         assert status["usable"] == ["x264"]
 
