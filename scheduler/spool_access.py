@@ -21,7 +21,14 @@ import os
 import stat
 from pathlib import Path
 
-from worker.permissions import SETUP_HINT, SPOOL_GROUP, group_of, permission_fix, user_name
+from worker.permissions import (
+    SETUP_HINT,
+    SPOOL_GROUP,
+    group_of,
+    permission_fix,
+    stat_names,
+    user_name,
+)
 
 __all__ = [
     "CONFIG_DIR_MODE",
@@ -108,17 +115,7 @@ def unreadable_reason(path: Path, error: OSError) -> str:
     """Why this process cannot read a spooled entry (owner, mode) and how to fix it."""
     try:
         st = path.stat()
-        import grp
-        import pwd
-
-        try:
-            owner = pwd.getpwuid(st.st_uid).pw_name
-        except KeyError:
-            owner = str(st.st_uid)
-        try:
-            group = grp.getgrgid(st.st_gid).gr_name
-        except KeyError:
-            group = str(st.st_gid)
+        owner, group = stat_names(st)
         found = f"owner {owner}, group {group}, mode {stat.S_IMODE(st.st_mode):04o}"
     except OSError:
         found = "its owner and mode cannot be read"

@@ -27,6 +27,22 @@ def user_name() -> str:
         return str(os.geteuid())
 
 
+def stat_names(st: os.stat_result) -> tuple[str, str]:
+    """The owner and group names of a stat result (their numbers when a name is unknown)."""
+    import grp
+    import pwd
+
+    try:
+        owner = pwd.getpwuid(st.st_uid).pw_name
+    except KeyError:
+        owner = str(st.st_uid)
+    try:
+        group = grp.getgrgid(st.st_gid).gr_name
+    except KeyError:
+        group = str(st.st_gid)
+    return owner, group
+
+
 def group_of(path: Path) -> str:
     """The group that ``path`` (or its nearest ancestor) lets in further than others."""
     import grp

@@ -12,6 +12,8 @@ import pwd
 import stat
 from pathlib import Path
 
+from worker.permissions import stat_names
+
 READ, WRITE, EXECUTE = 4, 2, 1
 
 
@@ -63,12 +65,5 @@ def blocked(user: str, path: Path, want: str) -> str | None:
 
 
 def _describe(st: os.stat_result) -> str:
-    try:
-        owner = pwd.getpwuid(st.st_uid).pw_name
-    except KeyError:
-        owner = str(st.st_uid)
-    try:
-        group = grp.getgrgid(st.st_gid).gr_name
-    except KeyError:
-        group = str(st.st_gid)
+    owner, group = stat_names(st)
     return f"{owner}:{group} {stat.S_IMODE(st.st_mode):04o}"

@@ -19,6 +19,7 @@ from typing import Any
 
 from worker import process
 from worker.errors import ProcessError
+from worker.permissions import stat_names
 from worker.setup.errors import SetupError
 
 COMMAND_TIMEOUT = 60.0
@@ -273,13 +274,4 @@ def gid_of(name: str, dry_run: bool = False) -> int:
 
 def owner_names(path: Path) -> tuple[str, str]:
     """The owner and group names of a file (numbers when the name is unknown)."""
-    st = path.stat()
-    try:
-        owner = pwd.getpwuid(st.st_uid).pw_name
-    except KeyError:
-        owner = str(st.st_uid)
-    try:
-        group = grp.getgrgid(st.st_gid).gr_name
-    except KeyError:
-        group = str(st.st_gid)
-    return owner, group
+    return stat_names(path.stat())
