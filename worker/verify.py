@@ -94,12 +94,13 @@ def check_streams(output: MediaInfo, source: MediaInfo, cfg: VerifySettings) -> 
 def check_aspect(output: VideoInfo, source: VideoInfo) -> str:
     """An empty string when the output shows the source's display aspect, else the reason.
 
-    Sizes are rounded to even numbers of pixels, so one pixel each way is allowed.
+    Sizes are rounded to even numbers of pixels, so one pixel each way is allowed: a side
+    ``n`` that was rounded from an exact ``n ± 1`` is off by at most ``1 / (n - 1)``.
     """
     want, got = source.display_aspect, output.display_aspect
     if not want or not got:
         return ""
-    slack = 1.0 / max(1, output.width) + 1.0 / max(1, output.height)
+    slack = 1.0 / max(1, output.width - 1) + 1.0 / max(1, output.height - 1)
     if abs(got / want - 1.0) > slack:
         return (
             f"display aspect {got:.4f} ({output.width}x{output.height}, SAR "

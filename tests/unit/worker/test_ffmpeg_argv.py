@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from worker.ffmpeg import IVTC, build_command, output_size
@@ -66,6 +66,7 @@ def test_a_square_pixel_source_of_the_wanted_height_is_not_scaled(isdb: MediaInf
     sar=st.tuples(st.integers(1, 200), st.integers(1, 200)),
     wanted=st.one_of(st.just("source"), st.integers(144, 2160)),
 )
+@example(width=16, height=16, sar=(3, 16), wanted="source")  # 3 px rounded up to 4
 def test_every_output_size_has_the_sources_display_aspect_in_even_square_pixels(
     width: int, height: int, sar: tuple[int, int], wanted: int | str
 ) -> None:
