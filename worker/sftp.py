@@ -131,7 +131,15 @@ class SftpSession(SessionBase):
                 location=name,
             ) from e
         except (paramiko.SSHException, OSError, EOFError) as e:
+            # A shell such as nologin may print and close the channel before our SFTP
+            # version packet goes out ("Socket is closed"): after a login, read what it says.
+            sent = _first_bytes(transport) if transport.is_authenticated() else b""
             transport.close()
+            if sent:
+                raise UnreachableError(
+                    f"{where}: no SFTP session: {not_sftp_reason(location.user, sent)}",
+                    location=name,
+                ) from e
             raise UnreachableError(
                 f"{where}: SSH handshake failed: {e}; check sshd on the host", location=name
             ) from e
