@@ -159,3 +159,14 @@ class SshdProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
+
+
+def paramiko_key(sshd: SshdProcess, directory: Path) -> Path:
+    """A copy of the user key at a path holding a character ssh would expand (``%``):
+    kamado sends such a location through its paramiko transport, the one way left to
+    choose it now that keys with a passphrase go through OpenSSH too."""
+    odd = directory / "id 100%"
+    odd.parent.mkdir(parents=True, exist_ok=True)
+    odd.write_bytes(sshd.user_key.read_bytes())
+    odd.chmod(0o600)
+    return odd

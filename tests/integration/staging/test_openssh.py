@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.staging.conftest import make_settings
-from tests.support.sshd import PASSPHRASE, SshdProcess, keygen
+from tests.support.sshd import PASSPHRASE, SshdProcess, keygen, paramiko_key
 from worker.process import group_alive
 from worker.settings_staging import StagingSettings
 from worker.sftp import SftpSession
@@ -182,11 +182,7 @@ def on_paramiko(
     sshd: SshdProcess, remote: Path, tmp_path: Path, **extra: object
 ) -> StagingSettings:
     """Settings whose key path holds a character ssh would expand: paramiko carries them."""
-    odd = tmp_path / "keys" / "id 100%"
-    odd.parent.mkdir()
-    odd.write_bytes(sshd.user_key.read_bytes())
-    odd.chmod(0o600)
-    location = {"key_file": str(odd)}
+    location = {"key_file": str(paramiko_key(sshd, tmp_path / "keys"))}
     return make_settings(sshd, remote, tmp_path / "scratch", location=location, **extra)
 
 

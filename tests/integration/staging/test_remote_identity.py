@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.staging.conftest import make_settings
-from tests.support.sshd import PASSPHRASE, SshdProcess
+from tests.support.sshd import SshdProcess, paramiko_key
 from worker.settings_staging import StagingSettings
 from worker.sftp import SftpSession
 from worker.sftp_openssh import OpenSshSession
@@ -24,9 +24,9 @@ pytestmark = pytest.mark.integration
 
 MakeFile = Callable[[Path, int], bytes]
 TRANSPORTS = {
-    "openssh": ({}, OpenSshSession),
-    # A key with a passphrase is what sends a location through paramiko.
-    "paramiko": ({"key_passphrase": PASSPHRASE}, SftpSession),
+    "openssh": (False, OpenSshSession),
+    # A key path ssh would expand is what sends a location through paramiko.
+    "paramiko": (True, SftpSession),
 }
 
 
@@ -36,9 +36,8 @@ def settings(
 ) -> StagingSettings:
     """Settings whose location `rec` (and `alias`, another root on the same server) use
     the transport named by the parameter."""
-    extra, kind = TRANSPORTS[request.param]
-    if extra:
-        extra = {**extra, "key_file": str(sshd.locked_key)}
+    on_paramiko, kind = TRANSPORTS[request.param]
+    extra = {"key_file": str(paramiko_key(sshd, tmp_path / "keys"))} if on_paramiko else {}
     base = make_settings(sshd, remote, tmp_path / "scratch", location=extra)
     alias = base.locations["rec"].model_copy(update={"root": str(remote / "sub")})
     settings = base.model_copy(update={"locations": {**base.locations, "alias": alias}})
