@@ -100,3 +100,19 @@ def small_fs(tmp_path: Path) -> Iterator[Callable[[str, int], Path]]:
     for path in mounts:
         with contextlib.suppress(subprocess.SubprocessError):
             subprocess.run(["umount", "-l", str(path)], capture_output=True, timeout=30)
+
+
+def fill_disk(directory: Path, spare: int = 0) -> Path:
+    """Take every free byte of ``directory``'s file system except about ``spare`` bytes, as
+    another program would; the file that holds them is returned."""
+    hog = directory / "hog"
+    with hog.open("wb") as out:
+        try:
+            while True:
+                out.write(b"\0" * 65536)
+                out.flush()
+        except OSError:
+            pass
+    if spare:
+        os.truncate(hog, max(0, hog.stat().st_size - spare))
+    return hog

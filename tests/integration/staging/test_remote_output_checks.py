@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.staging.conftest import fill_disk
 from tests.support.media import Clips, sha256
 from tests.support.redis_proc import RedisProcess
 from tests.support.sshd import SshdProcess
@@ -151,25 +152,12 @@ def test_a_read_only_remote_location_fails_before_the_encode(
     assert sorted(p.name for p in recorder.iterdir()) == ["a.ts"]
 
 
-def fill(directory: Path) -> Path:
-    """Take every free byte of ``directory``'s file system, as another program would."""
-    hog = directory / "hog"
-    with hog.open("wb") as out:
-        try:
-            while True:
-                out.write(b"\0" * 65536)
-                out.flush()
-        except OSError:
-            pass
-    return hog
-
-
 def test_a_full_remote_disk_fails_before_the_encode(
     sshd: SshdProcess, clips: Clips, small_fs: SmallFs, tmp_path: Path
 ) -> None:
     recorder = small_fs("full_recorder", 8192)
     shutil.copy2(clips.isdb_1080i, recorder / "a.ts")
-    fill(recorder)
+    fill_disk(recorder)
     seen = Seen()
     with pytest.raises(NoSpaceError, match="free at the destination"):
         encode_job(
@@ -195,7 +183,8 @@ def test_a_push_that_fails_after_the_encode_keeps_the_verified_file_and_the_retr
     job = Job.create("sftp://recorder/a.ts", "h264-x264")
     first = Seen()
     hogs: list[Path] = []
-    first.on_verifying = lambda: hogs.append(fill(recorder))  # the disk fills during the encode
+    # The disk fills during the encode.
+    first.on_verifying = lambda: hogs.append(fill_disk(recorder))
     with pytest.raises(NoSpaceError) as caught:
         encode_job(job, attempt(settings, first))
     assert first.encoded and caught.value.transient

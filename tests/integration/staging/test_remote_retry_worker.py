@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import threading
 from collections.abc import Callable
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.staging.conftest import fill_disk
 from tests.support.media import Clips, sha256
 from tests.support.procs import wait_for
 from tests.support.redis_proc import RedisProcess
@@ -24,20 +24,6 @@ pytestmark = pytest.mark.integration
 SmallFs = Callable[[str, int], Path]
 
 
-def fill_all_but(directory: Path, spare: int) -> Path:
-    """Take every free byte of ``directory``'s file system except about ``spare`` bytes."""
-    hog = directory / "hog"
-    with hog.open("wb") as out:
-        try:
-            while True:
-                out.write(b"\0" * 65536)
-                out.flush()
-        except OSError:
-            pass
-    os.truncate(hog, max(0, hog.stat().st_size - spare))
-    return hog
-
-
 def test_a_full_remote_disk_after_the_encode_is_retried_as_a_push_of_the_kept_file(
     redis_server: RedisProcess,
     sshd: SshdProcess,
@@ -49,7 +35,7 @@ def test_a_full_remote_disk_after_the_encode_is_retried_as_a_push_of_the_kept_fi
     shutil.copy2(clips.isdb_1080i, recorder / "a.ts")
     source = sha256(recorder / "a.ts")
     # Room for the pre-encode check, not for the output: the push fails after the encode.
-    hog = fill_all_but(recorder, 16 * 1024)
+    hog = fill_disk(recorder, 16 * 1024)
     location = {
         "kind": "sftp", "host": "127.0.0.1", "port": sshd.port, "user": sshd.user,
         "key_file": str(sshd.user_key), "known_hosts": str(sshd.known_hosts),
