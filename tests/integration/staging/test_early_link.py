@@ -43,14 +43,19 @@ def opened(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def ssh_children() -> list[int]:
-    """Pids of ssh processes this test process started and that still run."""
+    """Pids of ssh processes this test process started and that still run.
+
+    A child starts as ``setpriv --pdeathsig KILL -- ssh ...`` and becomes ssh only when
+    setpriv execs it, so the command line, not the process name, says what it is.
+    """
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            head, rest = stat.read_text().rsplit(")", 1)
-        except OSError:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            argv = (stat.parent / "cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError, IndexError):
             continue
-        if head.endswith("(ssh") and int(rest.split()[1]) == os.getpid():
+        if parent == os.getpid() and any(Path(os.fsdecode(a)).name == "ssh" for a in argv):
             found.append(int(stat.parent.name))
     return found
 
