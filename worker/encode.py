@@ -17,6 +17,15 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from worker.caption_files import (
+    caption_result,
+    commit_local_sidecar,
+    may_replace,
+    planned_sidecar,
+    sidecar_temp,
+    verify_captions,
+)
+from worker.captions import CaptionPlan, CaptionSupport, caption_support, plan_captions
 from worker.errors import EncodeError, OutputError, OutputRefused
 from worker.ffmpeg import build_command
 from worker.ffmpeg_run import run_encode
@@ -24,7 +33,8 @@ from worker.jobs import EncodeResult, Job, JobState
 from worker.outputs.claims import Claims
 from worker.outputs.identity import local_fingerprint, local_identity, real_path
 from worker.outputs.names import temp_name, temp_pattern
-from worker.probe import check_readable, probe_source
+from worker.outputs.view import LocalView
+from worker.probe import MediaInfo, check_readable, probe_source
 from worker.profiles import Backend, Profile, choose_backend, get_profile
 from worker.progress import Progress
 from worker.remote_output import RemoteOutput, deliver_remote, prepare_remote, push_kept
@@ -78,9 +88,10 @@ def remove_stale_temps(temp: Path, job_id: str) -> None:
 
     Only the lease holder calls this, so no live attempt is writing them.
     """
-    for stale in temp.parent.glob(temp_pattern(job_id)):
-        if stale != temp:
-            discard(stale)
+    for pattern in (temp_pattern(job_id), f"{temp_pattern(job_id)}.*"):  # and caption sidecars
+        for stale in temp.parent.glob(pattern):
+            if stale != temp and not stale.name.startswith(f"{temp.name}."):
+                discard(stale)
 
 
 def discard(path: Path) -> None:
@@ -147,6 +158,21 @@ def commit(temp: Path, output: Path, *, replace: bool = False) -> None:
         raise OutputError(f"{output}: cannot move the output into place: {e.strerror}") from e
 
 
+def _caption_plan(profile: Profile, info: MediaInfo, ffmpeg: str, temp: Path) -> CaptionPlan:
+    """What this encode does with the source's captions (ffmpeg is asked only when the
+    source has some)."""
+    wanted = profile.captions
+    support = caption_support(ffmpeg) if info.captions and wanted.keep else CaptionSupport()
+    fmt = wanted.sidecar
+    return plan_captions(
+        info.captions,
+        keep=wanted.keep,
+        sidecar=fmt,
+        support=support,
+        sidecar_temp=sidecar_temp(temp, fmt) if fmt != "none" else None,
+    )
+
+
 def encode_job(job: Job, attempt: Attempt) -> EncodeResult:
     """Run one attempt at a job and return what it produced; raise a KamadoError if not."""
     settings = attempt.settings
@@ -193,6 +219,8 @@ def _encode_job(job: Job, attempt: Attempt, remote: RemoteOutput | None) -> Enco
             )
         finally:
             discard(temp)
+            for fmt in ("srt", "ass"):
+                discard(sidecar_temp(temp, fmt))
 
 
 def _encode_and_commit(
@@ -208,6 +236,15 @@ def _encode_and_commit(
     settings = attempt.settings
     info = probe_source(settings.encode.ffprobe, source, service_id=profile.service_id)
     duration = info.duration_s or (job.recording.duration_s if job.recording else None)
+    captions = _caption_plan(profile, info, settings.encode.ffmpeg, temp)
+    sidecar = planned_sidecar(job.output, captions)
+    sidecar_replace = False
+    if sidecar is not None and remote is None and destination.kind == "local":
+        sidecar = planned_sidecar(destination.path, captions)
+        assert sidecar is not None
+        sidecar_replace = may_replace(
+            sidecar, LocalView(), attempt.claims, replace_existing=settings.encode.replace_existing
+        )
     command = build_command(
         backend,
         profile,
@@ -217,6 +254,7 @@ def _encode_and_commit(
         ffmpeg=settings.encode.ffmpeg,
         render_node=settings.encode.render_node,
         vaapi_driver=settings.encode.vaapi_driver,
+        captions=captions,
     )
     started = time.monotonic()
     try:
@@ -240,6 +278,7 @@ def _encode_and_commit(
     attempt.on_progress(Progress(state=JobState.VERIFYING, percent=100.0, backend=backend.value))
     written = local_fingerprint(str(temp))
     out_info = verify_output(temp, info, settings.verify, ffprobe=settings.encode.ffprobe)
+    had_text = verify_captions(settings.encode.ffprobe, temp, captions)
     size = temp.stat().st_size
     video = out_info.video
     assert video is not None  # verify_output guarantees it
@@ -257,6 +296,7 @@ def _encode_and_commit(
         encode_seconds=round(seconds, 3),
         average_fps=round(final.frame / seconds, 2) if seconds > 0 and final.frame else None,
         worker=attempt.worker,
+        captions=caption_result(captions, sidecar if had_text else None, had_text=had_text),
     )
     if remote is not None:
         deliver_remote(attempt, remote, temp, written, result)
@@ -266,6 +306,14 @@ def _encode_and_commit(
         if local_fingerprint(str(temp)) != written:
             raise OutputError(f"{temp}: changed after verification; not committed", path=temp)
         attempt.before_commit(temp)
+        if sidecar is not None and had_text:  # first: an MP4 in place has its sidecar too
+            commit_local_sidecar(
+                captions,
+                sidecar,
+                replace=sidecar_replace,
+                commit=lambda t, o, r: commit(t, o, replace=r),
+                on_committed=attempt.on_committed,
+            )
         commit(temp, Path(destination.path), replace=attempt.replace_output)
         committed = local_fingerprint(destination.path)
         if committed is not None:

@@ -1,0 +1,153 @@
+"""ARIB captions with real ffmpeg: kept as mov_text and in a sidecar, or said to be dropped.
+
+The caption stream is a real broadcast's (johnoneil/arib's detective_conan_846.es), muxed
+into a generated TS by tests/support/arib.py; the expected text is that project's own
+reference decode of the same stream.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Literal
+
+import pytest
+
+from tests.support.arib import (
+    CaptionedTs,
+    ass_texts,
+    captioned_ts,
+    expected_captions,
+    srt_texts,
+)
+from tests.support.media import leftovers, sha256
+from worker import process
+from worker.captions import CaptionStatus, caption_support
+from worker.encode import Attempt, encode_job
+from worker.errors import OutputConflict
+from worker.jobs import EncodeResult, Job
+from worker.profiles import Backend, Captions, Profile
+from worker.settings import Settings
+
+pytestmark = pytest.mark.integration
+# Nine data groups: four statements, of which ffmpeg shows the first three (a caption
+# lasts until the next one, and the last has none after it).
+UNITS = 9
+SHOWN = 3
+PLAIN_ENV = "KAMADO_TEST_PLAIN_AVCODEC_DIR"
+
+
+@pytest.fixture(scope="module")
+def captioned(tmp_path_factory: pytest.TempPathFactory) -> CaptionedTs:
+    return captioned_ts(tmp_path_factory.mktemp("arib") / "conan.ts", units=UNITS)
+
+
+def plain_libavcodec() -> Path:
+    """Debian's libavcodec without the ARIB decoder, unpacked by scripts/setup.sh dev."""
+    root = Path(os.environ.get(PLAIN_ENV, "~/.cache/kamado/plain-libavcodec")).expanduser()
+    found = sorted(root.glob("root/usr/lib/*/libavcodec.so.*"))
+    if not found:
+        why = f"no plain libavcodec under {root} (scripts/setup.sh dev unpacks it)"
+        if os.environ.get("CI"):
+            pytest.fail(why)
+        pytest.skip(why)
+    return found[0].parent
+
+
+def job_for(source: Path, tmp_path: Path, **captions: object) -> tuple[Job, Settings]:
+    profile = Profile(
+        backends=[Backend.X264], x264_preset="ultrafast", captions=Captions(**captions)
+    )
+    settings = Settings(state_dir=tmp_path / "state", profiles={"cc": profile})
+    return Job.create(str(source), "cc"), settings
+
+
+def copy_source(captioned: CaptionedTs, directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    return Path(shutil.copy2(captioned.path, directory / "名探偵 'コナン'.ts"))
+
+
+def mov_text_captions(mp4: Path) -> list[str]:
+    result = process.run(
+        ["ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-i", str(mp4),
+         "-map", "0:s:0", "-f", "srt", "-"], timeout=60, check=True,
+    )  # fmt: skip
+    return srt_texts(result.stdout)
+
+
+def encode(source: Path, tmp_path: Path, **captions: object) -> EncodeResult:
+    job, settings = job_for(source, tmp_path, **captions)
+    return encode_job(job, Attempt(settings=settings, backends=[Backend.X264]))
+
+
+@pytest.mark.parametrize("fmt", ["srt", "ass"])
+def test_captions_are_kept_as_mov_text_and_written_beside_the_mp4(
+    captioned: CaptionedTs, tmp_path: Path, fmt: Literal["srt", "ass"]
+) -> None:
+    source = copy_source(captioned, tmp_path / "rec")
+    before = sha256(source)
+    result = encode(source, tmp_path, sidecar=fmt)
+    expected = expected_captions(SHOWN)
+    assert mov_text_captions(Path(result.output)) == expected
+    sidecar = source.with_suffix(f".{fmt}")
+    assert result.captions is not None
+    assert result.captions.status is CaptionStatus.KEPT and result.captions.streams == 1
+    assert result.captions.sidecar == str(sidecar)
+    text = sidecar.read_text(encoding="utf-8")
+    assert (srt_texts if fmt == "srt" else ass_texts)(text) == expected
+    assert sha256(source) == before
+    assert leftovers(source.parent) == [] and not list(source.parent.glob(".kamado-*"))
+
+
+def test_without_a_caption_decoder_the_result_says_the_captions_were_dropped(
+    captioned: CaptionedTs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Debian's ffmpeg itself, run on the plain libavcodec: a real build without libaribb24.
+    monkeypatch.setenv("LD_LIBRARY_PATH", str(plain_libavcodec()))
+    support = caption_support("ffmpeg")
+    assert not support.available and "libavcodec-extra" in support.reason
+    source = copy_source(captioned, tmp_path / "rec")
+    result = encode(source, tmp_path, sidecar="srt")
+    assert result.captions is not None
+    assert result.captions.status is CaptionStatus.DROPPED
+    assert result.captions.reason.startswith("1 caption stream not kept: this ffmpeg has no")
+    probed = process.run(
+        ["ffprobe", "-v", "error", "-show_entries", "stream=codec_type", "-of", "csv=p=0",
+         result.output], timeout=60, check=True,
+    )  # fmt: skip
+    assert "subtitle" not in probed.stdout.split()
+    assert not source.with_suffix(".srt").exists()
+
+
+def test_a_file_kamado_did_not_write_where_the_sidecar_goes_refuses_the_job_before_encoding(
+    captioned: CaptionedTs, tmp_path: Path
+) -> None:
+    source = copy_source(captioned, tmp_path / "rec")
+    foreign = source.with_suffix(".srt")
+    foreign.write_text("someone's own subtitles\n", encoding="utf-8")
+    with pytest.raises(OutputConflict, match="caption sidecar"):
+        encode(source, tmp_path, sidecar="srt")
+    assert foreign.read_text(encoding="utf-8") == "someone's own subtitles\n"
+    assert not source.with_suffix(".mp4").exists()
+    assert not list(source.parent.glob(".kamado-*"))
+
+
+def test_a_caption_stream_without_text_keeps_the_track_and_writes_no_sidecar(
+    tmp_path: Path,
+) -> None:
+    silent = captioned_ts(tmp_path / "mgmt.ts", units=[1, 3, 5])  # caption management only
+    assert silent.statements == 0
+    result = encode(silent.path, tmp_path, sidecar="srt")
+    assert result.captions is not None and result.captions.status is CaptionStatus.KEPT
+    assert result.captions.sidecar is None and "no caption text" in result.captions.reason
+    assert not silent.path.with_suffix(".srt").exists()
+
+
+def test_captions_off_in_the_profile_are_left_out_and_said_so(
+    captioned: CaptionedTs, tmp_path: Path
+) -> None:
+    source = copy_source(captioned, tmp_path / "rec")
+    result = encode(source, tmp_path, keep=False)
+    assert result.captions is not None and result.captions.status is CaptionStatus.OFF
+    assert not source.with_suffix(".srt").exists()

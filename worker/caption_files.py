@@ -1,0 +1,114 @@
+"""The caption sidecar as an output: checked before the encode, verified, then committed.
+
+A sidecar (``show.srt`` beside ``show.mp4``) follows the MP4's rules: its name comes from
+the MP4's claimed name, so the MP4's claim in the registry covers it; a file there that
+kamado did not write is never replaced (the job is refused before anything is encoded,
+unless ``encode.replace_existing``); it is written under the attempt's hidden name and
+committed only after it and the MP4 passed verification, before the MP4 itself, so a
+job whose MP4 is in place has its sidecar in place too. A recording whose caption
+stream held no text gets no sidecar (the result says so).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from worker.captions import CaptionPlan, CaptionResult, CaptionStatus, sidecar_path
+from worker.errors import OutputConflict, SourceError, VerifyError
+from worker.outputs.claims import Claims
+from worker.outputs.identity import local_fingerprint, real_path
+from worker.outputs.view import OutputView
+from worker.probe import run_ffprobe
+
+NO_TEXT = "the caption stream held no caption text in this recording; no sidecar written"
+
+
+def sidecar_temp(temp: Path, fmt: str) -> Path:
+    """The hidden name an attempt writes its sidecar to: the MP4's temporary name + format."""
+    return temp.with_name(f"{temp.name}.{fmt}")
+
+
+def may_replace(
+    place: str, view: OutputView, claims: Claims | None, *, replace_existing: bool
+) -> bool:
+    """Whether the sidecar may go to ``place``: True when a file kamado wrote (or, with
+    ``replace_existing``, any file) is there; False when nothing is. OutputConflict for a
+    file kamado did not write."""
+    there = view.existing(place)
+    if there is None:
+        return False
+    if replace_existing or (claims is not None and claims.written(view.key(place)) == there):
+        return True
+    raise OutputConflict(
+        f"{place}: a file kamado did not write is where the caption sidecar goes; move it, "
+        'set the profile\'s captions.sidecar = "none", or set encode.replace_existing = true',
+        path=place,
+    )
+
+
+def planned_sidecar(output: str, plan: CaptionPlan) -> str | None:
+    """The sidecar's final place for an output, when the plan writes one."""
+    if plan.status is not CaptionStatus.KEPT or plan.sidecar_format is None:
+        return None
+    return sidecar_path(output, plan.sidecar_format)
+
+
+def _subtitle_codecs(ffprobe: str, path: Path) -> list[str]:
+    data = run_ffprobe(ffprobe, path)
+    return [
+        str(s.get("codec_name"))
+        for s in data.get("streams", [])
+        if s.get("codec_type") == "subtitle"
+    ]
+
+
+def verify_captions(ffprobe: str, mp4: Path, plan: CaptionPlan) -> bool:
+    """Check the MP4 holds one mov_text stream per kept caption stream and the sidecar
+    reads as its format; True when there is a sidecar with text to commit."""
+    if plan.status is not CaptionStatus.KEPT:
+        return False
+    found = _subtitle_codecs(ffprobe, mp4).count("mov_text")
+    if found != len(plan.streams):
+        raise VerifyError(
+            f"{mp4}: {found} mov_text caption streams, expected {len(plan.streams)}", path=mp4
+        )
+    temp = plan.sidecar_temp
+    if temp is None:
+        return False
+    if not temp.is_file():
+        raise VerifyError(f"{temp}: ffmpeg wrote no caption sidecar", path=temp)
+    if temp.stat().st_size == 0:
+        return False
+    try:
+        codecs = _subtitle_codecs(ffprobe, temp)
+    except SourceError as e:
+        raise VerifyError(f"{temp}: the caption sidecar does not read back: {e}", path=temp) from e
+    if len(codecs) != 1:
+        raise VerifyError(f"{temp}: the caption sidecar holds {len(codecs)} streams", path=temp)
+    return True
+
+
+def commit_local_sidecar(
+    plan: CaptionPlan,
+    final: str,
+    *,
+    replace: bool,
+    commit: Callable[[Path, Path, bool], None],
+    on_committed: Callable[[str, str], None],
+) -> None:
+    """Move a verified sidecar into place (``commit`` is encode's own, never replacing a
+    file unless ``replace``) and record that kamado wrote it."""
+    temp = plan.sidecar_temp
+    assert temp is not None  # verify_captions returned True
+    commit(temp, Path(final), replace)
+    fingerprint = local_fingerprint(final)
+    if fingerprint is not None:
+        on_committed(real_path(final), fingerprint)
+
+
+def caption_result(plan: CaptionPlan, sidecar: str | None, *, had_text: bool) -> CaptionResult:
+    """The captions part of the job's result."""
+    if plan.sidecar_format is not None and plan.status is CaptionStatus.KEPT and not had_text:
+        return plan.result().model_copy(update={"reason": NO_TEXT})
+    return plan.result(sidecar)
