@@ -37,6 +37,20 @@ class CaptionSupport(BaseModel):
         """True when ffmpeg has an ARIB caption decoder."""
         return self.decoder is not None
 
+    @property
+    def summary(self) -> str:
+        """For tables: the decoder's name, or "no decoder"."""
+        return self.decoder or "no decoder"
+
+
+def describe_support(support: CaptionSupport | None) -> str:
+    """One line for people: whether captions are kept here, and why not."""
+    if support is None:
+        return "ARIB captions: not probed"
+    if support.available:
+        return f"ARIB captions: kept as mov_text (decoder {support.decoder})"
+    return f"ARIB captions: dropped ({support.reason})"
+
 
 def arib_decoders(listing: str) -> list[str]:
     """The decoders in ``ffmpeg -decoders`` output that decode ``arib_caption`` (a decoder
@@ -122,6 +136,8 @@ def plan_captions(
         count = f"{len(streams)} caption stream{'s' if len(streams) > 1 else ''}"
         return CaptionPlan(CaptionStatus.DROPPED, reason=f"{count} not kept: {support.reason}")
     wanted = None if sidecar == "none" else sidecar
+    if wanted is not None and sidecar_temp is None:
+        raise ValueError("a caption sidecar needs the temporary path it is written to")
     return CaptionPlan(
         CaptionStatus.KEPT,
         streams=tuple(streams),

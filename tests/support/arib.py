@@ -12,12 +12,15 @@ in a private_stream_1 PES whose PTS lies inside the video's time span.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "arib"
 CAPTION_ES = FIXTURE / "detective_conan_846.es"
@@ -28,6 +31,7 @@ PAT_PID, PMT_PID = 0x0000, 0x01F0
 VIDEO_PID, AUDIO_PID, CAPTION_PID = 0x0100, 0x0101, 0x0130
 SERVICE_ID = 1024
 CLOCK = 90_000
+PLAIN_ENV = "KAMADO_TEST_PLAIN_AVCODEC_DIR"
 
 
 def crc32_mpeg(data: bytes) -> int:
@@ -291,3 +295,15 @@ def ass_texts(ass: str) -> list[str]:
             if text:
                 texts.append(text)
     return texts
+
+
+def plain_libavcodec() -> Path:
+    """Debian's libavcodec without the ARIB decoder, unpacked by scripts/setup.sh dev."""
+    root = Path(os.environ.get(PLAIN_ENV, "~/.cache/kamado/plain-libavcodec")).expanduser()
+    found = sorted(root.glob("root/usr/lib/*/libavcodec.so.*"))
+    if not found:
+        why = f"no plain libavcodec under {root} (scripts/setup.sh dev unpacks it)"
+        if os.environ.get("CI"):
+            pytest.fail(why)
+        pytest.skip(why)
+    return found[0].parent

@@ -7,26 +7,31 @@ reference decode of the same stream.
 
 from __future__ import annotations
 
-import os
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Literal
 
 import pytest
 
+from tests.integration.worker.test_hardware_argv_real_ffmpeg import PARSE_ERRORS
 from tests.support.arib import (
     CaptionedTs,
     ass_texts,
     captioned_ts,
     expected_captions,
+    plain_libavcodec,
     srt_texts,
 )
 from tests.support.media import leftovers, sha256
 from worker import process
-from worker.captions import CaptionStatus, caption_support
+from worker.captions import CaptionStatus, caption_support, plan_captions
 from worker.encode import Attempt, encode_job
 from worker.errors import OutputConflict
+from worker.ffmpeg import build_command
+from worker.ffmpeg_errors import classify
 from worker.jobs import EncodeResult, Job
+from worker.probe import probe_source
 from worker.profiles import Backend, Captions, Profile
 from worker.settings import Settings
 
@@ -35,24 +40,11 @@ pytestmark = pytest.mark.integration
 # lasts until the next one, and the last has none after it).
 UNITS = 9
 SHOWN = 3
-PLAIN_ENV = "KAMADO_TEST_PLAIN_AVCODEC_DIR"
 
 
 @pytest.fixture(scope="module")
 def captioned(tmp_path_factory: pytest.TempPathFactory) -> CaptionedTs:
     return captioned_ts(tmp_path_factory.mktemp("arib") / "conan.ts", units=UNITS)
-
-
-def plain_libavcodec() -> Path:
-    """Debian's libavcodec without the ARIB decoder, unpacked by scripts/setup.sh dev."""
-    root = Path(os.environ.get(PLAIN_ENV, "~/.cache/kamado/plain-libavcodec")).expanduser()
-    found = sorted(root.glob("root/usr/lib/*/libavcodec.so.*"))
-    if not found:
-        why = f"no plain libavcodec under {root} (scripts/setup.sh dev unpacks it)"
-        if os.environ.get("CI"):
-            pytest.fail(why)
-        pytest.skip(why)
-    return found[0].parent
 
 
 def job_for(source: Path, tmp_path: Path, **captions: object) -> tuple[Job, Settings]:
@@ -151,3 +143,23 @@ def test_captions_off_in_the_profile_are_left_out_and_said_so(
     result = encode(source, tmp_path, keep=False)
     assert result.captions is not None and result.captions.status is CaptionStatus.OFF
     assert not source.with_suffix(".srt").exists()
+
+
+@pytest.mark.parametrize("backend", [Backend.QSV, Backend.VAAPI])
+def test_the_hardware_argv_with_captions_and_a_sidecar_fails_only_for_want_of_the_gpu(
+    captioned: CaptionedTs, tmp_path: Path, backend: Backend
+) -> None:
+    if Path("/dev/dri").exists():
+        pytest.skip("this machine has a render node; the dry run is for GPU-less machines")
+    info = probe_source("ffprobe", captioned.path)
+    output = tmp_path / "o.mp4"
+    plan = plan_captions(
+        info.captions, keep=True, sidecar="ass", support=caption_support("ffmpeg"),
+        sidecar_temp=tmp_path / "o.ass",
+    )  # fmt: skip
+    profile = Profile(backends=[backend])
+    argv = build_command(backend, profile, info, captioned.path, output, captions=plan).argv
+    env = {"LIBVA_DRIVER_NAME": "i965", "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode != 0 and not PARSE_ERRORS.search(result.stderr), result.stderr
+    assert classify(result.stderr, result.returncode) == "hardware", result.stderr
