@@ -3,9 +3,10 @@
 A sidecar (``show.srt`` beside ``show.mp4``) follows the MP4's rules: its name comes from
 the MP4's claimed name, so the MP4's claim in the registry covers it; a file there that
 kamado did not write is never replaced (the job is refused before anything is encoded,
-unless ``encode.replace_existing``); it is written under the attempt's hidden name and
-committed only after it and the MP4 passed verification, before the MP4 itself, so a
-job whose MP4 is in place has its sidecar in place too. A recording whose caption
+unless ``encode.replace_existing``); it is written under the attempt's hidden name (over
+SFTP: pushed under it, its bytes checked against the verified file's) and committed only
+after it and the MP4 passed verification, before the MP4 itself, so a job whose MP4 is
+in place has its sidecar in place too. A recording whose caption
 stream held no text gets no sidecar (the result says so).
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from worker.captions import CaptionPlan, CaptionResult, CaptionStatus, sidecar_path
 from worker.errors import OutputConflict, SourceError, VerifyError
@@ -20,6 +22,11 @@ from worker.outputs.claims import Claims
 from worker.outputs.identity import local_fingerprint, real_path
 from worker.outputs.view import OutputView
 from worker.probe import run_ffprobe
+from worker.staging_local import file_sha256
+from worker.staging_out import stage_out
+
+if TYPE_CHECKING:
+    from worker.remote_output import RemoteOutput
 
 NO_TEXT = "the caption stream held no caption text in this recording; no sidecar written"
 
@@ -112,3 +119,32 @@ def caption_result(plan: CaptionPlan, sidecar: str | None, *, had_text: bool) ->
     if plan.sidecar_format is not None and plan.status is CaptionStatus.KEPT and not had_text:
         return plan.result().model_copy(update={"reason": NO_TEXT})
     return plan.result(sidecar)
+
+
+def deliver_remote_sidecar(
+    remote: RemoteOutput,
+    plan: CaptionPlan,
+    final: str,
+    *,
+    replace: bool,
+    before_commit: Callable[[], None],
+    on_committed: Callable[[str, str], None],
+) -> None:
+    """Push a verified sidecar beside an SFTP output under the attempt's hidden name, its
+    bytes checked against the verified file's, and rename it into place (never replacing a
+    file unless ``replace``); then record that kamado wrote it."""
+    temp = plan.sidecar_temp
+    assert temp is not None  # verify_captions returned True
+    with stage_out(
+        remote.settings,
+        temp,
+        final,
+        tag=remote.tag,
+        expected_sha256=file_sha256(temp),
+        replace=replace,
+    ) as pending:
+        before_commit()
+        pending.commit()
+        landed = pending.final
+    if landed is not None:
+        on_committed(remote.view.key(final), f"{landed.size}:{landed.mtime}")

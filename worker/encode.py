@@ -20,6 +20,7 @@ from pathlib import Path
 from worker.caption_files import (
     caption_result,
     commit_local_sidecar,
+    deliver_remote_sidecar,
     may_replace,
     planned_sidecar,
     sidecar_temp,
@@ -239,11 +240,15 @@ def _encode_and_commit(
     captions = _caption_plan(profile, info, settings.encode.ffmpeg, temp)
     sidecar = planned_sidecar(job.output, captions)
     sidecar_replace = False
-    if sidecar is not None and remote is None and destination.kind == "local":
-        sidecar = planned_sidecar(destination.path, captions)
+    if sidecar is not None:
+        if remote is None:
+            sidecar = planned_sidecar(destination.path, captions)
         assert sidecar is not None
         sidecar_replace = may_replace(
-            sidecar, LocalView(), attempt.claims, replace_existing=settings.encode.replace_existing
+            sidecar,
+            LocalView() if remote is None else remote.view,
+            attempt.claims,
+            replace_existing=settings.encode.replace_existing,
         )
     command = build_command(
         backend,
@@ -299,6 +304,15 @@ def _encode_and_commit(
         captions=caption_result(captions, sidecar if had_text else None, had_text=had_text),
     )
     if remote is not None:
+        if sidecar is not None and had_text:  # first, as for a local output
+            deliver_remote_sidecar(
+                remote,
+                captions,
+                sidecar,
+                replace=sidecar_replace,
+                before_commit=lambda: attempt.before_commit(temp),
+                on_committed=attempt.on_committed,
+            )
         deliver_remote(attempt, remote, temp, written, result)
         return result
     if destination.kind == "local":
