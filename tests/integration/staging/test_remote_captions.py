@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -27,12 +26,18 @@ def with_sidecar(settings: Settings) -> Settings:
     return settings.model_copy(update={"profiles": {"cc": profile}})
 
 
+@pytest.fixture
+def recorder(tmp_path: Path) -> Path:
+    """The SFTP location's directory, holding コナン.ts with real ARIB captions."""
+    path = tmp_path / "recorder"
+    path.mkdir()
+    captioned_ts(path / "コナン.ts", units=9)
+    return path
+
+
 def test_an_sftp_output_gets_its_caption_sidecar_beside_it(
-    sshd: SshdProcess, tmp_path: Path
+    sshd: SshdProcess, recorder: Path, tmp_path: Path
 ) -> None:
-    recorder = tmp_path / "recorder"
-    recorder.mkdir()
-    captioned_ts(recorder / "コナン.ts", units=9)
     settings = with_sidecar(worker_settings(sshd, recorder, tmp_path))
     committed: list[str] = []
     result = encode_job(
@@ -53,18 +58,14 @@ def test_an_sftp_output_gets_its_caption_sidecar_beside_it(
 
 
 def test_a_remote_file_kamado_did_not_write_where_the_sidecar_goes_is_kept_and_refuses_the_job(
-    sshd: SshdProcess, tmp_path: Path
+    sshd: SshdProcess, recorder: Path, tmp_path: Path
 ) -> None:
-    recorder = tmp_path / "recorder"
-    recorder.mkdir()
-    captioned_ts(tmp_path / "src.ts", units=9)
-    shutil.copy2(tmp_path / "src.ts", recorder / "ep.ts")
-    (recorder / "ep.srt").write_text("fan subtitles\n", encoding="utf-8")
+    (recorder / "コナン.srt").write_text("fan subtitles\n", encoding="utf-8")
     before = tree(recorder)
     seen = Seen()
     with pytest.raises(OutputConflict, match="caption sidecar"):
         encode_job(
-            Job.create("sftp://recorder/ep.ts", "cc"),
+            Job.create("sftp://recorder/コナン.ts", "cc"),
             Attempt(
                 settings=with_sidecar(worker_settings(sshd, recorder, tmp_path)),
                 backends=[Backend.X264],
