@@ -1,7 +1,7 @@
 """The caption sidecar as an output: checked before the encode, verified, then committed.
 
 A sidecar (``show.srt`` beside ``show.mp4``) follows the MP4's rules: its name comes from
-the MP4's claimed name, so the MP4's claim in the registry covers it; a file there that
+the MP4's claimed name and its place is claimed in the registry for the job; a file there that
 kamado did not write is never replaced (the job is refused before anything is encoded,
 unless ``encode.replace_existing``); it is written under the attempt's hidden name (over
 SFTP: pushed under it, its bytes checked against the verified file's) and committed only
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from worker.captions import CaptionPlan, CaptionResult, CaptionStatus, sidecar_path
-from worker.errors import OutputConflict, SourceError, VerifyError
+from worker.errors import OutputConflict, OutputRefused, SourceError, VerifyError
 from worker.outputs.claims import Claims
 from worker.outputs.identity import local_fingerprint, real_path
 from worker.outputs.view import OutputView
@@ -34,6 +34,25 @@ NO_TEXT = "the caption stream held no caption text in this recording; no sidecar
 def sidecar_temp(temp: Path, fmt: str) -> Path:
     """The hidden name an attempt writes its sidecar to: the MP4's temporary name + format."""
     return temp.with_name(f"{temp.name}.{fmt}")
+
+
+def claim_sidecar(claims: Claims, view: OutputView, place: str, job_id: str, source: str) -> None:
+    """Claim the sidecar's place for the job in the registry, as the MP4's was claimed: two
+    outputs whose names differ only in the suffix's case (``a.mp4``, ``a.MP4``) would
+    otherwise share ``a.srt``. OutputConflict when another job holds it, OutputRefused
+    when it is a recording kamado was given."""
+    answer = claims.claim(job_id, ("", source), "refuse", [view.key(place)])
+    if answer.status == "taken":
+        raise OutputConflict(
+            f"{place}: already the caption sidecar or output of job {answer.owner} "
+            f"({claims.source_of(answer.owner)}); job {job_id} ({source}) was refused",
+            path=place,
+        )
+    if answer.status != "ok":
+        raise OutputRefused(
+            f"{place}: is a recording kamado was given; no caption sidecar goes there",
+            path=place,
+        )
 
 
 def may_replace(

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from worker.caption_files import (
     caption_result,
+    claim_sidecar,
     commit_local_sidecar,
     deliver_remote_sidecar,
     may_replace,
@@ -244,11 +245,11 @@ def _encode_and_commit(
         if remote is None:
             sidecar = planned_sidecar(destination.path, captions)
         assert sidecar is not None
+        view = LocalView() if remote is None else remote.view
+        if attempt.claims is not None:
+            claim_sidecar(attempt.claims, view, sidecar, job.id, job.source)
         sidecar_replace = may_replace(
-            sidecar,
-            LocalView() if remote is None else remote.view,
-            attempt.claims,
-            replace_existing=settings.encode.replace_existing,
+            sidecar, view, attempt.claims, replace_existing=settings.encode.replace_existing
         )
     command = build_command(
         backend,

@@ -24,6 +24,7 @@ from tests.support.arib import (
     srt_texts,
 )
 from tests.support.media import leftovers, sha256
+from tests.support.redis_proc import RedisProcess
 from worker import process
 from worker.captions import CaptionStatus, caption_support, plan_captions
 from worker.encode import Attempt, encode_job
@@ -31,8 +32,10 @@ from worker.errors import OutputConflict
 from worker.ffmpeg import build_command
 from worker.ffmpeg_errors import classify
 from worker.jobs import EncodeResult, Job
+from worker.outputs.claims import Claims
 from worker.probe import probe_source
 from worker.profiles import Backend, Captions, Profile
+from worker.registry import Registry
 from worker.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -163,3 +166,33 @@ def test_the_hardware_argv_with_captions_and_a_sidecar_fails_only_for_want_of_th
     result = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
     assert result.returncode != 0 and not PARSE_ERRORS.search(result.stderr), result.stderr
     assert classify(result.stderr, result.returncode) == "hardware", result.stderr
+
+
+def test_two_outputs_that_share_a_sidecar_name_cannot_both_write_it(
+    captioned: CaptionedTs, tmp_path: Path, redis_server: RedisProcess
+) -> None:
+    source = copy_source(captioned, tmp_path / "rec")
+    profile = Profile(
+        backends=[Backend.X264], x264_preset="ultrafast", captions=Captions(sidecar="srt")
+    )
+    settings = Settings(state_dir=tmp_path / "state", profiles={"a": profile, "b": profile})
+    registry = Registry.connect(redis_server.url)
+    try:
+        claims = Claims(registry)
+
+        def attempt() -> Attempt:
+            return Attempt(settings=settings, backends=[Backend.X264], claims=claims,
+                           on_committed=claims.mark_written)  # fmt: skip
+
+        first = Job.create(str(source), "a", output=str(source.with_suffix(".mp4")))
+        encode_job(first, attempt())
+        sidecar = source.with_suffix(".srt")
+        written = sha256(sidecar)
+        # Another job whose MP4 differs only in the suffix's case: same sidecar place.
+        second = Job.create(str(source), "b", output=str(source.with_suffix(".MP4")))
+        with pytest.raises(OutputConflict, match=f"sidecar or output of job {first.id}"):
+            encode_job(second, attempt())
+    finally:
+        registry.close()
+    assert sha256(sidecar) == written
+    assert not source.with_suffix(".MP4").exists()
