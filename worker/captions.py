@@ -9,15 +9,19 @@ go into the MP4 as ``mov_text`` and, when the profile asks, into a sidecar ``.sr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from worker import process
 from worker.errors import KamadoError
+
+if TYPE_CHECKING:
+    from worker.profiles import Captions
 
 ARIB_CODEC = "arib_caption"
 SIDECAR_FORMATS = ("srt", "ass")
@@ -101,6 +105,15 @@ class CaptionResult(BaseModel):
     sidecar: str | None = None
 
 
+def caption_line(result: CaptionResult) -> str:
+    """A job's captions for people: "captions: kept (sidecar show.srt)", "captions: dropped
+    (1 caption stream not kept: ...)"."""
+    details = [
+        d for d in (result.reason, f"sidecar {result.sidecar}" if result.sidecar else "") if d
+    ]
+    return f"captions: {result.status.value}" + (f" ({'; '.join(details)})" if details else "")
+
+
 @dataclass(frozen=True)
 class CaptionPlan:
     """What one encode does with captions: the source streams to map (ffmpeg indexes),
@@ -143,6 +156,23 @@ def plan_captions(
         streams=tuple(streams),
         sidecar_format=wanted,
         sidecar_temp=sidecar_temp if wanted else None,
+    )
+
+
+def plan_for(
+    wanted: Captions, streams: list[int], ffmpeg: str, sidecar_to: Callable[[str], Path]
+) -> CaptionPlan:
+    """The plan for a profile's ``wanted`` captions and a source's caption ``streams``;
+    ``sidecar_to`` names the file a sidecar of a format is written to. ffmpeg is asked
+    for its decoders only when the source has captions to keep."""
+    support = caption_support(ffmpeg) if streams and wanted.keep else CaptionSupport()
+    fmt = wanted.sidecar
+    return plan_captions(
+        streams,
+        keep=wanted.keep,
+        sidecar=fmt,
+        support=support,
+        sidecar_temp=sidecar_to(fmt) if fmt != "none" else None,
     )
 
 

@@ -27,7 +27,7 @@ from worker.caption_files import (
     sidecar_temp,
     verify_captions,
 )
-from worker.captions import CaptionPlan, CaptionSupport, caption_support, plan_captions
+from worker.captions import plan_for
 from worker.errors import EncodeError, OutputError, OutputRefused
 from worker.ffmpeg import build_command
 from worker.ffmpeg_run import run_encode
@@ -36,7 +36,7 @@ from worker.outputs.claims import Claims
 from worker.outputs.identity import local_fingerprint, local_identity, real_path
 from worker.outputs.names import temp_name, temp_pattern
 from worker.outputs.view import LocalView
-from worker.probe import MediaInfo, check_readable, probe_source
+from worker.probe import check_readable, probe_source
 from worker.profiles import Backend, Profile, choose_backend, get_profile
 from worker.progress import Progress
 from worker.remote_output import RemoteOutput, deliver_remote, prepare_remote, push_kept
@@ -160,21 +160,6 @@ def commit(temp: Path, output: Path, *, replace: bool = False) -> None:
         raise OutputError(f"{output}: cannot move the output into place: {e.strerror}") from e
 
 
-def _caption_plan(profile: Profile, info: MediaInfo, ffmpeg: str, temp: Path) -> CaptionPlan:
-    """What this encode does with the source's captions (ffmpeg is asked only when the
-    source has some)."""
-    wanted = profile.captions
-    support = caption_support(ffmpeg) if info.captions and wanted.keep else CaptionSupport()
-    fmt = wanted.sidecar
-    return plan_captions(
-        info.captions,
-        keep=wanted.keep,
-        sidecar=fmt,
-        support=support,
-        sidecar_temp=sidecar_temp(temp, fmt) if fmt != "none" else None,
-    )
-
-
 def encode_job(job: Job, attempt: Attempt) -> EncodeResult:
     """Run one attempt at a job and return what it produced; raise a KamadoError if not."""
     settings = attempt.settings
@@ -238,7 +223,9 @@ def _encode_and_commit(
     settings = attempt.settings
     info = probe_source(settings.encode.ffprobe, source, service_id=profile.service_id)
     duration = info.duration_s or (job.recording.duration_s if job.recording else None)
-    captions = _caption_plan(profile, info, settings.encode.ffmpeg, temp)
+    captions = plan_for(
+        profile.captions, info.captions, settings.encode.ffmpeg, lambda f: sidecar_temp(temp, f)
+    )
     sidecar = planned_sidecar(job.output, captions)
     sidecar_replace = False
     if sidecar is not None:

@@ -7,6 +7,7 @@ reference decode of the same stream.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Literal
 
 import pytest
 
+from tests.integration.worker.test_cli import kamado
 from tests.integration.worker.test_hardware_argv_real_ffmpeg import PARSE_ERRORS
 from tests.support.arib import (
     CaptionedTs,
@@ -196,3 +198,23 @@ def test_two_outputs_that_share_a_sidecar_name_cannot_both_write_it(
         registry.close()
     assert sha256(sidecar) == written
     assert not source.with_suffix(".MP4").exists()
+
+
+def test_profiles_argv_shows_the_caption_maps_and_the_sidecar_a_job_would_use(
+    captioned: CaptionedTs, tmp_path: Path
+) -> None:
+    config = tmp_path / "kamado.toml"
+    config.write_text(
+        '[profiles.cc]\nbackends = ["x264"]\n\n[profiles.cc.captions]\nsidecar = "ass"\n',
+        encoding="utf-8",
+    )
+    output = tmp_path / "o.mp4"
+    done = kamado(
+        "profiles", "argv", "cc", "--backend", "x264", "--input", str(captioned.path),
+        "--output", str(output), "--config", str(config), home=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    argv = json.loads(done.stdout)
+    mp4 = argv.index(str(output))
+    assert argv[mp4 - 4 : mp4] == ["-map", "0:2", "-c:s", "mov_text"]
+    assert argv[mp4 + 1 :] == ["-map", "0:2", "-c:s", "ass", "-f", "ass", str(tmp_path / "o.ass")]
