@@ -1,13 +1,13 @@
 """The caption sidecar as an output: checked before the encode, verified, then committed.
 
 A sidecar (``show.srt`` beside ``show.mp4``) follows the MP4's rules: its name comes from
-the MP4's claimed name and its place is claimed in the registry for the job; a file there that
-kamado did not write is never replaced (the job is refused before anything is encoded,
-unless ``encode.replace_existing``); it is written under the attempt's hidden name (over
-SFTP: pushed under it, its bytes checked against the verified file's) and committed only
-after it and the MP4 passed verification, before the MP4 itself, so a job whose MP4 is
-in place has its sidecar in place too. A recording whose caption
-stream held no text gets no sidecar (the result says so).
+the MP4's claimed name and its place is claimed in the registry for the job; a file
+there that kamado did not write is never replaced (the job is refused before anything is
+encoded, unless ``encode.replace_existing``); it is written under the attempt's hidden
+name (over SFTP: pushed under it, its bytes checked against the verified file's) and
+committed only after it and the MP4 passed verification, before the MP4 itself, so a job
+whose MP4 is in place has its sidecar in place too. A recording whose caption stream
+held no text gets no sidecar (the result says so).
 """
 
 from __future__ import annotations

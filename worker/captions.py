@@ -47,13 +47,18 @@ class CaptionSupport(BaseModel):
         return self.decoder or "no decoder"
 
 
-def describe_support(support: CaptionSupport | None) -> str:
-    """One line for people: whether captions are kept here, and why not."""
+def support_words(support: CaptionSupport | None) -> str:
+    """Whether captions are kept here, and why not: "kept as mov_text (decoder ...)"."""
     if support is None:
-        return "ARIB captions: not probed"
+        return "not probed"
     if support.available:
-        return f"ARIB captions: kept as mov_text (decoder {support.decoder})"
-    return f"ARIB captions: dropped ({support.reason})"
+        return f"kept as mov_text (decoder {support.decoder})"
+    return f"dropped ({support.reason})"
+
+
+def describe_support(support: CaptionSupport | None) -> str:
+    """One line for people: "ARIB captions: " and :func:`support_words`."""
+    return f"ARIB captions: {support_words(support)}"
 
 
 def arib_decoders(listing: str) -> list[str]:

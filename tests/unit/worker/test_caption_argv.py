@@ -10,9 +10,12 @@ from hypothesis import strategies as st
 
 from worker.captions import (
     CaptionPlan,
+    CaptionResult,
     CaptionStatus,
     CaptionSupport,
     arib_decoders,
+    caption_line,
+    describe_support,
     plan_captions,
     sidecar_path,
 )
@@ -107,3 +110,22 @@ def test_every_caption_decision_is_one_status_and_only_kept_ones_map_streams(
 def test_the_sidecar_sits_beside_the_output_with_its_stem(stem: str, fmt: str) -> None:
     assert sidecar_path(f"/out/{stem}.mp4", fmt) == f"/out/{stem}.{fmt}"
     assert sidecar_path(f"sftp://nas/v/{stem} (2).mp4", fmt) == f"sftp://nas/v/{stem} (2).{fmt}"
+
+
+@given(
+    status=st.sampled_from(list(CaptionStatus)),
+    reason=st.text(max_size=30),
+    sidecar=st.none() | st.text(min_size=1, max_size=30),
+)
+def test_a_jobs_caption_line_names_its_status_reason_and_sidecar(
+    status: CaptionStatus, reason: str, sidecar: str | None
+) -> None:
+    line = caption_line(CaptionResult(status=status, reason=reason, sidecar=sidecar))
+    assert line.startswith(f"captions: {status.value}")
+    assert reason in line and (sidecar is None or f"sidecar {sidecar}" in line)
+
+
+def test_the_probe_words_say_kept_or_dropped_with_the_reason() -> None:
+    assert describe_support(WITH) == "ARIB captions: kept as mov_text (decoder libaribb24)"
+    assert describe_support(WITHOUT) == f"ARIB captions: dropped ({WITHOUT.reason})"
+    assert describe_support(None) == "ARIB captions: not probed"
