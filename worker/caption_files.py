@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from worker.captions import CaptionPlan, CaptionResult, CaptionStatus, sidecar_path
-from worker.errors import OutputConflict, OutputRefused, SourceError, VerifyError
+from worker.errors import OutputConflict, OutputError, OutputRefused, SourceError, VerifyError
 from worker.outputs.claims import Claims
 from worker.outputs.identity import local_fingerprint, real_path
 from worker.outputs.view import OutputView
@@ -115,18 +115,28 @@ def verify_captions(ffprobe: str, mp4: Path, plan: CaptionPlan) -> bool:
     return True
 
 
+def unchanged_sidecar(plan: CaptionPlan, written: str | None) -> Path:
+    """The verified sidecar's temporary file, if it is still the file that was verified
+    (``written``: its fingerprint taken before verification); OutputError if not."""
+    temp = plan.sidecar_temp
+    assert temp is not None  # verify_captions returned True
+    if local_fingerprint(str(temp)) != written:
+        raise OutputError(f"{temp}: changed after verification; not committed", path=temp)
+    return temp
+
+
 def commit_local_sidecar(
     plan: CaptionPlan,
     final: str,
     *,
+    written: str | None,
     replace: bool,
     commit: Callable[[Path, Path, bool], None],
     on_committed: Callable[[str, str], None],
 ) -> None:
     """Move a verified sidecar into place (``commit`` is encode's own, never replacing a
     file unless ``replace``) and record that kamado wrote it."""
-    temp = plan.sidecar_temp
-    assert temp is not None  # verify_captions returned True
+    temp = unchanged_sidecar(plan, written)
     commit(temp, Path(final), replace)
     fingerprint = local_fingerprint(final)
     if fingerprint is not None:
@@ -145,6 +155,7 @@ def deliver_remote_sidecar(
     plan: CaptionPlan,
     final: str,
     *,
+    written: str | None,
     replace: bool,
     before_commit: Callable[[], None],
     on_committed: Callable[[str, str], None],
@@ -152,14 +163,14 @@ def deliver_remote_sidecar(
     """Push a verified sidecar beside an SFTP output under the attempt's hidden name, its
     bytes checked against the verified file's, and rename it into place (never replacing a
     file unless ``replace``); then record that kamado wrote it."""
-    temp = plan.sidecar_temp
-    assert temp is not None  # verify_captions returned True
+    digest = file_sha256(unchanged_sidecar(plan, written))
+    temp = unchanged_sidecar(plan, written)  # the bytes hashed are the bytes verified
     with stage_out(
         remote.settings,
         temp,
         final,
         tag=remote.tag,
-        expected_sha256=file_sha256(temp),
+        expected_sha256=digest,
         replace=replace,
     ) as pending:
         before_commit()

@@ -270,6 +270,7 @@ def _encode_and_commit(
     seconds = time.monotonic() - started
     attempt.on_progress(Progress(state=JobState.VERIFYING, percent=100.0, backend=backend.value))
     written = local_fingerprint(str(temp))
+    sidecar_written = local_fingerprint(str(captions.sidecar_temp or temp))
     out_info = verify_output(temp, info, settings.verify, ffprobe=settings.encode.ffprobe)
     had_text = verify_captions(settings.encode.ffprobe, temp, captions)
     size = temp.stat().st_size
@@ -297,6 +298,7 @@ def _encode_and_commit(
                 remote,
                 captions,
                 sidecar,
+                written=sidecar_written,
                 replace=sidecar_replace,
                 before_commit=lambda: attempt.before_commit(temp),
                 on_committed=attempt.on_committed,
@@ -312,6 +314,7 @@ def _encode_and_commit(
             commit_local_sidecar(
                 captions,
                 sidecar,
+                written=sidecar_written,
                 replace=sidecar_replace,
                 commit=lambda t, o, r: commit(t, o, replace=r),
                 on_committed=attempt.on_committed,
