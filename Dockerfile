@@ -1,12 +1,14 @@
 # kamado's image for docker-compose.yml: the scheduler, Flower and workers.
 # Debian's ffmpeg has libx264 (software) and VAAPI; the Intel VA drivers are included so
 # the same image serves a /dev/dri worker (i965 for Haswell, iHD for Broadwell and newer).
+# libavcodec-extra brings ffmpeg's ARIB caption decoder (libaribb24): captions are kept.
 FROM python:3.11-slim-bookworm
 
 ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         ffmpeg \
+        libavcodec-extra \
         intel-media-va-driver \
         i965-va-driver \
         vainfo \

@@ -34,6 +34,7 @@ from worker.capabilities import (
     store_probe,
     writable_state_dir,
 )
+from worker.captions import CaptionSupport
 from worker.profiles import Backend
 from worker.settings import Settings
 
@@ -54,11 +55,12 @@ class GuestProbe(BaseModel):
     ffmpeg: FfmpegBuild
     hints: list[str] = Field(default_factory=list)
     probed_at: float
+    captions: CaptionSupport | None = None
 
     @property
     def report(self) -> ProbeReport:
         """The backends part, as the worker's capability report."""
-        return ProbeReport(backends=self.backends, probed_at=self.probed_at)
+        return ProbeReport(backends=self.backends, probed_at=self.probed_at, captions=self.captions)
 
     @property
     def proven(self) -> list[Backend]:
@@ -126,6 +128,7 @@ def run_probe(settings: Settings, only: list[Backend] | None = None) -> GuestPro
         ffmpeg=build,
         hints=hints(settings, nodes, drv, report.backends),
         probed_at=time.time(),
+        captions=report.captions,
     )
     store(settings, probe)
     return probe

@@ -59,6 +59,7 @@ def run_guest(
     beat = HeartbeatHook(run_with, url, list(plan.queues), dict(plan.fps),
                          interval=settings.guest.heartbeat_interval)  # fmt: skip
     beat.problems = list(plan.problems)
+    beat.captions = probe.captions
     TaskHooks(settings, url).connect()
     guard = GpuGuard(app, settings, plan, beat)
     run_worker(

@@ -7,6 +7,7 @@ from rich.text import Text
 
 from guest_agent.probe import GuestProbe
 from worker.capabilities import ProbeReport, Status
+from worker.captions import support_words
 
 
 def backends_table(report: ProbeReport) -> Table:
@@ -56,4 +57,5 @@ def environment_table(probe: GuestProbe) -> Table:
     table.add_row("ffmpeg", Text(probe.ffmpeg.version))
     missing = [n for n, ok in {**probe.ffmpeg.encoders, **probe.ffmpeg.filters}.items() if not ok]
     table.add_row("ffmpeg lacks", ", ".join(missing) or "nothing kamado uses")
+    table.add_row("ARIB captions", Text(support_words(probe.captions)))
     return table

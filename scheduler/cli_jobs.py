@@ -232,6 +232,7 @@ def presence(box: Deliverer) -> dict[str, Any]:
                 "queues": w.queues,
                 "backends": [b.model_dump(mode="json") for b in w.backends],
                 "current_job": w.current_job,
+                "captions": w.captions.model_dump(mode="json") if w.captions else None,
                 "heartbeat_age_s": _age(w.updated_at),
             }
             for w in workers(box.registry)
@@ -249,10 +250,20 @@ def presence(box: Deliverer) -> dict[str, Any]:
     }
 
 
+def caption_cell(captions: dict[str, Any] | None) -> Text:
+    """A worker's ARIB caption decoder, "no decoder" (captions dropped there), or "?"."""
+    if captions is None:
+        return Text("?")
+    if captions.get("decoder"):
+        return Text(str(captions["decoder"]))
+    return Text("no decoder", style="yellow")
+
+
 def presence_tables(data: dict[str, Any]) -> list[Table]:
     """Workers and hosts as tables."""
     table = Table(title="workers")
-    for column in ("worker", "queues", "backends (× realtime, fps)", "job", "heartbeat"):
+    columns = ("worker", "queues", "backends (× realtime, fps)", "captions", "job", "heartbeat")
+    for column in columns:
         table.add_column(column)
     for w in data["workers"]:
         backends = ", ".join(
@@ -262,7 +273,7 @@ def presence_tables(data: dict[str, Any]) -> list[Table]:
             for b in w["backends"]
         )
         table.add_row(
-            w["hostname"], ",".join(w["queues"]), backends,
+            w["hostname"], ",".join(w["queues"]), backends, caption_cell(w.get("captions")),
             (w["current_job"] or "")[:12], f"{w['heartbeat_age_s']:.0f}s ago",
         )  # fmt: skip
     tables = [table]

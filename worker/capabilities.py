@@ -19,6 +19,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from worker import ffmpeg_errors, process
+from worker.captions import CaptionSupport, caption_support
 from worker.errors import ConfigError, KamadoError
 from worker.ffmpeg import build_command
 from worker.probe import probe_source
@@ -74,6 +75,8 @@ class ProbeReport(BaseModel):
 
     backends: dict[Backend, BackendReport]
     probed_at: float
+    # Whether this ffmpeg decodes ARIB captions (None: a report from before it was asked).
+    captions: CaptionSupport | None = None
 
     @property
     def proven(self) -> list[Backend]:
@@ -198,7 +201,9 @@ def probe_backends(settings: Settings, only: list[Backend] | None = None) -> Pro
                 reports[backend] = BackendReport(status=Status.ABSENT, reason=missing)
                 continue
             reports[backend] = prove(backend, settings, sample, workdir)
-    return ProbeReport(backends=reports, probed_at=time.time())
+    return ProbeReport(
+        backends=reports, probed_at=time.time(), captions=caption_support(settings.encode.ffmpeg)
+    )
 
 
 def writable_state_dir(settings: Settings) -> Path:

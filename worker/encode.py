@@ -17,6 +17,17 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from worker.caption_files import (
+    caption_result,
+    claim_sidecar,
+    commit_local_sidecar,
+    deliver_remote_sidecar,
+    may_replace,
+    planned_sidecar,
+    sidecar_temp,
+    verify_captions,
+)
+from worker.captions import plan_for
 from worker.errors import EncodeError, OutputError, OutputRefused
 from worker.ffmpeg import build_command
 from worker.ffmpeg_run import run_encode
@@ -24,6 +35,7 @@ from worker.jobs import EncodeResult, Job, JobState
 from worker.outputs.claims import Claims
 from worker.outputs.identity import local_fingerprint, local_identity, real_path
 from worker.outputs.names import temp_name, temp_pattern
+from worker.outputs.view import LocalView
 from worker.probe import check_readable, probe_source
 from worker.profiles import Backend, Profile, choose_backend, get_profile
 from worker.progress import Progress
@@ -78,9 +90,10 @@ def remove_stale_temps(temp: Path, job_id: str) -> None:
 
     Only the lease holder calls this, so no live attempt is writing them.
     """
-    for stale in temp.parent.glob(temp_pattern(job_id)):
-        if stale != temp:
-            discard(stale)
+    for pattern in (temp_pattern(job_id), f"{temp_pattern(job_id)}.*"):  # and caption sidecars
+        for stale in temp.parent.glob(pattern):
+            if stale != temp and not stale.name.startswith(f"{temp.name}."):
+                discard(stale)
 
 
 def discard(path: Path) -> None:
@@ -193,6 +206,8 @@ def _encode_job(job: Job, attempt: Attempt, remote: RemoteOutput | None) -> Enco
             )
         finally:
             discard(temp)
+            for fmt in ("srt", "ass"):
+                discard(sidecar_temp(temp, fmt))
 
 
 def _encode_and_commit(
@@ -208,6 +223,21 @@ def _encode_and_commit(
     settings = attempt.settings
     info = probe_source(settings.encode.ffprobe, source, service_id=profile.service_id)
     duration = info.duration_s or (job.recording.duration_s if job.recording else None)
+    captions = plan_for(
+        profile.captions, info.captions, settings.encode.ffmpeg, lambda f: sidecar_temp(temp, f)
+    )
+    sidecar = planned_sidecar(job.output, captions)
+    sidecar_replace = False
+    if sidecar is not None:
+        if remote is None:
+            sidecar = planned_sidecar(destination.path, captions)
+        assert sidecar is not None
+        view = LocalView() if remote is None else remote.view
+        if attempt.claims is not None:
+            claim_sidecar(attempt.claims, view, sidecar, job.id, job.source)
+        sidecar_replace = may_replace(
+            sidecar, view, attempt.claims, replace_existing=settings.encode.replace_existing
+        )
     command = build_command(
         backend,
         profile,
@@ -217,6 +247,7 @@ def _encode_and_commit(
         ffmpeg=settings.encode.ffmpeg,
         render_node=settings.encode.render_node,
         vaapi_driver=settings.encode.vaapi_driver,
+        captions=captions,
     )
     started = time.monotonic()
     try:
@@ -239,7 +270,9 @@ def _encode_and_commit(
     seconds = time.monotonic() - started
     attempt.on_progress(Progress(state=JobState.VERIFYING, percent=100.0, backend=backend.value))
     written = local_fingerprint(str(temp))
+    sidecar_written = local_fingerprint(str(captions.sidecar_temp or temp))
     out_info = verify_output(temp, info, settings.verify, ffprobe=settings.encode.ffprobe)
+    had_text = verify_captions(settings.encode.ffprobe, temp, captions)
     size = temp.stat().st_size
     video = out_info.video
     assert video is not None  # verify_output guarantees it
@@ -257,8 +290,19 @@ def _encode_and_commit(
         encode_seconds=round(seconds, 3),
         average_fps=round(final.frame / seconds, 2) if seconds > 0 and final.frame else None,
         worker=attempt.worker,
+        captions=caption_result(captions, sidecar if had_text else None, had_text=had_text),
     )
     if remote is not None:
+        if sidecar is not None and had_text:  # first, as for a local output
+            deliver_remote_sidecar(
+                remote,
+                captions,
+                sidecar,
+                written=sidecar_written,
+                replace=sidecar_replace,
+                before_commit=lambda: attempt.before_commit(temp),
+                on_committed=attempt.on_committed,
+            )
         deliver_remote(attempt, remote, temp, written, result)
         return result
     if destination.kind == "local":
@@ -266,6 +310,15 @@ def _encode_and_commit(
         if local_fingerprint(str(temp)) != written:
             raise OutputError(f"{temp}: changed after verification; not committed", path=temp)
         attempt.before_commit(temp)
+        if sidecar is not None and had_text:  # first: an MP4 in place has its sidecar too
+            commit_local_sidecar(
+                captions,
+                sidecar,
+                written=sidecar_written,
+                replace=sidecar_replace,
+                commit=lambda t, o, r: commit(t, o, replace=r),
+                on_committed=attempt.on_committed,
+            )
         commit(temp, Path(destination.path), replace=attempt.replace_output)
         committed = local_fingerprint(destination.path)
         if committed is not None:

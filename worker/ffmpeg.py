@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from worker.captions import CaptionPlan
+from worker.ffmpeg_captions import with_captions
 from worker.probe import MediaInfo
 from worker.profiles import Backend, Profile
 
@@ -226,8 +228,9 @@ def build_command(
     ffmpeg: str = "ffmpeg",
     render_node: Path = Path("/dev/dri/renderD128"),
     vaapi_driver: str = "",
+    captions: CaptionPlan | None = None,
 ) -> Command:
-    """The complete ffmpeg command for one backend."""
+    """The complete ffmpeg command for one backend (with ``captions``, its caption plan)."""
     env: dict[str, str] = {}
     if backend is Backend.X264:
         args = x264_args(profile, info, source, output)
@@ -237,4 +240,6 @@ def build_command(
         args = vaapi_args(profile, info, source, output, render_node)
         if vaapi_driver:
             env["LIBVA_DRIVER_NAME"] = vaapi_driver
+    if captions is not None:
+        args = with_captions(args, captions)
     return Command(argv=[ffmpeg, *args], env=env, backend=backend)

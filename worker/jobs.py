@@ -10,6 +10,7 @@ from pathlib import Path, PurePosixPath
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from worker.captions import CaptionResult
 from worker.errors import BadInputError
 from worker.outputs.identity import real_path
 from worker.outputs.names import fit_name
@@ -190,3 +191,5 @@ class EncodeResult(BaseModel):
     encode_seconds: float
     average_fps: float | None
     worker: str = ""
+    # What became of the source's ARIB captions (kept, none, off, dropped and why).
+    captions: CaptionResult | None = None

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from worker import process
+from worker.captions import ARIB_CODEC
 from worker.errors import ProcessError, SourceError
 from worker.outputs.identity import require_regular
 
@@ -75,6 +76,8 @@ class MediaInfo(BaseModel):
     program_id: int | None = None
     video_packets: int | None = None
     streams: list[StreamTime] = []
+    # The programme's ARIB caption streams (ffmpeg indexes), see worker/captions.py.
+    captions: list[int] = []
 
     @property
     def programme_duration_s(self) -> float | None:
@@ -202,6 +205,7 @@ def parse_media(path: Path, data: dict[str, Any], service_id: int | None = None)
         program_id=program_id,
         video_packets=packets,
         streams=times,
+        captions=[int(s["index"]) for s in streams if s.get("codec_name") == ARIB_CODEC],
     )
 
 

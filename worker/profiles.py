@@ -43,6 +43,17 @@ class Audio(BaseModel):
     dual_mono: Literal["main", "sub", "both", "auto"] = "main"
 
 
+class Captions(BaseModel):
+    """What happens to the programme's ARIB captions (kept when ffmpeg can decode them)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    keep: bool = Field(default=True, description="keep captions in the MP4 as mov_text")
+    sidecar: Literal["none", "srt", "ass"] = Field(
+        default="none", description="also write the captions beside the MP4 (show.srt)"
+    )
+
+
 class Profile(BaseModel):
     """An encode intent and the backends that may fulfil it, in order of preference."""
 
@@ -59,6 +70,7 @@ class Profile(BaseModel):
         description="output height, never above the source's; \"source\" keeps the source's",
     )
     audio: Audio = Audio()
+    captions: Captions = Captions()
     x264_preset: Literal[
         "ultrafast",
         "superfast",

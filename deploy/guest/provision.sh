@@ -120,7 +120,8 @@ unmount_api() {
 }
 
 packages() {
-    local list=(ffmpeg i965-va-driver vainfo qemu-guest-agent python3-venv ca-certificates)
+    # libavcodec-extra: ffmpeg's ARIB caption decoder (libaribb24), so captions are kept.
+    local list=(ffmpeg libavcodec-extra i965-va-driver vainfo qemu-guest-agent python3-venv ca-certificates)
     if ((NON_FREE)); then
         list+=(intel-media-va-driver-non-free firmware-misc-nonfree)
         write_file /etc/apt/sources.list.d/kamado-non-free.sources 0644 <<'SOURCES'

@@ -17,6 +17,7 @@ from rich.progress import (
 )
 
 from worker import onebox
+from worker.captions import CaptionStatus, caption_line
 from worker.cli.common import (
     EXIT_FAILED,
     ConfigOption,
@@ -131,6 +132,8 @@ def report(outcomes: list[onebox.Outcome]) -> None:
                 f"{r.average_fps or 0:.0f} fps)",
                 highlight=False,
             )
+            if r.captions is not None and r.captions.status is not CaptionStatus.NONE:
+                console.print(f"  {caption_line(r.captions)}", markup=False, highlight=False)
         else:
             console.print(f"[red]{outcome.state.value}[/] {name}: {outcome.error}", highlight=False)
 

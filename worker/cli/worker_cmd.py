@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from worker.capabilities import ProbeReport, Status, cached_probe
+from worker.captions import CaptionSupport, caption_support, describe_support
 from worker.celery_app import create_app
 from worker.cli.common import ConfigOption, err_console, fail, settings_or_exit
 from worker.errors import BadInputError, KamadoError, NothingToServe
@@ -64,6 +65,7 @@ def worker(
         if settings.worker.backends == "auto":
             report = cached_probe(settings, refresh=True)
             err_console.print(probe_table(report))
+            err_console.print(Text(describe_support(report.captions)))
             proven = report.proven
             if not proven:
                 fail(NothingToServe("no encoder backend works on this machine (see the table)"))
@@ -175,6 +177,7 @@ class HeartbeatHook:
         self.queues = queues
         self.backends = backends
         self.problems: list[BackendProblem] = []
+        self.captions: CaptionSupport | None = None  # asked of ffmpeg at start when unset
         self.interval = interval
         self.publisher: HeartbeatPublisher | None = None
 
@@ -182,6 +185,8 @@ class HeartbeatHook:
         """worker_ready: begin publishing under the worker's real hostname."""
         hostname = str(getattr(sender, "hostname", "") or socket.gethostname())
         registry = Registry.connect(self.url, lease_ttl=self.settings.jobs.lease_ttl)
+        if self.captions is None:
+            self.captions = caption_support(self.settings.encode.ffmpeg)
 
         def make() -> WorkerHeartbeat:
             measured = speeds(registry, hostname)
@@ -194,6 +199,7 @@ class HeartbeatHook:
                 ],
                 current_job=current_job(registry, hostname),
                 problems=self.problems,
+                captions=self.captions,
             )
 
         self.publisher = HeartbeatPublisher(registry, make, interval=self.interval)

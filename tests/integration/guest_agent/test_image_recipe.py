@@ -16,7 +16,14 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[3]
 GUEST = REPO / "deploy" / "guest"
 UNIT = REPO / "deploy" / "systemd" / "kamado-guest-agent.service"
-PACKAGES = {"ffmpeg", "i965-va-driver", "vainfo", "qemu-guest-agent", "python3-venv"}
+PACKAGES = {
+    "ffmpeg",
+    "libavcodec-extra",
+    "i965-va-driver",
+    "vainfo",
+    "qemu-guest-agent",
+    "python3-venv",
+}
 
 
 def dry_run(root: Path, *args: str) -> tuple[list[list[str]], str]:

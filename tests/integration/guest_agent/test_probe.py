@@ -11,6 +11,7 @@ import pytest
 from guest_agent.probe import cached, run_probe
 from tests.integration.guest_agent.guests import guest_argv, guest_env
 from worker.capabilities import Status
+from worker.captions import caption_support
 from worker.profiles import Backend
 from worker.settings import Settings
 
@@ -74,11 +75,13 @@ def test_kamado_guest_probe_json_prints_each_backends_status_reason_and_fps(
     assert data["vainfo"]["installed"] in (True, False)
     assert "LIBVA_DRIVER_NAME" not in data["driver"], "keys are snake_case field names"
     assert {"libva_driver_name", "configured", "installed"} <= set(data["driver"])
+    assert data["captions"] == caption_support("ffmpeg").model_dump(mode="json")
 
     human = subprocess.run(guest_argv("probe"), env=env, capture_output=True, text=True, timeout=60)
     assert human.returncode == 0, human.stderr
     assert "No VA display found" in human.stdout
     assert "hardware" in human.stdout
+    assert "ARIB captions" in human.stdout
 
 
 def test_probe_by_hand_before_the_unit_made_the_state_dir_says_how_to_make_it() -> None:
