@@ -17,6 +17,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from worker.capabilities import encode_hardware
 from worker.errors import EncodeError, OutputError, OutputRefused
 from worker.ffmpeg import build_command
 from worker.ffmpeg_run import run_encode
@@ -208,6 +209,8 @@ def _encode_and_commit(
     settings = attempt.settings
     info = probe_source(settings.encode.ffprobe, source, service_id=profile.service_id)
     duration = info.duration_s or (job.recording.duration_s if job.recording else None)
+    # The VA driver and low-power choice the probe verified on this GPU (worker/proof.py).
+    driver, low_power = encode_hardware(settings, backend)
     command = build_command(
         backend,
         profile,
@@ -216,7 +219,8 @@ def _encode_and_commit(
         temp,
         ffmpeg=settings.encode.ffmpeg,
         render_node=settings.encode.render_node,
-        vaapi_driver=settings.encode.vaapi_driver,
+        vaapi_driver=driver,
+        low_power=low_power,
     )
     started = time.monotonic()
     try:
