@@ -46,8 +46,11 @@ _LOW_POWER_CAUSE = re.compile(
     r"No usable encoding entrypoint found for profile|"
     r"Selected ratecontrol mode is (?:unsupported|not supported by the QSV runtime)"
 )
+# The same holds for the low-power causes above and their opposite, low power asked of a
+# part without it (qsvenc.c check_enc_param).
 _QSV_MODE = re.compile(
-    r"Selected ratecontrol mode is not supported by the QSV runtime|"
+    r"Selected ratecontrol mode is (?:unsupported|not supported by the QSV runtime)|"
+    r"No usable encoding entrypoint found for profile|Low power mode is unsupported|"
     r"More than one of: \{ constant qscale, lookahead, VCM \} requested"
 )
 
