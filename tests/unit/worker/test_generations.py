@@ -151,3 +151,18 @@ def test_unknown_and_missing_gpus_get_a_note_not_a_guess(tmp_path: Path) -> None
     assert "no PCI id" in detect_gpu(Path("/dev/dri/renderD128"), tmp_path / "none").note
     bad = fake_sysfs(tmp_path / "c", "renderD128", "garbage", "0x3e92")
     assert read_pci_id(Path("/dev/dri/renderD128"), bad) is None
+
+
+def test_the_hardware_page_has_a_true_row_for_every_generation() -> None:
+    page = (Path(__file__).parents[3] / "docs" / "hardware.md").read_text()
+    rows = {
+        line.split("|")[2].strip(" `"): line
+        for line in page.splitlines()
+        if line.startswith("| ") and "`" in line
+    }
+    for generation in GENERATIONS:
+        row = rows[generation.key]
+        assert generation.name in row and f"`{generation.va_driver}`" in row
+        assert all(f"`{name}`" in row for name in generation.packages)
+        assert f"| {generation.low_power.value} |" in row
+    assert "kamado guest probe --refresh --json" in page
