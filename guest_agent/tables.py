@@ -28,9 +28,9 @@ def backends_table(report: ProbeReport) -> Table:
 
 def _proven_for(item: BackendReport) -> str:
     passed = [s.shape for s in item.samples if s.passed]
-    if not item.samples:
+    if not passed or item.status is Status.PROVEN:
         return ""
-    return f"proven for {', '.join(passed) or 'nothing'}. "
+    return f"proven only for {', '.join(passed)}. "
 
 
 def environment_table(probe: GuestProbe) -> Table:

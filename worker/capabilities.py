@@ -250,13 +250,14 @@ def prove_backend(
     driver = settings.encode.vaapi_driver or (gpu.va_driver if backend is Backend.VAAPI else "")
     results: list[SampleReport] = []
     first: BackendReport | None = None
+    failed_on = ""
     for shape, sample in samples.items():
         info = sample_info(settings, sample)
         for names, profile in profiles_for(backend, settings):
             if first is not None and first.kind in _DEVICE_KINDS:
                 results.append(SampleReport(
                     shape=shape, profiles=names, passed=False, kind="skipped",
-                    reason=f"not tried: {backend.value} failed on {results[0].shape}",
+                    reason=f"not tried: {backend.value} failed on {failed_on}",
                 ))  # fmt: skip
                 continue
             run = prove(backend, settings, sample, workdir, profile=profile,
@@ -277,6 +278,7 @@ def prove_backend(
             ))  # fmt: skip
             if reason and first is None:
                 first = run.model_copy(update={"reason": reason, "kind": kind})
+                failed_on = shape
     speed = next((r for r in results if r.passed), None)
     common = {"low_power": low_power, "driver": driver, "samples": results}
     if first is None:
