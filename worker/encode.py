@@ -17,6 +17,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from worker.capabilities import encode_hardware
 from worker.caption_files import (
     caption_result,
     claim_sidecar,
@@ -238,6 +239,8 @@ def _encode_and_commit(
         sidecar_replace = may_replace(
             sidecar, view, attempt.claims, replace_existing=settings.encode.replace_existing
         )
+    # The VA driver and low-power choice the probe verified on this GPU (worker/proof.py).
+    driver, low_power = encode_hardware(settings, backend)
     command = build_command(
         backend,
         profile,
@@ -246,7 +249,8 @@ def _encode_and_commit(
         temp,
         ffmpeg=settings.encode.ffmpeg,
         render_node=settings.encode.render_node,
-        vaapi_driver=settings.encode.vaapi_driver,
+        vaapi_driver=driver,
+        low_power=low_power,
         captions=captions,
     )
     started = time.monotonic()
