@@ -34,6 +34,9 @@ UNACKED = "unacked"
 PREFIX = "kamado:job:"
 INDEX = "kamado:jobs"
 ACTIVE = "kamado:jobs:active"
+# The scheduler's flags per job (drops, errors, a failed recording), merged over every
+# submission of the job; a worker reads them before deleting a source.
+FLAGS = "kamado:scheduler:flags"
 RUNNING_STATES = (JobState.STAGING, JobState.ENCODING, JobState.VERIFYING)
 
 
@@ -186,6 +189,12 @@ class Registry:
             return fn(*args, **kwargs)
         except redis.RedisError as e:
             raise BrokerError(f"job registry: cannot {what}: {e}") from e
+
+    def flags(self, job_id: str) -> list[str]:
+        """What the scheduler flagged on the job over all its submissions (a recording
+        reported failed by a later hook is flagged here, not in the job's first record)."""
+        raw = self.call("read flags", self.client.hget, FLAGS, job_id)
+        return [str(f) for f in json.loads(raw)] if raw else []
 
     @property
     def _ttl_ms(self) -> int:

@@ -40,6 +40,7 @@ from worker.lease import LeaseKeeper
 from worker.notify import Notifier
 from worker.outputs.claims import Claims
 from worker.outputs.contract import check_task
+from worker.outputs.source_removal import after_done, seen_source
 from worker.prefetch_next import NextPrefetch, consumed_queues
 from worker.presence import record_speed
 from worker.profiles import Backend, get_profile
@@ -205,6 +206,7 @@ def run_attempt(
             # The worker's own check before any file is touched: a crafted or stale task
             # whose source or output breaks the contract fails here, permanently.
             job, replace = check_task(settings, claims, job)
+            seen = seen_source(settings, job)  # what encode.delete_source may delete later
             attempt = Attempt(
                 settings=settings,
                 backends=worker_backends(app, settings),
@@ -246,10 +248,14 @@ def run_attempt(
             return fail_or_retry(
                 task, settings, registry, job, (attempt_id, got.attempt), crashed, notifier
             )
-    if not registry.finish(
+    done = registry.finish(
         job.id, attempt_id, JobState.DONE, result=result, backend=result.get("backend")
-    ):
+    )
+    if not done:
         log.warning("job %s: lease lost right after the commit; the output is in place", job.id)
+    result = after_done(
+        settings, job, seen, result, done=done, flags=lambda: registry.flags(job.id)
+    )
     log.info("job %s done: %s (%s)", job.id, result["output"], result["backend"])
     announce(registry, notifier, job.id)
     note_speed(registry, worker, result)

@@ -160,7 +160,11 @@ def encode(
                 raise BadInputError(f"{path}: no such file")
             if not path.is_file():
                 raise BadInputError(f"{path}: not a regular file")
-        jobs = [Job.create(str(p), name, output_dir=out_dir, priority=priority) for p in files]
+        template = settings.encode.output_name
+        jobs = [
+            Job.create(str(p), name, output_dir=out_dir, priority=priority, output_name=template)
+            for p in files
+        ]
         for job in jobs:  # before the broker and a worker are started for nothing
             inspect_submission(settings, job)
         outcomes = run_jobs(
