@@ -29,6 +29,7 @@ from worker.profiles import Backend, Profile, choose_backend, get_profile
 from worker.progress import Progress
 from worker.remote_output import RemoteOutput, deliver_remote, prepare_remote, push_kept
 from worker.settings import Settings
+from worker.spans import span
 from worker.staging import StagedSource, Target, resolve, stage_in
 from worker.verify import verify_output
 
@@ -206,7 +207,8 @@ def _encode_and_commit(
     remote: RemoteOutput | None,
 ) -> EncodeResult:
     settings = attempt.settings
-    info = probe_source(settings.encode.ffprobe, source, service_id=profile.service_id)
+    with span(job.id, "encode.source_probe"):
+        info = probe_source(settings.encode.ffprobe, source, service_id=profile.service_id)
     duration = info.duration_s or (job.recording.duration_s if job.recording else None)
     command = build_command(
         backend,
@@ -221,15 +223,16 @@ def _encode_and_commit(
     started = time.monotonic()
     try:
         attempt.on_progress(Progress(state=JobState.ENCODING, backend=backend.value))
-        final = run_encode(
-            command,
-            source=source,
-            duration_s=duration,
-            on_progress=attempt.on_progress,
-            check_cancel=attempt.check_cancel,
-            progress_interval=settings.encode.progress_interval,
-            stall_timeout=settings.encode.stall_timeout,
-        )
+        with span(job.id, "encode.ffmpeg"):
+            final = run_encode(
+                command,
+                source=source,
+                duration_s=duration,
+                on_progress=attempt.on_progress,
+                check_cancel=attempt.check_cancel,
+                progress_interval=settings.encode.progress_interval,
+                stall_timeout=settings.encode.stall_timeout,
+            )
     except EncodeError as e:
         if e.kind == "disk":
             raise OutputError(
@@ -239,7 +242,8 @@ def _encode_and_commit(
     seconds = time.monotonic() - started
     attempt.on_progress(Progress(state=JobState.VERIFYING, percent=100.0, backend=backend.value))
     written = local_fingerprint(str(temp))
-    out_info = verify_output(temp, info, settings.verify, ffprobe=settings.encode.ffprobe)
+    with span(job.id, "encode.verify"):
+        out_info = verify_output(temp, info, settings.verify, ffprobe=settings.encode.ffprobe)
     size = temp.stat().st_size
     video = out_info.video
     assert video is not None  # verify_output guarantees it
@@ -259,15 +263,19 @@ def _encode_and_commit(
         worker=attempt.worker,
     )
     if remote is not None:
-        deliver_remote(attempt, remote, temp, written, result)
+        with span(job.id, "encode.push"):
+            deliver_remote(attempt, remote, temp, written, result)
         return result
     if destination.kind == "local":
         # The file moved into place is the one verified: same inode, size and mtime.
         if local_fingerprint(str(temp)) != written:
             raise OutputError(f"{temp}: changed after verification; not committed", path=temp)
-        attempt.before_commit(temp)
-        commit(temp, Path(destination.path), replace=attempt.replace_output)
-        committed = local_fingerprint(destination.path)
-        if committed is not None:
-            attempt.on_committed(real_path(destination.path), committed)
+        with span(job.id, "encode.guard_commit"):
+            attempt.before_commit(temp)
+        with span(job.id, "encode.commit"):
+            commit(temp, Path(destination.path), replace=attempt.replace_output)
+        with span(job.id, "encode.mark_written"):
+            committed = local_fingerprint(destination.path)
+            if committed is not None:
+                attempt.on_committed(real_path(destination.path), committed)
     return result
