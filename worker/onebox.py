@@ -24,9 +24,11 @@ from worker.celery_app import create_app
 from worker.embedded import EmbeddedBroker
 from worker.errors import KamadoError
 from worker.jobs import EncodeResult, Job, JobState
+from worker.probe_reuse import last_start
 from worker.reconcile import reconcile
 from worker.registry import Registry
 from worker.settings import Settings
+from worker.spans import mark
 from worker.submit import submit_job
 
 WORKER_READY_TIMEOUT = 90.0
@@ -69,6 +71,18 @@ def wait_all(
     tick: Callable[[], None] = lambda: None,
 ) -> list[Outcome]:
     """Poll the job registry until every job is final; report progress as it comes."""
+    with registry.endings() as endings:
+        return _wait_all(registry, tracked, on_update, timeout, tick, endings.wait)
+
+
+def _wait_all(
+    registry: Registry,
+    tracked: list[Tracked],
+    on_update: ProgressCallback,
+    timeout: float | None,
+    tick: Callable[[], None],
+    pause: Callable[[float], object],
+) -> list[Outcome]:
     deadline = time.monotonic() + timeout if timeout else None
     outcomes: dict[str, Outcome] = {}
     while len(outcomes) < len(tracked):
@@ -89,11 +103,12 @@ def wait_all(
                     else None
                 )
                 outcomes[item.job.id] = Outcome(item.job, record.state, result, record.error)
+                mark(item.job.id, "client.seen_final")
             on_update(item)
         if deadline and time.monotonic() > deadline:
             raise KamadoError(f"jobs did not finish within {timeout:g} s")
         if len(outcomes) < len(tracked):
-            time.sleep(POLL)
+            pause(POLL)  # woken at once by a job's end (Registry.endings), else a poll
     return [outcomes[t.job.id] for t in tracked]
 
 
@@ -106,6 +121,9 @@ class LocalWorker:
         broker_url: str,
         config: Path | None,
         output_dir: Path | None = None,
+        *,
+        concurrency: int | None = None,
+        reprobe: bool = False,
     ) -> None:
         self.settings = settings
         log_dir = settings.state_dir / "logs"
@@ -115,8 +133,10 @@ class LocalWorker:
         argv = [
             sys.executable, "-m", "worker.cli.main", "worker",
             "--hostname", self.hostname,
-            "--concurrency", "1",
+            "--concurrency", str(concurrency or settings.worker.concurrency),
         ]  # fmt: skip
+        if reprobe:
+            argv.append("--reprobe")
         if config:
             argv += ["--config", str(config)]
         env = {
@@ -181,6 +201,8 @@ def session(
     force_embedded: bool = False,
     on_status: Callable[[str], None] = lambda _m: None,
     output_dir: Path | None = None,
+    concurrency: int | None = None,
+    reprobe: bool = False,
 ) -> Iterator[Session]:
     """A Celery app on the configured broker, or on an embedded broker with a local worker."""
     if settings.broker_url is not None and not force_embedded:
@@ -192,19 +214,33 @@ def session(
             registry.close()
             app.close()
         return
-    on_status("starting the embedded broker")
-    with EmbeddedBroker(settings.state_dir) as broker:
-        app = create_app(settings, broker.url)
-        on_status("starting a local worker (proving encoders)")
-        worker = LocalWorker(settings, broker.url, config, output_dir)
+    slots = concurrency or settings.worker.concurrency
+    on_status(f"starting the embedded broker and a local worker ({slots} slot(s))")
+    broker = EmbeddedBroker(settings.state_dir)
+    broker.spawn()
+    try:
+        # The worker starts at once: its imports and probe need no broker, and it waits
+        # for one that is not up yet, so the two start side by side.
+        worker = LocalWorker(
+            settings, broker.url, config, output_dir, concurrency=slots, reprobe=reprobe
+        )
         try:
-            registry = open_registry(settings, broker.url)
-            worker.wait_ready(app)
-            yield Session(app, registry, settings, worker)
+            broker.wait_up()
+            app = create_app(settings, broker.url)
+            try:
+                registry = open_registry(settings, broker.url)
+                worker.wait_ready(app)
+                probe = last_start(settings) if settings.worker.backends == "auto" else None
+                if probe is not None:
+                    on_status(f"encoder probe {'reused' if probe[0] else 'redone'}: {probe[1]}")
+                yield Session(app, registry, settings, worker)
+            finally:
+                app.close()
         finally:
             on_status("stopping the local worker")
             worker.stop()
-            app.close()
+    finally:
+        broker.stop()
 
 
 def open_registry(settings: Settings, url: str) -> Registry:
