@@ -11,6 +11,7 @@ import errno
 import logging
 import os
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -124,6 +125,21 @@ def place_new(temp: Path, output: Path) -> None:
         temp.rename(output)
         return
     temp.unlink()
+
+
+def _fsync_quietly(path: Path) -> None:
+    try:
+        with path.open("rb") as fh:
+            os.fsync(fh.fileno())
+    except OSError:
+        pass  # the commit's own fsync reports it
+
+
+def early_sync(path: Path) -> threading.Thread:
+    """Start writing ``path`` back to disk in a thread; join it before the commit."""
+    thread = threading.Thread(target=_fsync_quietly, args=(path,), name="early-fsync", daemon=True)
+    thread.start()
+    return thread
 
 
 def commit(temp: Path, output: Path, *, replace: bool = False) -> None:
@@ -242,6 +258,9 @@ def _encode_and_commit(
     seconds = time.monotonic() - started
     attempt.on_progress(Progress(state=JobState.VERIFYING, percent=100.0, backend=backend.value))
     written = local_fingerprint(str(temp))
+    # The disk writes the file back while ffprobe reads it: the commit's fsync then finds
+    # (almost) nothing left to write. Only an overlap: the commit still fsyncs.
+    early = None if remote is not None else early_sync(temp)
     with span(job.id, "encode.verify"):
         out_info = verify_output(temp, info, settings.verify, ffprobe=settings.encode.ffprobe)
     size = temp.stat().st_size
@@ -270,6 +289,8 @@ def _encode_and_commit(
         # The file moved into place is the one verified: same inode, size and mtime.
         if local_fingerprint(str(temp)) != written:
             raise OutputError(f"{temp}: changed after verification; not committed", path=temp)
+        if early is not None:
+            early.join()
         with span(job.id, "encode.guard_commit"):
             attempt.before_commit(temp)
         with span(job.id, "encode.commit"):
