@@ -28,7 +28,7 @@ from worker.probe_reuse import last_start
 from worker.reconcile import reconcile
 from worker.registry import Registry
 from worker.settings import Settings
-from worker.spans import mark
+from worker.spans import mark, span
 from worker.submit import submit_job
 
 WORKER_READY_TIMEOUT = 90.0
@@ -159,13 +159,30 @@ class LocalWorker:
 
     def wait_ready(self, app: Celery, timeout: float = WORKER_READY_TIMEOUT) -> None:
         """Wait until the worker answers a ping over the broker."""
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = started + timeout
         while time.monotonic() < deadline:
             self.check()
-            replies = app.control.ping(destination=[self.hostname], timeout=0.5)
+            # A ping sent before the worker listens is lost and waits out its timeout: short
+            # ones see a fresh worker sooner; after 10 s, longer ones allow a slow reply.
+            wait = 0.1 if time.monotonic() - started < 10 else 0.5
+            replies = app.control.ping(destination=[self.hostname], timeout=wait)
             if replies:
                 return
         raise KamadoError(f"the local worker did not come up within {timeout:g} s ({self.log})")
+
+    def wait_idle(self, app: Celery, timeout: float = 30.0) -> None:
+        """Wait until the worker runs no task (its last one may still be acknowledging).
+
+        A Celery worker stopped while a request is active sleeps its whole
+        worker_soft_shutdown_timeout (30 s) before going, however soon the task ends.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.daemon.alive():
+            active = app.control.inspect(destination=[self.hostname], timeout=1.0).active()
+            if active is not None and not active.get(self.hostname):
+                return
+            time.sleep(0.02)
 
     def stop(self) -> None:
         """Warm-stop the worker (it is idle by now), then make sure it is gone."""
@@ -225,22 +242,28 @@ def session(
             settings, broker.url, config, output_dir, concurrency=slots, reprobe=reprobe
         )
         try:
-            broker.wait_up()
+            with span("onebox", "session.broker_up"):
+                broker.wait_up()
             app = create_app(settings, broker.url)
             try:
                 registry = open_registry(settings, broker.url)
-                worker.wait_ready(app)
+                with span("onebox", "session.worker_ready"):
+                    worker.wait_ready(app)
                 probe = last_start(settings) if settings.worker.backends == "auto" else None
                 if probe is not None:
                     on_status(f"encoder probe {'reused' if probe[0] else 'redone'}: {probe[1]}")
                 yield Session(app, registry, settings, worker)
+                with span("onebox", "session.worker_idle"):
+                    worker.wait_idle(app)
             finally:
                 app.close()
         finally:
             on_status("stopping the local worker")
-            worker.stop()
+            with span("onebox", "session.worker_stop"):
+                worker.stop()
     finally:
-        broker.stop()
+        with span("onebox", "session.broker_stop"):
+            broker.stop()
 
 
 def open_registry(settings: Settings, url: str) -> Registry:
