@@ -55,6 +55,7 @@ PROGRESS_STATE = "PROGRESS"
 PROGRESS_EVENT = "task-progress"
 # ffmpeg failures that will repeat on every attempt: a broken input or a bad option.
 PERMANENT_KINDS = {"input", "option", "disk"}
+HARDWARE_BACKENDS = {b.value for b in Backend if b.hardware}
 
 
 def worker_backends(app: Celery, settings: Settings) -> list[Backend]:
@@ -63,8 +64,12 @@ def worker_backends(app: Celery, settings: Settings) -> list[Backend]:
     if configured != "auto":
         return [Backend(b) for b in configured]
     proven = app.conf.get("kamado_backends")
-    stored = probe_reuse.stored_probed_at(settings)
-    if proven is None or (stored is not None and stored != app.conf.get("kamado_probed_at")):
+    # kamado_probed_at is set only when the list came from kamado worker's own probe; an
+    # owner that chose the list itself (the guest agent and its GPU guard) keeps it.
+    probed_at = app.conf.get("kamado_probed_at")
+    stored = probe_reuse.stored_probed_at(settings) if probed_at is not None else None
+    stale = stored is not None and stored != probed_at
+    if proven is None or stale:
         # None yet, or re-probed since (another pool child after a hardware failure)
         report = cached_probe(settings)
         proven = [b.value for b in report.proven]
@@ -306,7 +311,7 @@ def fail_or_retry(
     registry.finish(
         job.id, attempt_id, JobState.QUEUED, error=str(error), kind=kind, backend=backend
     )
-    if backend in {b.value for b in Backend if b.hardware}:
+    if task.app.conf.get("kamado_probed_at") is not None and backend in HARDWARE_BACKENDS:
         # A reused probe result must not keep claiming a backend that now fails.
         fresh = probe_reuse.after_hardware_failure(settings, str(kind))
         if fresh is not None:
