@@ -26,6 +26,7 @@ from pathlib import Path
 
 from worker.ffmpeg import build_command
 from worker.probe import probe_source
+from worker.probe_reuse import last_start
 from worker.profiles import Backend, get_profile
 from worker.sample import make_sample
 from worker.settings import Settings
@@ -51,7 +52,7 @@ def bare(argvs: list[list[str]], at_once: int) -> float:
 
 
 def kamado(files: list[Path], out: Path, env: dict[str, str], slots: int) -> tuple[float, str]:
-    """One cold `kamado encode` of the files; its wall time and what it said of the probe."""
+    """One cold `kamado encode` of the files; its wall time and whether it reused the probe."""
     argv = [sys.executable, "-m", "worker.cli.main", "encode", *map(str, files),
             "-o", str(out), "--force", "--jobs", str(slots), "--json"]  # fmt: skip
     started = time.perf_counter()
@@ -62,8 +63,8 @@ def kamado(files: list[Path], out: Path, env: dict[str, str], slots: int) -> tup
         raise SystemExit(f"kamado encode failed ({result.returncode}): {result.stderr[-2000:]}")
     for path in out.iterdir():
         path.unlink()
-    probe = next((ln for ln in result.stderr.splitlines() if "encoder probe" in ln), "")
-    return seconds, probe.strip()
+    last = last_start(Settings(state_dir=Path(env["KAMADO_STATE_DIR"])))
+    return seconds, "unknown" if last is None else f"reused={last[0]} ({last[1]})"
 
 
 def main() -> None:
@@ -123,7 +124,7 @@ def main() -> None:
             f"goals: 1 slot <= 1.05 (got {one_slot:.3f}); "
             f"2 slots <= {two + 0.05:.3f} (got {two_slots:.3f})"
         )
-        print(f"last call: {said}")
+        print(f"probe at the first call: {said}; at the last: {kamado(files, out, env, 1)[1]}")
         print(f"load: {os.getloadavg()}")
 
 
