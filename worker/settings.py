@@ -121,6 +121,14 @@ class WorkerSettings(Section):
         description="backends this worker may use; auto proves each with a one-frame encode",
     )
     hostname: str = ""
+    probe_max_age: float = Field(
+        default=7 * 86400.0,
+        ge=0,
+        description=(
+            "seconds a backend probe result is reused at worker start while ffmpeg, the "
+            "render node, the drivers and kamado are unchanged; 0 probes at every start"
+        ),
+    )
     watchdog_silence: float = Field(
         default=120.0,
         ge=0,

@@ -32,9 +32,14 @@ from worker.errors import BadInputError, KamadoError
 from worker.jobs import Job, JobState
 from worker.outputs.contract import inspect_submission
 from worker.probe import parse_media, run_ffprobe
+from worker.probe_reuse import last_start
 from worker.profiles import get_profile
 from worker.sample import make_sample
 from worker.settings import Settings
+
+ReprobeOption = Annotated[
+    bool, typer.Option("--reprobe", help="prove the encoder backends again even if unchanged")
+]
 
 
 def _detail(meta: dict[str, Any], state: str) -> str:
@@ -85,6 +90,8 @@ def run_jobs(
     show_progress: bool,
     force: bool = False,
     output_dir: Path | None = None,
+    concurrency: int | None = None,
+    reprobe: bool = False,
 ) -> list[onebox.Outcome]:
     """Run jobs through the queue (embedded broker + local worker when none is configured)."""
     bars = Bars(show_progress)
@@ -100,6 +107,8 @@ def run_jobs(
             force_embedded=force_embedded,
             on_status=status,
             output_dir=output_dir,
+            concurrency=concurrency,
+            reprobe=reprobe,
         ) as box,
         bars.progress,
     ):
@@ -144,6 +153,17 @@ def encode(
     output_dir: Annotated[Path | None, typer.Option("--output-dir", "-o", file_okay=False)] = None,
     priority: Annotated[int, typer.Option(min=0, max=9, help="0 is most urgent")] = 5,
     force: Annotated[bool, typer.Option(help="encode again even if already done")] = False,
+    jobs_n: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=1,
+            max=16,
+            help="encodes at once on the local worker (default: worker.concurrency)",
+        ),
+    ] = None,
+    reprobe: ReprobeOption = False,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -175,6 +195,8 @@ def encode(
             show_progress=not as_json,
             force=force,
             output_dir=out_dir,
+            concurrency=jobs_n,
+            reprobe=reprobe,
         )
     except KamadoError as e:
         fail(e)
@@ -210,6 +232,7 @@ def summary(ffprobe: str, path: Path) -> dict[str, Any]:
 
 def demo(
     seconds: Annotated[float, typer.Option(min=1, max=600, help="length of the clip")] = 10.0,
+    reprobe: ReprobeOption = False,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -231,15 +254,21 @@ def demo(
             show_progress=not as_json,
             force=True,
             output_dir=demo_dir,
+            reprobe=reprobe,
         )
         outcome = outcomes[0]
+        probe = last_start(settings) if settings.worker.backends == "auto" else None
         facts = summary(settings.encode.ffprobe, Path(job.output)) if outcome.ok else None
     except KamadoError as e:
         fail(e)
     if as_json:
-        print_json({**outcome_json(outcome), "ffprobe": facts})
+        reuse = {"reused": probe[0], "reason": probe[1]} if probe else None
+        print_json({**outcome_json(outcome), "ffprobe": facts, "probe": reuse})
     else:
         report(outcomes)
+        if probe is not None:
+            words = "reused" if probe[0] else "redone"
+            console.print(f"encoder probe {words}: {probe[1]}", markup=False, highlight=False)
         if facts:
             console.print("ffprobe summary:", highlight=False)
             console.print(json.dumps(facts, indent=2, ensure_ascii=False), markup=False)

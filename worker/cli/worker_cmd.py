@@ -19,6 +19,7 @@ from worker.cli.common import ConfigOption, err_console, fail, settings_or_exit
 from worker.errors import BadInputError, KamadoError, NothingToServe
 from worker.heartbeat import BackendProblem, BackendSpeed, WorkerHeartbeat
 from worker.presence import HeartbeatPublisher, current_job, speeds
+from worker.probe_reuse import probe_at_start
 from worker.profiles import QUEUE_GPU
 from worker.registry import Registry, check_login
 from worker.settings import Settings
@@ -51,6 +52,9 @@ def worker(
     ] = None,
     hostname: Annotated[str | None, typer.Option("--hostname", "-n")] = None,
     loglevel: Annotated[str, typer.Option("--loglevel", "-l")] = "INFO",
+    reprobe: Annotated[
+        bool, typer.Option("--reprobe", help="prove the backends again even if nothing changed")
+    ] = False,
 ) -> None:
     """Run a Celery worker that encodes jobs from the given queues."""
     settings = settings_or_exit(config)
@@ -63,13 +67,16 @@ def worker(
             check_login(settings.broker_url.get_secret_value())
         app = create_app(settings)
         if settings.worker.backends == "auto":
-            report = cached_probe(settings, refresh=True)
+            start = probe_at_start(settings, reprobe=reprobe)
+            report = start.report
             err_console.print(probe_table(report))
             err_console.print(Text(describe_support(report.captions)))
+            err_console.print(start.describe(), markup=False, highlight=False)
             proven = report.proven
             if not proven:
                 fail(NothingToServe("no encoder backend works on this machine (see the table)"))
             app.conf.kamado_backends = [b.value for b in proven]
+            app.conf.kamado_probed_at = report.probed_at
             if QUEUE_GPU in chosen and not any(b.hardware for b in proven):
                 err_console.print(
                     f"[yellow]warning:[/] consuming {QUEUE_GPU} without a proven hardware "
