@@ -17,6 +17,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from worker.audio import plan_audio, read_layouts
 from worker.errors import EncodeError, OutputError, OutputRefused
 from worker.ffmpeg import build_command
 from worker.ffmpeg_run import run_encode
@@ -207,6 +208,7 @@ def _encode_and_commit(
 ) -> EncodeResult:
     settings = attempt.settings
     info = probe_source(settings.encode.ffprobe, source, service_id=profile.service_id)
+    info = read_layouts(settings.encode.ffmpeg, source, info, profile.audio)
     duration = info.duration_s or (job.recording.duration_s if job.recording else None)
     command = build_command(
         backend,
@@ -239,7 +241,13 @@ def _encode_and_commit(
     seconds = time.monotonic() - started
     attempt.on_progress(Progress(state=JobState.VERIFYING, percent=100.0, backend=backend.value))
     written = local_fingerprint(str(temp))
-    out_info = verify_output(temp, info, settings.verify, ffprobe=settings.encode.ffprobe)
+    out_info = verify_output(
+        temp,
+        info,
+        settings.verify,
+        ffprobe=settings.encode.ffprobe,
+        audio=plan_audio(profile.audio, info),
+    )
     size = temp.stat().st_size
     video = out_info.video
     assert video is not None  # verify_output guarantees it
