@@ -6,9 +6,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from tests.support.audio_media import (
     dual_mono_aac,
@@ -100,17 +103,38 @@ def test_a_stream_that_cannot_be_read_or_never_ends_is_one_clear_source_error(
         scan_stream("ffmpeg", fifo, 1, timeout=1.0)
 
 
-def test_bilingual_streams_stay_two_tracks_in_order_tagged_by_language(
-    sources: dict[str, Path], tmp_path: Path
+TONES = [440, 1000, 1700]
+shapes = st.lists(
+    st.tuples(st.sampled_from([1, 2, 6]), st.sampled_from(["", "jpn", "eng", "kor"])),
+    min_size=1,
+    max_size=3,
+)
+
+
+@settings(max_examples=2, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    shape=shapes,
+    channels=st.sampled_from([2, "source"]),
+    dual_mono=st.sampled_from(["main", "split"]),
+)
+@example(shape=[(2, "jpn"), (2, "eng")], channels=2, dual_mono="split")  # bilingual
+def test_every_stream_is_one_track_in_order_with_its_language_and_layout(
+    shape: list[tuple[int, str]], channels: int | str, dual_mono: str
 ) -> None:
-    # A split profile too: ordinary stereo is never split.
-    result, out = encode(sources["bilingual"], tmp_path, Audio(dual_mono="split"))
-    assert result.audio_streams == 2
-    assert [s.languages for s in out.audio] == [("jpn",), ("eng",)]
-    assert [s.channels for s in out.audio] == [2, 2]
-    output = Path(result.output)
-    assert tone_frequency(output, 0) == pytest.approx(440, rel=0.03)
-    assert tone_frequency(output, 1) == pytest.approx(1000, rel=0.03)
+    """Ordinary streams, mono to 5.1, named or not: never split, never reordered."""
+    with tempfile.TemporaryDirectory() as scratch:
+        base = Path(scratch)
+        (base / "made").mkdir()
+        tones = [(TONES[n], width, language) for n, (width, language) in enumerate(shape)]
+        source = ts(base / "made" / "rec.ts", tones)
+        audio = Audio(channels=channels, dual_mono=dual_mono)  # type: ignore[arg-type]
+        result, out = encode(source, base, audio)
+        assert result.audio_streams == len(shape)
+        assert [s.languages for s in out.audio] == [(lang,) if lang else () for _, lang in shape]
+        wanted = [width if channels == "source" else channels for width, _ in shape]
+        assert [s.channels for s in out.audio] == wanted
+        for n in range(len(shape)):
+            assert tone_frequency(Path(result.output), n) == pytest.approx(TONES[n], rel=0.03)
 
 
 @pytest.mark.parametrize("name", ["dual", "dual_unnamed"])
