@@ -110,32 +110,40 @@ def dual_mono_aac(path: Path, main_hz: int, sub_hz: int, seconds: float) -> Path
     return path
 
 
-def dual_mono_ts(path: Path, languages: str = "jpn,eng", seconds: float = 2.0) -> Path:
+def dual_mono_ts(
+    path: Path, languages: str = "jpn,eng", seconds: float = 2.0, offset: float = 0.0
+) -> Path:
     """A TS whose one audio stream is dual mono (440 Hz main, 1000 Hz sub), with the
-    given ISO 639 descriptor ("" for none)."""
+    given ISO 639 descriptor ("" for none), its clock starting ``offset`` s later."""
     aac = dual_mono_aac(path.with_suffix(".aac"), 440, 1000, seconds)
     argv = [*FFMPEG, *VIDEO, "-i", str(aac), "-t", f"{seconds:g}", "-map", "0:v", "-map", "1:a",
             "-c:v", "mpeg2video", "-b:v", "1M", "-c:a", "copy"]  # fmt: skip
     if languages:
         argv += ["-metadata:s:a:0", f"language={languages}"]
+    argv += ["-output_ts_offset", f"{offset:g}"]
     run([*argv, "-f", "mpegts", "-mpegts_service_id", "1024", str(path)])
     aac.unlink()
     return path
 
 
+def back_to_back(path: Path, first: Path, second: Path) -> Path:
+    """Two recordings joined into one, as at a programme boundary (the second made on
+    the clock where the first ends); both parts are removed."""
+    path.write_bytes(first.read_bytes() + second.read_bytes())
+    first.unlink()
+    second.unlink()
+    return path
+
+
 def layout_switch_ts(path: Path, first: int, second: int, seconds: float = 2.0) -> Path:
-    """Two recordings back to back on one clock, as at a programme boundary: the AAC
-    stream changes from ``first`` to ``second`` channels on the same PID."""
+    """The AAC stream changes from ``first`` to ``second`` channels on the same PID."""
     one = ts(path.with_name(f"{path.stem}.1.ts"), [(600, first, "jpn")], seconds=seconds)
     # A frame of silence on the clock between them: two encodes' priming never overlap.
     two = ts(
         path.with_name(f"{path.stem}.2.ts"), [(600, second, "jpn")], seconds=seconds,
         offset=seconds + 0.1,
     )  # fmt: skip
-    path.write_bytes(one.read_bytes() + two.read_bytes())
-    one.unlink()
-    two.unlink()
-    return path
+    return back_to_back(path, one, two)
 
 
 def tone_frequency(path: Path, track: int) -> float:

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.support.audio_media import (
+    back_to_back,
     dual_mono_aac,
     dual_mono_ts,
     layout_switch_ts,
@@ -44,6 +45,12 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "surround": ts(base / "surround.ts", [(600, 6, "jpn")]),
         "up": layout_switch_ts(base / "up.ts", 2, 6),
         "down": layout_switch_ts(base / "down.ts", 6, 2),
+        # A 5.1 film, then a dual-mono foreign drama on the same stream.
+        "film_then_dual": back_to_back(
+            base / "film_then_dual.ts",
+            ts(base / "film.ts", [(440, 6, "jpn")]),
+            dual_mono_ts(base / "drama.ts", offset=2.1),
+        ),
     }
 
 
@@ -148,6 +155,19 @@ def test_split_turns_dual_mono_into_two_mono_tracks_main_then_sub(
     output = Path(result.output)
     assert tone_frequency(output, 0) == pytest.approx(440, rel=0.03)
     assert tone_frequency(output, 1) == pytest.approx(1000, rel=0.03)
+
+
+def test_a_stream_that_turns_dual_mono_midway_splits_into_two_mono_tracks_throughout(
+    sources: dict[str, Path], tmp_path: Path
+) -> None:
+    result, out = encode(sources["film_then_dual"], tmp_path, Audio(dual_mono="split"))
+    assert [(s.channels, s.languages) for s in out.audio] == [(1, ("jpn",)), (1, ("eng",))]
+    sub = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "a:1", "-show_entries", "frame=channels",
+         "-of", "csv=p=0", result.output],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout.split()  # fmt: skip
+    assert set(sub) == {"1"} and len(sub) > 150  # both parts, each one channel
 
 
 def test_without_split_dual_mono_keeps_the_main_side_on_both_channels(
