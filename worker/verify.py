@@ -1,10 +1,12 @@
 """Output verification: a job is done only when its output is real, complete H.264 + audio.
 
 Exit 0 from ffmpeg is not success (a 0-byte MP4 or a 0.2 s "finished" encode are the
-classic failures). The output must probe as H.264 with the source's audio streams, its
-duration, and each of its video and audio streams', must match the source programme's
-within a tolerance, its display aspect must be the source's, ``moov`` must precede
-``mdat`` (faststart) and the video must decode.
+classic failures). The output must probe as H.264 with the planned audio tracks
+(worker/audio.py: number, order, languages, channels); its duration, and each of its
+video and audio streams', must match the source programme's within a tolerance; each
+audio track must end as far from the video as its source stream did (sync); its display
+aspect must be the source's, ``moov`` must precede ``mdat`` (faststart) and the video
+must decode.
 """
 
 from __future__ import annotations
@@ -122,18 +124,18 @@ def check_sync(
     if output.video is None or source.video is None or len(output.audio) != len(tracks):
         return []
     out_video, src_video = _timed(output, output.video.index), _timed(source, source.video.index)
-    if out_video is None or src_video is None or None in (out_video.end_s, src_video.end_s):
+    out_video_end = out_video.end_s if out_video else None
+    src_video_end = src_video.end_s if src_video else None
+    if out_video_end is None or src_video_end is None:
         return []
     problems = []
     for stream, track in zip(output.audio, tracks, strict=True):
         out_audio, src_audio = _timed(output, stream.index), _timed(source, track.source)
-        if out_audio is None or src_audio is None:
+        out_end = out_audio.end_s if out_audio else None
+        src_end = src_audio.end_s if src_audio else None
+        if out_audio is None or out_end is None or src_end is None:
             continue
-        if out_audio.end_s is None or src_audio.end_s is None:
-            continue
-        drift = (out_audio.end_s - (out_video.end_s or 0.0)) - (
-            src_audio.end_s - (src_video.end_s or 0.0)
-        )
+        drift = (out_end - out_video_end) - (src_end - src_video_end)
         if abs(drift) > cfg.sync_tolerance_s:
             way = "later" if drift > 0 else "earlier"
             problems.append(
