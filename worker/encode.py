@@ -18,6 +18,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from worker.audio import plan_audio, read_layouts
 from worker.capabilities import encode_hardware
 from worker.caption_files import (
     caption_result,
@@ -262,6 +263,7 @@ def _encode_and_commit(
     settings = attempt.settings
     with span(job.id, "encode.source_probe"):
         info = probe_source(settings.encode.ffprobe, source, service_id=profile.service_id)
+    info = read_layouts(settings.encode.ffmpeg, source, info, profile.audio)
     duration = info.duration_s or (job.recording.duration_s if job.recording else None)
     captions = plan_for(
         profile.captions, info.captions, settings.encode.ffmpeg, lambda f: sidecar_temp(temp, f)
@@ -308,7 +310,13 @@ def _encode_and_commit(
     # (almost) nothing left to write. Only an overlap: the commit still fsyncs.
     early = None if remote is not None else early_sync(temp)
     with span(job.id, "encode.verify"):
-        out_info = verify_output(temp, info, settings.verify, ffprobe=settings.encode.ffprobe)
+        out_info = verify_output(
+            temp,
+            info,
+            settings.verify,
+            ffprobe=settings.encode.ffprobe,
+            audio=plan_audio(profile.audio, info),
+        )
         had_text = verify_captions(settings.encode.ffprobe, temp, captions)
     size = temp.stat().st_size
     video = out_info.video

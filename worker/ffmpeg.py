@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from worker.audio import audio_args, decoder_mode, plan_audio
 from worker.captions import CaptionPlan
 from worker.ffmpeg_captions import with_captions
 from worker.probe import MediaInfo
@@ -78,7 +79,7 @@ def input_options(profile: Profile, info: MediaInfo) -> list[str]:
     """Demuxer and decoder options for broadcast recordings (before -i)."""
     opts = ["-fflags", "+discardcorrupt+genpts", "-analyzeduration", "10M", "-probesize", "32M"]
     if "aac" in info.audio_codecs:
-        opts += ["-dual_mono_mode", profile.audio.dual_mono]
+        opts += ["-dual_mono_mode", decoder_mode(profile.audio)]
     if info.is_mpegts:
         # Keep streams across PMT version changes (new PIDs mid-recording).
         opts += ["-merge_pmt_versions", "1"]
@@ -86,22 +87,16 @@ def input_options(profile: Profile, info: MediaInfo) -> list[str]:
 
 
 def map_options(info: MediaInfo) -> list[str]:
-    """Keep the main programme's first video and all its audio; drop captions and data."""
-    if info.program_id is not None:
-        sel = f"0:p:{info.program_id}"
-        maps = ["-map", f"{sel}:v:0", "-map", f"{sel}:a?"]
-    else:
-        maps = ["-map", "0:v:0", "-map", "0:a?"]
-    return [*maps, "-sn", "-dn", "-ignore_unknown"]
+    """Keep the main programme's first video; drop captions and data (audio_options maps
+    the programme's audio)."""
+    video = f"0:p:{info.program_id}:v:0" if info.program_id is not None else "0:v:0"
+    return ["-map", video, "-sn", "-dn", "-ignore_unknown"]
 
 
-def audio_options(profile: Profile) -> list[str]:
-    """Audio encoding: AAC at the profile's bitrate and channels, or a copy."""
-    if profile.audio.codec == "copy":
-        return ["-c:a", "copy"]
-    return [
-        "-c:a", "aac", "-b:a", profile.audio.bitrate, "-ac", str(profile.audio.channels),
-    ]  # fmt: skip
+def audio_options(profile: Profile, info: MediaInfo) -> list[str]:
+    """Every audio stream of the programme, in order (worker/audio.py): AAC at the
+    profile's bitrate and channels, dual mono split if asked, or a copy."""
+    return audio_args(profile.audio, plan_audio(profile.audio, info))
 
 
 def _head() -> list[str]:
@@ -131,7 +126,7 @@ def x264_args(profile: Profile, info: MediaInfo, source: Path, output: Path) -> 
         "-vf", ",".join(filters),
         "-c:v", "libx264", "-preset", profile.x264_preset, "-crf", str(profile.quality),
         "-profile:v", "high", "-pix_fmt", "yuv420p",
-        *audio_options(profile),
+        *audio_options(profile, info),
         *_tail(output),
     ]  # fmt: skip
 
@@ -180,7 +175,7 @@ def qsv_args(
         "-vf", ",".join(chain),
         "-c:v", "h264_qsv", "-preset", profile.qsv_preset, "-profile:v", "high",
         *qsv_rate_control(profile, low_power=low_power), "-look_ahead", "0",
-        *audio_options(profile),
+        *audio_options(profile, info),
         *_tail(output),
     ]  # fmt: skip
 
@@ -244,7 +239,7 @@ def vaapi_args(
         *map_options(info),
         "-vf", ",".join(chain),
         "-c:v", "h264_vaapi", *rate, "-profile:v", "high",
-        *audio_options(profile),
+        *audio_options(profile, info),
         *_tail(output),
     ]  # fmt: skip
 

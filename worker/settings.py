@@ -102,6 +102,14 @@ class VerifySettings(Section):
 
     duration_tolerance_s: float = Field(default=2.0, ge=0)
     duration_tolerance_ratio: float = Field(default=0.01, ge=0, le=0.5)
+    sync_tolerance_s: float = Field(
+        default=0.25,
+        ge=0,
+        description=(
+            "how far each audio track's end may move against the video's end, compared "
+            "with the source: more is audio out of sync"
+        ),
+    )
     decode: Literal["full", "keyframes", "off"] = Field(
         default="keyframes",
         description=(
