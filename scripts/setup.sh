@@ -11,9 +11,10 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 runtime_pkgs=(ffmpeg python3-venv python3-dev gcc)
 # Test suite: a real redis-server, sshd for SFTP staging, libvirt for the host agent,
 # virt-xml-validate, systemd-analyze for the units, iproute2 for network namespaces.
+# chromium and a Japanese font for the screenshot of Flower's tasks page (docs/).
 dev_pkgs=(redis-server openssh-server openssh-client pkg-config libvirt-dev libvirt-clients
           libvirt-daemon-driver-qemu qemu-system-x86 libxml2-utils systemd iproute2 procps
-          busybox-static cpio util-linux)
+          busybox-static cpio util-linux chromium fonts-ipafont-gothic)
 
 wanted=("${runtime_pkgs[@]}")
 if [ "$mode" = "dev" ]; then wanted+=("${dev_pkgs[@]}"); fi
@@ -23,8 +24,10 @@ for pkg in "${wanted[@]}"; do
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "installing system packages: ${missing[*]}"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  # Wait for apt's lock rather than fail: other set-ups may be installing at the same time.
+  $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+    --no-install-recommends "${missing[@]}"
 fi
 
 if [ "$mode" = "dev" ]; then
