@@ -1,17 +1,23 @@
 # kamado's image for docker-compose.yml: the scheduler, Flower and workers.
-# Debian's ffmpeg has libx264 (software) and VAAPI; the Intel VA drivers are included so
-# the same image serves a /dev/dri worker (i965 for Haswell, iHD for Broadwell and newer).
+# Debian's ffmpeg has libx264 (software), VAAPI and QSV; the GPU packages come from the
+# generation table (worker/generations.py) so the same image serves a /dev/dri worker on
+# every generation it lists: i965 for Haswell, the non-free iHD (the free one has no
+# H.264 encode on Broadwell..Ice Lake) and both QSV runtimes for the rest.
+# --build-arg NON_FREE=0 builds from Debian main only (no H.264 encode on Broadwell..Ice Lake).
 FROM python:3.11-slim-bookworm
 
 ARG DEBIAN_FRONTEND=noninteractive
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends \
-        ffmpeg \
-        intel-media-va-driver \
-        i965-va-driver \
-        vainfo \
-        tini \
-    && rm -rf /var/lib/apt/lists/*
+ARG NON_FREE=1
+COPY worker/__init__.py worker/gpu_ids.py worker/generations.py /tmp/table/worker/
+RUN if [ "$NON_FREE" = 1 ]; then \
+        sed -i 's/^Components: main$/Components: main non-free non-free-firmware/' \
+            /etc/apt/sources.list.d/debian.sources; \
+        flag=--non-free; \
+    fi \
+    && packages=$(cd /tmp/table && python3 -m worker.generations packages $flag) \
+    && apt-get update \
+    && apt-get install -y --no-install-recommends $packages tini \
+    && rm -rf /var/lib/apt/lists/* /tmp/table
 
 # A fixed, unprivileged account; the GPU worker adds the host's render group at run time.
 RUN groupadd --system --gid 10001 kamado \

@@ -52,6 +52,10 @@ def probe_cmd(
     else:
         console.print(environment_table(probe))
         console.print(backends_table(probe.report))
+        # The table wraps long reasons; ffmpeg's words also get a line each, unbroken.
+        for backend, item in probe.backends.items():
+            if item.reason:
+                console.print(Text(f"{backend.value}: {item.reason}"), soft_wrap=True)
         for hint in probe.hints:
             console.print(Text.assemble(("hint: ", "yellow"), hint), soft_wrap=True)
     if not probe.proven:

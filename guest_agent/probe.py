@@ -34,6 +34,8 @@ from worker.capabilities import (
     store_probe,
     writable_state_dir,
 )
+from worker.captions import CaptionSupport
+from worker.gpu import GpuFound
 from worker.profiles import Backend
 from worker.settings import Settings
 
@@ -54,11 +56,17 @@ class GuestProbe(BaseModel):
     ffmpeg: FfmpegBuild
     hints: list[str] = Field(default_factory=list)
     probed_at: float
+    captions: CaptionSupport | None = None
+    gpu: GpuFound | None = Field(
+        default=None, description="the render node's PCI id, its generation and expectations"
+    )
 
     @property
     def report(self) -> ProbeReport:
         """The backends part, as the worker's capability report."""
-        return ProbeReport(backends=self.backends, probed_at=self.probed_at)
+        return ProbeReport(
+            backends=self.backends, probed_at=self.probed_at, captions=self.captions, gpu=self.gpu
+        )
 
     @property
     def proven(self) -> list[Backend]:
@@ -108,6 +116,22 @@ def hints(
     return out
 
 
+def generation_hints(report: ProbeReport) -> list[str]:
+    """What the generation table expects on the GPU found, against what was proven."""
+    gpu = report.gpu
+    if gpu is None or not gpu.generation:
+        return [f"GPU generation unknown: {gpu.note}"] if gpu and gpu.pci_id else []
+    out = [f"{gpu.name} ({gpu.pci_id}): expected {', '.join(gpu.expected_backends)} "
+           f"with {gpu.va_driver}; packages {', '.join(gpu.packages)}"]  # fmt: skip
+    for name in gpu.expected_backends:
+        item = report.backends.get(Backend(name))
+        if item is not None and item.status is not Status.PROVEN:
+            out.append(f"{name} is expected to work on {gpu.generation} but did not: "
+                       f"{item.reason}")  # fmt: skip
+    out += gpu.quirks
+    return out
+
+
 def run_probe(settings: Settings, only: list[Backend] | None = None) -> GuestProbe:
     """Probe the environment and prove each backend now; store the result in the cache."""
     writable_state_dir(settings)
@@ -124,8 +148,10 @@ def run_probe(settings: Settings, only: list[Backend] | None = None) -> GuestPro
         driver=drv,
         vainfo=info,
         ffmpeg=build,
-        hints=hints(settings, nodes, drv, report.backends),
+        hints=hints(settings, nodes, drv, report.backends) + generation_hints(report),
         probed_at=time.time(),
+        captions=report.captions,
+        gpu=report.gpu,
     )
     store(settings, probe)
     return probe

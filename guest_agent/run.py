@@ -61,6 +61,7 @@ def run_guest(
                          interval=settings.guest.heartbeat_interval)  # fmt: skip
     beat.problems = list(plan.problems)
     app.conf[CONF_KEY] = backend_lines(plan.fps, beat.problems)  # Flower's worker page
+    beat.captions = probe.captions
     TaskHooks(settings, url).connect()
     guard = GpuGuard(app, settings, plan, beat)
     run_worker(

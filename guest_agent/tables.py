@@ -6,12 +6,13 @@ from rich.table import Table
 from rich.text import Text
 
 from guest_agent.probe import GuestProbe
-from worker.capabilities import ProbeReport, Status
+from worker.capabilities import BackendReport, ProbeReport, Status
+from worker.captions import support_words
 
 
 def backends_table(report: ProbeReport) -> Table:
     """Each backend: status, the kind of failure, speed and ffmpeg's exact reason."""
-    table = Table(title="encoder backends (a real encode of a 1080i clip each)")
+    table = Table(title="encoder backends (broadcast-like samples, each output verified)")
     for column in ("backend", "status", "kind", "fps", "reason"):
         table.add_column(column)
     colours = {Status.PROVEN: "green", Status.FAILED: "red", Status.ABSENT: "yellow"}
@@ -21,9 +22,16 @@ def backends_table(report: ProbeReport) -> Table:
             f"[{colours[item.status]}]{item.status.value}[/]",
             item.kind,
             f"{item.fps:g}" if item.fps else "",
-            Text(item.reason),  # ffmpeg's lines start with "[h264_qsv @ 0x...]": not markup
+            Text(_proven_for(item) + item.reason),  # ffmpeg's "[h264_qsv @ 0x...]": not markup
         )
     return table
+
+
+def _proven_for(item: BackendReport) -> str:
+    passed = [s.shape for s in item.samples if s.passed]
+    if not passed or item.status is Status.PROVEN:
+        return ""
+    return f"proven only for {', '.join(passed)}. "
 
 
 def environment_table(probe: GuestProbe) -> Table:
@@ -53,7 +61,12 @@ def environment_table(probe: GuestProbe) -> Table:
         )
     else:
         table.add_row("vainfo", Text.assemble(("failed", "red"), f": {va.error}"))
+    gpu = probe.gpu
+    if gpu is not None:
+        found = f"{gpu.name} ({gpu.pci_id})" if gpu.generation else f"{gpu.pci_id} {gpu.note}"
+        table.add_row("GPU generation", Text(found.strip()))
     table.add_row("ffmpeg", Text(probe.ffmpeg.version))
     missing = [n for n, ok in {**probe.ffmpeg.encoders, **probe.ffmpeg.filters}.items() if not ok]
     table.add_row("ffmpeg lacks", ", ".join(missing) or "nothing kamado uses")
+    table.add_row("ARIB captions", Text(support_words(probe.captions)))
     return table

@@ -15,10 +15,9 @@ from pydantic import ValidationError
 
 from scheduler.submission import Submission
 from worker.heartbeat import KEY_PREFIX, HostHeartbeat
-from worker.registry import INDEX, PRIORITY_SEP, Registry, job_id_of, job_key
+from worker.registry import FLAGS, INDEX, PRIORITY_SEP, Registry, job_id_of, job_key
 
 ESTIMATES = "kamado:scheduler:estimate"
-FLAGS = "kamado:scheduler:flags"
 LEVELS = range(10)
 
 # Take one exact message off a queue and point the job's record at the new queue, in one

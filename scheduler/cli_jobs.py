@@ -179,6 +179,7 @@ def presence(box: Deliverer) -> dict[str, Any]:
                 "backends": [b.model_dump(mode="json") for b in w.backends],
                 "problems": [p.model_dump(mode="json") for p in w.problems],
                 "current_job": w.current_job,
+                "captions": w.captions.model_dump(mode="json") if w.captions else None,
                 "heartbeat_age_s": _age(w.updated_at),
             }
             for w in workers(box.registry)

@@ -179,16 +179,28 @@ def backends_text(worker: dict[str, Any]) -> str:
 
 
 def workers_table(workers: list[dict[str, Any]]) -> Table:
-    """Workers: name, queues, every backend (✓ proven / ✗ refused and why), job, heartbeat."""
+    """Workers: name, queues, every backend (✓ proven / ✗ refused and why), the caption
+    decoder, job, heartbeat."""
     table = Table(title="workers")
     table.add_column("worker", no_wrap=True)
     table.add_column("queues")
     table.add_column("backends (✓ proven, × realtime, fps; ✗ refused: reason)", overflow="fold")
+    table.add_column("captions", no_wrap=True)
     table.add_column("job", no_wrap=True)
     table.add_column("heartbeat", no_wrap=True)
     for w in workers:
         table.add_row(
             Text(w["hostname"]), ",".join(w["queues"]), Text(backends_text(w)),
+            caption_cell(w.get("captions")),
             (w["current_job"] or "")[:12], f"{w['heartbeat_age_s']:.0f}s ago",
         )  # fmt: skip
     return table
+
+
+def caption_cell(captions: dict[str, Any] | None) -> Text:
+    """A worker's ARIB caption decoder, "no decoder" (captions dropped there), or "?"."""
+    if captions is None:
+        return Text("?")
+    if captions.get("decoder"):
+        return Text(str(captions["decoder"]))
+    return Text("no decoder", style="yellow")

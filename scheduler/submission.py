@@ -100,12 +100,15 @@ def prepare(
     if damaged and sched.hold.action == "hold":
         held = True
     default_priority = sched.backlog_priority if origin == "enqueue" else sched.hook_priority
+    if failed and recording is not None:
+        recording = recording.model_copy(update={"failed": True})
     job = Job.create(
         map_source(local, sched.path_map),
         name,
         output_dir=settings.encode.output_dir,
         priority=default_priority if priority is None else priority,
         recording=recording,
+        output_name=settings.encode.output_name,
     )
     return Submission(
         job=job,

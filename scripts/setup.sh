@@ -8,7 +8,8 @@ mode="${1:-runtime}"
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-runtime_pkgs=(ffmpeg python3-venv python3-dev gcc)
+# libavcodec-extra: ffmpeg's ARIB caption decoder (libaribb24), so captions are kept.
+runtime_pkgs=(ffmpeg libavcodec-extra python3-venv python3-dev gcc)
 # Test suite: a real redis-server, sshd for SFTP staging, libvirt for the host agent,
 # virt-xml-validate, systemd-analyze for the units, iproute2 for network namespaces.
 # chromium and a Japanese font for the screenshot of Flower's tasks page (docs/).
@@ -24,7 +25,7 @@ for pkg in "${wanted[@]}"; do
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "installing system packages: ${missing[*]}"
-  # Wait for apt's lock rather than fail: other set-ups may be installing at the same time.
+  # Another apt (a second set-up, unattended upgrades) may hold the lock: wait for it.
   $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
     --no-install-recommends "${missing[@]}"
@@ -46,6 +47,16 @@ if [ "$mode" = "dev" ]; then
       mkdir -p "$kit"
       (cd "$kit" && apt-get download -qq "$kernel") || echo "could not download $kernel; the real-guest test will skip"
     fi
+  fi
+  # Debian's plain libavcodec (no ARIB caption decoder), unpacked beside the system's, so
+  # the caption tests can run the real ffmpeg without the decoder (LD_LIBRARY_PATH).
+  plain="${KAMADO_TEST_PLAIN_AVCODEC_DIR:-$HOME/.cache/kamado/plain-libavcodec}"
+  avcodec=$(dpkg-query -W -f='${Depends}' libavcodec-extra 2>/dev/null | grep -o 'libavcodec-extra[0-9]*' | head -n 1 || true)
+  if [ -n "$avcodec" ] && ! ls "$plain"/root/usr/lib/*/libavcodec.so.* >/dev/null 2>&1; then
+    mkdir -p "$plain"
+    version=$(dpkg-query -W -f='${Version}' "$avcodec")
+    (cd "$plain" && apt-get download -qq "${avcodec/-extra/}=$version" && dpkg-deb -x ./*.deb root) \
+      || echo "could not fetch ${avcodec/-extra/}; the no-caption-decoder test will skip"
   fi
 fi
 

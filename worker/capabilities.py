@@ -19,11 +19,13 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from worker import ffmpeg_errors, process
+from worker.captions import CaptionSupport, caption_support
 from worker.errors import ConfigError, KamadoError
 from worker.ffmpeg import build_command
+from worker.gpu import GpuFound, detect_gpu
 from worker.probe import probe_source
-from worker.profiles import BUILTIN_PROFILES, Backend
-from worker.sample import make_sample
+from worker.profiles import BUILTIN_PROFILES, Backend, Profile
+from worker.proof import SampleReport, check_sample, make_samples, profiles_for, sample_info
 from worker.settings import Settings
 
 ENCODERS = {Backend.QSV: "h264_qsv", Backend.VAAPI: "h264_vaapi", Backend.X264: "libx264"}
@@ -38,8 +40,18 @@ PROBE_SECONDS = 1.0
 PROBE_TIMEOUT = 120.0
 # The QSV runtime refusing a rate-control mode means the hardware answered and the
 # option is wrong (the project's ffmpeg reference, §8), so it is not "hardware missing".
+# What ffmpeg 5.1 says on a part whose H.264 encoder is low-power (VDEnc) only: vaapi
+# looked for VAEntrypointEncSlice alone (vaapi_encode.c), qsv asked for ICQ, which VDEnc
+# lacks (qsvenc.c check_enc_param). Either way: retry with -low_power 1 and CQP.
+_LOW_POWER_CAUSE = re.compile(
+    r"No usable encoding entrypoint found for profile|"
+    r"Selected ratecontrol mode is (?:unsupported|not supported by the QSV runtime)"
+)
+# The same holds for the low-power causes above and their opposite, low power asked of a
+# part without it (qsvenc.c check_enc_param).
 _QSV_MODE = re.compile(
-    r"Selected ratecontrol mode is not supported by the QSV runtime|"
+    r"Selected ratecontrol mode is (?:unsupported|not supported by the QSV runtime)|"
+    r"No usable encoding entrypoint found for profile|Low power mode is unsupported|"
     r"More than one of: \{ constant qscale, lookahead, VCM \} requested"
 )
 
@@ -65,6 +77,10 @@ class BackendReport(BaseModel):
     kind: str = ""
     fps: float | None = None
     seconds: float | None = None
+    low_power: bool = False  # proven (or failed) on the low-power encoder
+    low_power_cause: bool = False  # ffmpeg named the low-power-only cause
+    driver: str = ""  # the VA-API driver the argv asked for ("" leaves it to libva)
+    samples: list[SampleReport] = []  # each broadcast-like sample and profile
 
 
 class ProbeReport(BaseModel):
@@ -74,6 +90,9 @@ class ProbeReport(BaseModel):
 
     backends: dict[Backend, BackendReport]
     probed_at: float
+    # Whether this ffmpeg decodes ARIB captions (None: a report from before it was asked).
+    captions: CaptionSupport | None = None
+    gpu: GpuFound | None = None  # the render node's GPU and its generation
 
     @property
     def proven(self) -> list[Backend]:
@@ -122,16 +141,28 @@ def compiled_filters(ffmpeg: str) -> set[str]:
     }
 
 
-def prove(backend: Backend, settings: Settings, sample: Path, workdir: Path) -> BackendReport:
-    """Encode the sample with one backend through the profiles' own argv."""
-    profile = BUILTIN_PROFILES["h264-auto"]
+def prove(
+    backend: Backend,
+    settings: Settings,
+    sample: Path,
+    workdir: Path,
+    *,
+    profile: Profile | None = None,
+    low_power: bool = False,
+    driver: str = "",
+) -> BackendReport:
+    """Encode one sample with one backend through the profiles' own argv (the built-in
+    h264-auto unless ``profile``); PROVEN here means ffmpeg wrote a file, which
+    ``prove_backend`` then verifies."""
+    profile = profile or BUILTIN_PROFILES["h264-auto"]
     info = probe_source(settings.encode.ffprobe, sample)
-    output = workdir / f"probe-{backend.value}.mp4"
+    output = workdir / f"probe-{backend.value}-{sample.stem}.mp4"
     command = build_command(
         backend, profile, info, sample, output,
         ffmpeg=settings.encode.ffmpeg,
         render_node=settings.encode.render_node,
-        vaapi_driver=settings.encode.vaapi_driver,
+        vaapi_driver=driver or settings.encode.vaapi_driver,
+        low_power=low_power,
     )  # fmt: skip
     timeout = settings.guest.probe_timeout
     started = time.monotonic()
@@ -154,10 +185,17 @@ def prove(backend: Backend, settings: Settings, sample: Path, workdir: Path) -> 
             reason=failure_reason(result.stderr_tail, result.returncode),
             kind=classify_failure(result.stderr_tail, result.returncode),
             seconds=seconds,
+            low_power=low_power,
+            low_power_cause=not low_power and needs_low_power(result.stderr_tail),
         )
     frames = _last_frame(result.stdout)
     fps = round(frames / seconds, 1) if frames and seconds > 0 else None
-    return BackendReport(status=Status.PROVEN, fps=fps, seconds=seconds)
+    return BackendReport(status=Status.PROVEN, fps=fps, seconds=seconds, low_power=low_power)
+
+
+def needs_low_power(stderr_tail: str) -> bool:
+    """True when ffmpeg names the cause a low-power-only encoder gives (fixtures quote it)."""
+    return bool(_LOW_POWER_CAUSE.search(stderr_tail))
 
 
 def _last_frame(progress_text: str) -> int:
@@ -183,22 +221,111 @@ def missing_parts(backend: Backend, encoders: set[str], filters: set[str] | None
 
 
 def probe_backends(settings: Settings, only: list[Backend] | None = None) -> ProbeReport:
-    """Prove each backend with a real encode of a generated 1080i clip."""
+    """Prove each backend with real encodes of broadcast-like samples (worker/proof.py),
+    every output verified as a job's would be."""
     wanted = only or list(Backend)
     encoders = compiled_encoders(settings.encode.ffmpeg)
     filters = compiled_filters(settings.encode.ffmpeg)
+    gpu = detect_gpu(settings.encode.render_node)
     reports: dict[Backend, BackendReport] = {}
     with tempfile.TemporaryDirectory(prefix="kamado-probe-") as tmp:
         workdir = Path(tmp)
-        sample = make_sample(workdir / "probe.ts", seconds=settings.guest.probe_seconds,
-                             ffmpeg=settings.encode.ffmpeg)  # fmt: skip
+        samples = make_samples(settings, workdir)
         for backend in wanted:
             missing = missing_parts(backend, encoders, filters)
             if missing:
                 reports[backend] = BackendReport(status=Status.ABSENT, reason=missing)
                 continue
-            reports[backend] = prove(backend, settings, sample, workdir)
-    return ProbeReport(backends=reports, probed_at=time.time())
+            reports[backend] = prove_backend(backend, settings, samples, workdir, gpu)
+    return ProbeReport(
+        backends=reports,
+        probed_at=time.time(),
+        captions=caption_support(settings.encode.ffmpeg),
+        gpu=gpu,
+    )
+
+
+# A device that failed like this fails the same way on every other sample.
+_DEVICE_KINDS = {"hardware", "stalled", "crash"}
+
+
+def prove_backend(
+    backend: Backend, settings: Settings, samples: dict[str, Path], workdir: Path, gpu: GpuFound
+) -> BackendReport:
+    """Every sample through every configured profile of one backend: PROVEN only when all
+    passed; otherwise FAILED naming the first shape and profile that did not, and why."""
+    low_power = backend.hardware and gpu.low_power_required
+    driver = settings.encode.vaapi_driver or (gpu.va_driver if backend is Backend.VAAPI else "")
+    results: list[SampleReport] = []
+    first: BackendReport | None = None
+    failed_on = ""
+    for shape, sample in samples.items():
+        info = sample_info(settings, sample)
+        for names, profile in profiles_for(backend, settings):
+            if first is not None and first.kind in _DEVICE_KINDS:
+                results.append(SampleReport(
+                    shape=shape, profiles=names, passed=False, kind="skipped",
+                    reason=f"not tried: {backend.value} failed on {failed_on}",
+                ))  # fmt: skip
+                continue
+            run = prove(backend, settings, sample, workdir, profile=profile,
+                        low_power=low_power, driver=driver)  # fmt: skip
+            if run.low_power_cause:
+                low_power = True
+                run = prove(backend, settings, sample, workdir, profile=profile,
+                            low_power=True, driver=driver)  # fmt: skip
+            output = workdir / f"probe-{backend.value}-{sample.stem}.mp4"
+            reason, kind = run.reason, run.kind
+            if run.status is Status.PROVEN:
+                reason = check_sample(output, info, profile, settings)
+                kind = "output" if reason else ""
+            output.unlink(missing_ok=True)
+            results.append(SampleReport(
+                shape=shape, profiles=names, passed=not reason, reason=reason, kind=kind,
+                seconds=run.seconds, frames=None if reason else _frames(run),
+            ))  # fmt: skip
+            if reason and first is None:
+                first = run.model_copy(update={"reason": reason, "kind": kind})
+                failed_on = shape
+    speed = next((r for r in results if r.passed), None)
+    common = {"low_power": low_power, "driver": driver, "samples": results}
+    if first is None:
+        fps = (
+            round(speed.frames / speed.seconds, 1)
+            if speed and speed.frames and speed.seconds
+            else None
+        )
+        return BackendReport(
+            status=Status.PROVEN, fps=fps, seconds=speed.seconds if speed else None, **common
+        )
+    bad = next(r for r in results if not r.passed)
+    return BackendReport(
+        status=Status.FAILED,
+        reason=f"{bad.shape} ({', '.join(bad.profiles)}): {first.reason}",
+        kind=first.kind,
+        seconds=first.seconds,
+        **common,
+    )
+
+
+def _frames(run: BackendReport) -> int | None:
+    if run.fps is None or not run.seconds:
+        return None
+    return round(run.fps * run.seconds)
+
+
+def encode_hardware(settings: Settings, backend: Backend) -> tuple[str, bool]:
+    """The VA driver and low-power choice the last probe proved for ``backend`` (a job
+    builds the argv the probe verified); ("", False) when nothing is cached."""
+    cache = cache_path(settings)
+    try:
+        report = ProbeReport.model_validate(json.loads(cache.read_text()))
+    except (ValueError, OSError):
+        return settings.encode.vaapi_driver, False
+    item = report.backends.get(backend)
+    if item is None or item.status is not Status.PROVEN:
+        return settings.encode.vaapi_driver, False
+    return item.driver or settings.encode.vaapi_driver, item.low_power
 
 
 def writable_state_dir(settings: Settings) -> Path:

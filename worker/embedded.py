@@ -64,6 +64,11 @@ class EmbeddedBroker:
 
     def start(self, timeout: float = 15.0) -> EmbeddedBroker:
         """Start the server and wait until it answers PING."""
+        self.spawn()
+        return self.wait_up(timeout)
+
+    def spawn(self) -> None:
+        """Start the server without waiting for it (see :meth:`wait_up`)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if _ping(self.socket_path):
             raise EmbeddedBrokerError(
@@ -85,6 +90,11 @@ class EmbeddedBroker:
             "--logfile", "",
         ]  # fmt: skip
         self._daemon = process.Daemon(argv, log=self.data_dir / "valkey.log")
+
+    def wait_up(self, timeout: float = 15.0) -> EmbeddedBroker:
+        """Wait until the spawned server answers PING; stop it and raise if it does not."""
+        if self._daemon is None:
+            raise EmbeddedBrokerError("the embedded broker was not started")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self._daemon.alive():
@@ -93,7 +103,7 @@ class EmbeddedBroker:
                 )
             if _ping(self.socket_path):
                 return self
-            time.sleep(0.05)
+            time.sleep(0.01)
         self.stop()
         raise EmbeddedBrokerError(f"embedded broker did not answer within {timeout:g} s")
 

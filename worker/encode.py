@@ -11,12 +11,26 @@ import errno
 import logging
 import os
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from worker.audio import plan_audio, read_layouts
+from worker.capabilities import encode_hardware
+from worker.caption_files import (
+    caption_result,
+    claim_sidecar,
+    commit_local_sidecar,
+    deliver_remote_sidecar,
+    may_replace,
+    planned_sidecar,
+    sidecar_temp,
+    verify_captions,
+)
+from worker.captions import CaptionPlan, plan_for
 from worker.errors import EncodeError, OutputError, OutputRefused
 from worker.ffmpeg import build_command
 from worker.ffmpeg_run import run_encode
@@ -24,11 +38,13 @@ from worker.jobs import EncodeResult, Job, JobState
 from worker.outputs.claims import Claims
 from worker.outputs.identity import local_fingerprint, local_identity, real_path
 from worker.outputs.names import temp_name, temp_pattern
+from worker.outputs.view import LocalView
 from worker.probe import check_readable, probe_source
 from worker.profiles import Backend, Profile, choose_backend, get_profile
 from worker.progress import Progress
 from worker.remote_output import RemoteOutput, deliver_remote, prepare_remote, push_kept
 from worker.settings import Settings
+from worker.spans import span
 from worker.staging import StagedSource, Target, resolve, stage_in
 from worker.verify import verify_output
 
@@ -78,9 +94,10 @@ def remove_stale_temps(temp: Path, job_id: str) -> None:
 
     Only the lease holder calls this, so no live attempt is writing them.
     """
-    for stale in temp.parent.glob(temp_pattern(job_id)):
-        if stale != temp:
-            discard(stale)
+    for pattern in (temp_pattern(job_id), f"{temp_pattern(job_id)}.*"):  # and caption sidecars
+        for stale in temp.parent.glob(pattern):
+            if stale != temp and not stale.name.startswith(f"{temp.name}."):
+                discard(stale)
 
 
 def discard(path: Path) -> None:
@@ -123,6 +140,21 @@ def place_new(temp: Path, output: Path) -> None:
         temp.rename(output)
         return
     temp.unlink()
+
+
+def _fsync_quietly(path: Path) -> None:
+    try:
+        with path.open("rb") as fh:
+            os.fsync(fh.fileno())
+    except OSError:
+        pass  # the commit's own fsync reports it
+
+
+def early_sync(path: Path) -> threading.Thread:
+    """Start writing ``path`` back to disk in a thread; join it before the commit."""
+    thread = threading.Thread(target=_fsync_quietly, args=(path,), name="early-fsync", daemon=True)
+    thread.start()
+    return thread
 
 
 def commit(temp: Path, output: Path, *, replace: bool = False) -> None:
@@ -193,6 +225,29 @@ def _encode_job(job: Job, attempt: Attempt, remote: RemoteOutput | None) -> Enco
             )
         finally:
             discard(temp)
+            for fmt in ("srt", "ass"):
+                discard(sidecar_temp(temp, fmt))
+
+
+def _place_sidecar(
+    job: Job,
+    attempt: Attempt,
+    captions: CaptionPlan,
+    destination: Target,
+    remote: RemoteOutput | None,
+) -> tuple[str | None, bool]:
+    """Where the caption sidecar goes (claimed for the job) and whether it may replace
+    what is there; (None, False) when the plan writes no sidecar."""
+    sidecar = planned_sidecar(job.output if remote is not None else destination.path, captions)
+    if sidecar is None:
+        return None, False
+    view = LocalView() if remote is None else remote.view
+    if attempt.claims is not None:
+        claim_sidecar(attempt.claims, view, sidecar, job.id, job.source)
+    replace = may_replace(
+        sidecar, view, attempt.claims, replace_existing=attempt.settings.encode.replace_existing
+    )
+    return sidecar, replace
 
 
 def _encode_and_commit(
@@ -206,8 +261,16 @@ def _encode_and_commit(
     remote: RemoteOutput | None,
 ) -> EncodeResult:
     settings = attempt.settings
-    info = probe_source(settings.encode.ffprobe, source, service_id=profile.service_id)
+    with span(job.id, "encode.source_probe"):
+        info = probe_source(settings.encode.ffprobe, source, service_id=profile.service_id)
+    info = read_layouts(settings.encode.ffmpeg, source, info, profile.audio)
     duration = info.duration_s or (job.recording.duration_s if job.recording else None)
+    captions = plan_for(
+        profile.captions, info.captions, settings.encode.ffmpeg, lambda f: sidecar_temp(temp, f)
+    )
+    sidecar, sidecar_replace = _place_sidecar(job, attempt, captions, destination, remote)
+    # The VA driver and low-power choice the probe verified on this GPU (worker/proof.py).
+    driver, low_power = encode_hardware(settings, backend)
     command = build_command(
         backend,
         profile,
@@ -216,20 +279,23 @@ def _encode_and_commit(
         temp,
         ffmpeg=settings.encode.ffmpeg,
         render_node=settings.encode.render_node,
-        vaapi_driver=settings.encode.vaapi_driver,
+        vaapi_driver=driver,
+        low_power=low_power,
+        captions=captions,
     )
     started = time.monotonic()
     try:
         attempt.on_progress(Progress(state=JobState.ENCODING, backend=backend.value))
-        final = run_encode(
-            command,
-            source=source,
-            duration_s=duration,
-            on_progress=attempt.on_progress,
-            check_cancel=attempt.check_cancel,
-            progress_interval=settings.encode.progress_interval,
-            stall_timeout=settings.encode.stall_timeout,
-        )
+        with span(job.id, "encode.ffmpeg"):
+            final = run_encode(
+                command,
+                source=source,
+                duration_s=duration,
+                on_progress=attempt.on_progress,
+                check_cancel=attempt.check_cancel,
+                progress_interval=settings.encode.progress_interval,
+                stall_timeout=settings.encode.stall_timeout,
+            )
     except EncodeError as e:
         if e.kind == "disk":
             raise OutputError(
@@ -239,7 +305,19 @@ def _encode_and_commit(
     seconds = time.monotonic() - started
     attempt.on_progress(Progress(state=JobState.VERIFYING, percent=100.0, backend=backend.value))
     written = local_fingerprint(str(temp))
-    out_info = verify_output(temp, info, settings.verify, ffprobe=settings.encode.ffprobe)
+    sidecar_written = local_fingerprint(str(captions.sidecar_temp or temp))
+    # The disk writes the file back while ffprobe reads it: the commit's fsync then finds
+    # (almost) nothing left to write. Only an overlap: the commit still fsyncs.
+    early = None if remote is not None else early_sync(temp)
+    with span(job.id, "encode.verify"):
+        out_info = verify_output(
+            temp,
+            info,
+            settings.verify,
+            ffprobe=settings.encode.ffprobe,
+            audio=plan_audio(profile.audio, info),
+        )
+        had_text = verify_captions(settings.encode.ffprobe, temp, captions)
     size = temp.stat().st_size
     video = out_info.video
     assert video is not None  # verify_output guarantees it
@@ -257,17 +335,43 @@ def _encode_and_commit(
         encode_seconds=round(seconds, 3),
         average_fps=round(final.frame / seconds, 2) if seconds > 0 and final.frame else None,
         worker=attempt.worker,
+        captions=caption_result(captions, sidecar if had_text else None, had_text=had_text),
     )
     if remote is not None:
-        deliver_remote(attempt, remote, temp, written, result)
+        if sidecar is not None and had_text:  # first, as for a local output
+            deliver_remote_sidecar(
+                remote,
+                captions,
+                sidecar,
+                written=sidecar_written,
+                replace=sidecar_replace,
+                before_commit=lambda: attempt.before_commit(temp),
+                on_committed=attempt.on_committed,
+            )
+        with span(job.id, "encode.push"):
+            deliver_remote(attempt, remote, temp, written, result)
         return result
     if destination.kind == "local":
         # The file moved into place is the one verified: same inode, size and mtime.
         if local_fingerprint(str(temp)) != written:
             raise OutputError(f"{temp}: changed after verification; not committed", path=temp)
-        attempt.before_commit(temp)
-        commit(temp, Path(destination.path), replace=attempt.replace_output)
-        committed = local_fingerprint(destination.path)
-        if committed is not None:
-            attempt.on_committed(real_path(destination.path), committed)
+        if early is not None:
+            early.join()
+        with span(job.id, "encode.guard_commit"):
+            attempt.before_commit(temp)
+        if sidecar is not None and had_text:  # first: an MP4 in place has its sidecar too
+            commit_local_sidecar(
+                captions,
+                sidecar,
+                written=sidecar_written,
+                replace=sidecar_replace,
+                commit=lambda t, o, r: commit(t, o, replace=r),
+                on_committed=attempt.on_committed,
+            )
+        with span(job.id, "encode.commit"):
+            commit(temp, Path(destination.path), replace=attempt.replace_output)
+        with span(job.id, "encode.mark_written"):
+            committed = local_fingerprint(destination.path)
+            if committed is not None:
+                attempt.on_committed(real_path(destination.path), committed)
     return result

@@ -10,12 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from worker.audio import audio_args, decoder_mode, plan_audio
+from worker.captions import CaptionPlan
+from worker.ffmpeg_captions import with_captions
 from worker.probe import MediaInfo
 from worker.profiles import Backend, Profile
 
 # Decoders QSV can run on the GPU; other sources are decoded in software and uploaded.
 QSV_DECODERS = {"mpeg2video": "mpeg2_qsv", "h264": "h264_qsv", "hevc": "hevc_qsv"}
 VAAPI_DECODABLE = {"mpeg2video", "h264", "hevc"}
+# Surfaces added to the VAAPI decode pool: B-frame reordering plus deinterlace_vaapi's
+# references (issue #20 §5); the qsv path already asks for the same 16.
+VAAPI_EXTRA_FRAMES = 16
 
 
 @dataclass(frozen=True)
@@ -73,7 +79,7 @@ def input_options(profile: Profile, info: MediaInfo) -> list[str]:
     """Demuxer and decoder options for broadcast recordings (before -i)."""
     opts = ["-fflags", "+discardcorrupt+genpts", "-analyzeduration", "10M", "-probesize", "32M"]
     if "aac" in info.audio_codecs:
-        opts += ["-dual_mono_mode", profile.audio.dual_mono]
+        opts += ["-dual_mono_mode", decoder_mode(profile.audio)]
     if info.is_mpegts:
         # Keep streams across PMT version changes (new PIDs mid-recording).
         opts += ["-merge_pmt_versions", "1"]
@@ -81,22 +87,16 @@ def input_options(profile: Profile, info: MediaInfo) -> list[str]:
 
 
 def map_options(info: MediaInfo) -> list[str]:
-    """Keep the main programme's first video and all its audio; drop captions and data."""
-    if info.program_id is not None:
-        sel = f"0:p:{info.program_id}"
-        maps = ["-map", f"{sel}:v:0", "-map", f"{sel}:a?"]
-    else:
-        maps = ["-map", "0:v:0", "-map", "0:a?"]
-    return [*maps, "-sn", "-dn", "-ignore_unknown"]
+    """Keep the main programme's first video; drop captions and data (audio_options maps
+    the programme's audio)."""
+    video = f"0:p:{info.program_id}:v:0" if info.program_id is not None else "0:v:0"
+    return ["-map", video, "-sn", "-dn", "-ignore_unknown"]
 
 
-def audio_options(profile: Profile) -> list[str]:
-    """Audio encoding: AAC at the profile's bitrate and channels, or a copy."""
-    if profile.audio.codec == "copy":
-        return ["-c:a", "copy"]
-    return [
-        "-c:a", "aac", "-b:a", profile.audio.bitrate, "-ac", str(profile.audio.channels),
-    ]  # fmt: skip
+def audio_options(profile: Profile, info: MediaInfo) -> list[str]:
+    """Every audio stream of the programme, in order (worker/audio.py): AAC at the
+    profile's bitrate and channels, dual mono split if asked, or a copy."""
+    return audio_args(profile.audio, plan_audio(profile.audio, info))
 
 
 def _head() -> list[str]:
@@ -126,13 +126,19 @@ def x264_args(profile: Profile, info: MediaInfo, source: Path, output: Path) -> 
         "-vf", ",".join(filters),
         "-c:v", "libx264", "-preset", profile.x264_preset, "-crf", str(profile.quality),
         "-profile:v", "high", "-pix_fmt", "yuv420p",
-        *audio_options(profile),
+        *audio_options(profile, info),
         *_tail(output),
     ]  # fmt: skip
 
 
 def qsv_args(
-    profile: Profile, info: MediaInfo, source: Path, output: Path, render_node: Path
+    profile: Profile,
+    info: MediaInfo,
+    source: Path,
+    output: Path,
+    render_node: Path,
+    *,
+    low_power: bool = False,
 ) -> list[str]:
     """Intel Quick Sync (Broadwell and newer): decode, vpp_qsv and h264_qsv on the GPU."""
     codec = info.video.codec if info.video else ""
@@ -152,23 +158,50 @@ def qsv_args(
     else:
         chain.append("format=nv12,hwupload=extra_hw_frames=64")
     chain.append("vpp_qsv=" + ":".join(vpp) if vpp else "vpp_qsv")
+    # vpp_qsv passes the input's SAR through (1440x1080 SAR 4:3 scaled to 1280x720 would
+    # play 2.37:1) and ffmpeg 5.1 takes the encoder's SAR from the end of the graph
+    # (issue #20 §1): every chain ends in square pixels.
     chain.append(SQUARE_PIXELS)
     return [
         *_head(),
-        "-init_hw_device", f"vaapi=va:{render_node}",
+        # Pin iHD on the VA device QSV derives from: hwcontext_qsv forces driver=iHD only
+        # on a child device it creates itself, so an inherited LIBVA_DRIVER_NAME=i965
+        # would load i965 under QSV. ffmpeg 5.1's hwcontext_vaapi takes "driver" and calls
+        # vaSetDriverName; Jellyfin's EncodingHelper.cs builds the same device (§4).
+        "-init_hw_device", f"vaapi=va:{render_node},driver=iHD",
         "-init_hw_device", "qsv=qs@va", "-filter_hw_device", "qs",
         *input_options(profile, info), *decode, "-i", str(source),
         *map_options(info),
         "-vf", ",".join(chain),
         "-c:v", "h264_qsv", "-preset", profile.qsv_preset, "-profile:v", "high",
-        "-global_quality", str(profile.quality), "-look_ahead", "0",
-        *audio_options(profile),
+        *qsv_rate_control(profile, low_power=low_power), "-look_ahead", "0",
+        *audio_options(profile, info),
         *_tail(output),
     ]  # fmt: skip
 
 
+def qsv_rate_control(profile: Profile, *, low_power: bool) -> list[str]:
+    """ICQ (-global_quality) on the shader encoder; CQP (-q:v) on the low-power one.
+
+    VDEnc has no ICQ: on a low-power-only part (Jasper/Elkhart Lake, Arc, Meteor Lake)
+    the runtime answers "Selected ratecontrol mode is unsupported" (ffmpeg 5.1
+    qsvenc.c check_enc_param) to -global_quality alone (issue #20 §2). -q:v sets the
+    qscale flag, which qsvenc maps to CQP at that QP (ffmpeg doc/encoders.texi).
+    """
+    if low_power:
+        return ["-low_power", "1", "-q:v", str(profile.quality)]
+    return ["-global_quality", str(profile.quality)]
+
+
 def vaapi_args(
-    profile: Profile, info: MediaInfo, source: Path, output: Path, render_node: Path
+    profile: Profile,
+    info: MediaInfo,
+    source: Path,
+    output: Path,
+    render_node: Path,
+    *,
+    low_power: bool = False,
+    driver: str = "",
 ) -> list[str]:
     """VA-API (i965 on Haswell, iHD on newer): deinterlace_vaapi, scale_vaapi, h264_vaapi."""
     codec = info.video.codec if info.video else ""
@@ -177,8 +210,14 @@ def vaapi_args(
     if inverse_telecine(profile):
         chain += [IVTC, "format=nv12,hwupload"]
     elif codec in VAAPI_DECODABLE:
+        # ffmpeg 5.1's VAAPI decoder allocates a fixed pool (vaapi_decode.c: the
+        # codec's references plus a few; 6 surfaces for MPEG-2) and deinterlace_vaapi
+        # holds more for its references: IBBP broadcasts run dry ("Failed to allocate
+        # a frame" mid-encode). Jellyfin's EncodingHelper.cs adds -extra_hw_frames to its
+        # VAAPI decode for this (issue #20 §5).
         decode = ["-hwaccel", "vaapi", "-hwaccel_device", "va",
-                  "-hwaccel_output_format", "vaapi"]  # fmt: skip
+                  "-hwaccel_output_format", "vaapi",
+                  "-extra_hw_frames", str(VAAPI_EXTRA_FRAMES)]  # fmt: skip
     else:
         chain.append("format=nv12,hwupload")
     if should_deinterlace(profile, info):
@@ -187,18 +226,12 @@ def vaapi_args(
     if size:
         chain.append(f"scale_vaapi=w={size[0]}:h={size[1]}")
     chain.append(SQUARE_PIXELS)
-    rate = (
-        ["-rc_mode", "CQP", "-qp", str(profile.quality)]
-        if profile.vaapi_rc == "CQP"
-        else [
-            "-rc_mode",
-            "VBR",
-            "-b:v",
-            profile.vaapi_bitrate,
-            "-maxrate",
-            _scaled(profile.vaapi_bitrate, 1.5),
-        ]
-    )
+    rate = vaapi_rate_control(profile, driver=driver)
+    if low_power:
+        # ffmpeg 5.1 vaapi_encode.c looks only at VAEntrypointEncSlice unless asked:
+        # on a VDEnc-only part it fails "No usable encoding entrypoint found for
+        # profile VAProfileH264High (7)." (issue #20 §2).
+        rate += ["-low_power", "1"]
     return [
         *_head(),
         "-init_hw_device", f"vaapi=va:{render_node}", "-filter_hw_device", "va",
@@ -206,9 +239,25 @@ def vaapi_args(
         *map_options(info),
         "-vf", ",".join(chain),
         "-c:v", "h264_vaapi", *rate, "-profile:v", "high",
-        *audio_options(profile),
+        *audio_options(profile, info),
         *_tail(output),
     ]  # fmt: skip
+
+
+def vaapi_rate_control(profile: Profile, *, driver: str) -> list[str]:
+    """CQP at the profile's quality, or its bitrate: VBR, but CBR on i965.
+
+    Jellyfin's EncodingHelper.cs forces CBR on i965 ("VBR in i965 driver may result in
+    pixelated output"; issue #20 §6); i965 lists CQP, CBR and VBR on Haswell
+    (i965_device_info.c, hsw_hw_codec_info).
+    """
+    if profile.vaapi_rc == "CQP":
+        return ["-rc_mode", "CQP", "-qp", str(profile.quality)]
+    if driver == "i965":
+        rate = profile.vaapi_bitrate
+        return ["-rc_mode", "CBR", "-b:v", rate, "-maxrate", rate]
+    return ["-rc_mode", "VBR", "-b:v", profile.vaapi_bitrate,
+            "-maxrate", _scaled(profile.vaapi_bitrate, 1.5)]  # fmt: skip
 
 
 def _scaled(bitrate: str, factor: float) -> str:
@@ -226,15 +275,23 @@ def build_command(
     ffmpeg: str = "ffmpeg",
     render_node: Path = Path("/dev/dri/renderD128"),
     vaapi_driver: str = "",
+    low_power: bool = False,
+    captions: CaptionPlan | None = None,
 ) -> Command:
-    """The complete ffmpeg command for one backend."""
+    """The complete ffmpeg command for one backend (``low_power``: the GPU's fixed-function
+    encoder, which low-power-only generations need, see worker/generations.py; with
+    ``captions``, its caption plan)."""
     env: dict[str, str] = {}
     if backend is Backend.X264:
         args = x264_args(profile, info, source, output)
     elif backend is Backend.QSV:
-        args = qsv_args(profile, info, source, output, render_node)
+        args = qsv_args(profile, info, source, output, render_node, low_power=low_power)
     else:
-        args = vaapi_args(profile, info, source, output, render_node)
+        args = vaapi_args(
+            profile, info, source, output, render_node, low_power=low_power, driver=vaapi_driver
+        )
         if vaapi_driver:
             env["LIBVA_DRIVER_NAME"] = vaapi_driver
+    if captions is not None:
+        args = with_captions(args, captions)
     return Command(argv=[ffmpeg, *args], env=env, backend=backend)

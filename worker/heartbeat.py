@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from worker.captions import CaptionSupport
+
 SCHEMA_VERSION = 1
 KEY_PREFIX = "kamado:heartbeat"
 
@@ -61,6 +63,8 @@ class WorkerHeartbeat(BaseModel):
     backends: list[BackendSpeed] = Field(default_factory=list)
     current_job: str | None = None
     problems: list[BackendProblem] = Field(default_factory=list)
+    # Whether the worker's ffmpeg decodes ARIB captions (None: a worker that does not say).
+    captions: CaptionSupport | None = None
     updated_at: datetime = Field(default_factory=now)
 
 

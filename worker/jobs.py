@@ -8,14 +8,18 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path, PurePosixPath
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from worker.captions import CaptionResult
 from worker.errors import BadInputError
 from worker.outputs.identity import real_path
-from worker.outputs.names import fit_name
+from worker.outputs.names import fit_name, stem_of
+from worker.outputs.template import DEFAULT_TEMPLATE, render_stem
 
 SCHEMA_VERSION = 1
 ENCODE_TASK = "kamado.encode"
+# The longest text a recorder's field may carry in a task (EPGStation's NAME is ~100).
+MAX_TEXT = 4096
 
 
 class JobState(StrEnum):
@@ -36,21 +40,38 @@ class JobState(StrEnum):
         return self in (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
 
 
+Text = str | None
+
+
 class Recording(BaseModel):
-    """What the recorder told us about the programme (all optional)."""
+    """What the recorder told us about the programme (all optional).
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    It crosses the broker inside every task, so a crafted task's metadata is checked as
+    strictly as a hook's: bounded text without NUL, times with their offset, counts >= 0.
+    ``failed`` is the recorder's own verdict (EPGStation's recordingFailedCommand, an
+    EDCB result other than 録画終了).
+    """
 
-    recorder: str | None = None
-    recorded_id: str | None = None
-    title: str | None = None
-    channel: str | None = None
-    genre: str | None = None
-    start: datetime | None = None
-    end: datetime | None = None
+    model_config = ConfigDict(frozen=True, extra="forbid", str_max_length=MAX_TEXT)
+
+    recorder: Text = None
+    recorded_id: Text = None
+    title: Text = None
+    channel: Text = None
+    genre: Text = None
+    start: AwareDatetime | None = None
+    end: AwareDatetime | None = None
     drop_count: int | None = Field(default=None, ge=0)
     error_count: int | None = Field(default=None, ge=0)
     scrambling_count: int | None = Field(default=None, ge=0)
+    failed: bool = False
+
+    @field_validator("recorder", "recorded_id", "title", "channel", "genre")
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        if value is not None and "\0" in value:
+            raise ValueError("must not contain a NUL character")
+        return value
 
     @property
     def duration_s(self) -> float | None:
@@ -98,10 +119,24 @@ def derive_job_id(source: str, profile: str) -> str:
     return digest[:20]
 
 
-def default_output(source: str, output_dir: Path | None) -> str:
-    """``<stem>.mp4`` in ``output_dir``, or next to the source when no directory is set."""
+def output_stem(name: str, template: str, recording: Recording | None) -> str:
+    """The stem an output of the recording file ``name`` gets from ``encode.output_name``."""
+    rec = recording or Recording()
+    return render_stem(
+        template, stem=stem_of(name), title=rec.title, channel=rec.channel, start=rec.start
+    )
+
+
+def default_output(
+    source: str,
+    output_dir: Path | None,
+    template: str = DEFAULT_TEMPLATE,
+    recording: Recording | None = None,
+) -> str:
+    """``<stem>.mp4`` (or the template's name) in ``output_dir``, or next to the source
+    when no directory is set."""
     name = PurePosixPath(source).name if is_uri(source) else Path(source).name
-    output = fit_name(name.rsplit(".", 1)[0] if "." in name else name)
+    output = fit_name(output_stem(name, template, recording))
     if output_dir is not None:
         return str(output_dir.expanduser().absolute() / output)
     if is_uri(source):
@@ -149,13 +184,15 @@ class Job(BaseModel):
         output_dir: Path | None = None,
         priority: int = 5,
         recording: Recording | None = None,
+        output_name: str = DEFAULT_TEMPLATE,
     ) -> Job:
-        """A new job with its id derived from the source's identity and the profile."""
+        """A new job with its id derived from the source's identity and the profile;
+        its output, unless given, named by the ``output_name`` template."""
         canonical = canonical_source(source)
         return cls(
             id=derive_job_id(canonical, profile),
             source=canonical,
-            output=output or default_output(canonical, output_dir),
+            output=output or default_output(canonical, output_dir, output_name, recording),
             profile=profile,
             priority=priority,
             recording=recording,
@@ -190,3 +227,5 @@ class EncodeResult(BaseModel):
     encode_seconds: float
     average_fps: float | None
     worker: str = ""
+    # What became of the source's ARIB captions (kept, none, off, dropped and why).
+    captions: CaptionResult | None = None

@@ -19,6 +19,7 @@ from types import TracebackType
 from worker.errors import BrokerError, JobCancelled, KamadoError, LeaseLost
 from worker.progress import Progress
 from worker.registry import Registry
+from worker.spans import span
 
 log = logging.getLogger("kamado.lease")
 
@@ -61,9 +62,10 @@ class LeaseKeeper:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._stop.set()
-        self._wake.set()
-        self._thread.join(timeout=self.registry.lease_ttl + 5)
+        with span(self.job_id, "lease.stop"):
+            self._stop.set()
+            self._wake.set()
+            self._thread.join(timeout=self.registry.lease_ttl + 5)
 
     # -- called from the encode loop (never blocks on Redis) -----------------------------
 

@@ -24,9 +24,11 @@ from worker.celery_app import create_app
 from worker.embedded import EmbeddedBroker
 from worker.errors import KamadoError
 from worker.jobs import EncodeResult, Job, JobState
+from worker.probe_reuse import last_start
 from worker.reconcile import reconcile
 from worker.registry import Registry
 from worker.settings import Settings
+from worker.spans import mark, span
 from worker.submit import submit_job
 
 WORKER_READY_TIMEOUT = 90.0
@@ -69,6 +71,18 @@ def wait_all(
     tick: Callable[[], None] = lambda: None,
 ) -> list[Outcome]:
     """Poll the job registry until every job is final; report progress as it comes."""
+    with registry.endings() as endings:
+        return _wait_all(registry, tracked, on_update, timeout, tick, endings.wait)
+
+
+def _wait_all(
+    registry: Registry,
+    tracked: list[Tracked],
+    on_update: ProgressCallback,
+    timeout: float | None,
+    tick: Callable[[], None],
+    pause: Callable[[float], object],
+) -> list[Outcome]:
     deadline = time.monotonic() + timeout if timeout else None
     outcomes: dict[str, Outcome] = {}
     while len(outcomes) < len(tracked):
@@ -89,11 +103,12 @@ def wait_all(
                     else None
                 )
                 outcomes[item.job.id] = Outcome(item.job, record.state, result, record.error)
+                mark(item.job.id, "client.seen_final")
             on_update(item)
         if deadline and time.monotonic() > deadline:
             raise KamadoError(f"jobs did not finish within {timeout:g} s")
         if len(outcomes) < len(tracked):
-            time.sleep(POLL)
+            pause(POLL)  # woken at once by a job's end (Registry.endings), else a poll
     return [outcomes[t.job.id] for t in tracked]
 
 
@@ -106,6 +121,9 @@ class LocalWorker:
         broker_url: str,
         config: Path | None,
         output_dir: Path | None = None,
+        *,
+        concurrency: int | None = None,
+        reprobe: bool = False,
     ) -> None:
         self.settings = settings
         log_dir = settings.state_dir / "logs"
@@ -115,8 +133,10 @@ class LocalWorker:
         argv = [
             sys.executable, "-m", "worker.cli.main", "worker",
             "--hostname", self.hostname,
-            "--concurrency", "1",
+            "--concurrency", str(concurrency or settings.worker.concurrency),
         ]  # fmt: skip
+        if reprobe:
+            argv.append("--reprobe")
         if config:
             argv += ["--config", str(config)]
         env = {
@@ -139,13 +159,30 @@ class LocalWorker:
 
     def wait_ready(self, app: Celery, timeout: float = WORKER_READY_TIMEOUT) -> None:
         """Wait until the worker answers a ping over the broker."""
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = started + timeout
         while time.monotonic() < deadline:
             self.check()
-            replies = app.control.ping(destination=[self.hostname], timeout=0.5)
+            # A ping sent before the worker listens is lost and waits out its timeout: short
+            # ones see a fresh worker sooner; after 10 s, longer ones allow a slow reply.
+            wait = 0.1 if time.monotonic() - started < 10 else 0.5
+            replies = app.control.ping(destination=[self.hostname], timeout=wait)
             if replies:
                 return
         raise KamadoError(f"the local worker did not come up within {timeout:g} s ({self.log})")
+
+    def wait_idle(self, app: Celery, timeout: float = 30.0) -> None:
+        """Wait until the worker runs no task (its last one may still be acknowledging).
+
+        A Celery worker stopped while a request is active sleeps its whole
+        worker_soft_shutdown_timeout (30 s) before going, however soon the task ends.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.daemon.alive():
+            active = app.control.inspect(destination=[self.hostname], timeout=1.0).active()
+            if active is not None and not active.get(self.hostname):
+                return
+            time.sleep(0.02)
 
     def stop(self) -> None:
         """Warm-stop the worker (it is idle by now), then make sure it is gone."""
@@ -181,6 +218,8 @@ def session(
     force_embedded: bool = False,
     on_status: Callable[[str], None] = lambda _m: None,
     output_dir: Path | None = None,
+    concurrency: int | None = None,
+    reprobe: bool = False,
 ) -> Iterator[Session]:
     """A Celery app on the configured broker, or on an embedded broker with a local worker."""
     if settings.broker_url is not None and not force_embedded:
@@ -192,19 +231,39 @@ def session(
             registry.close()
             app.close()
         return
-    on_status("starting the embedded broker")
-    with EmbeddedBroker(settings.state_dir) as broker:
-        app = create_app(settings, broker.url)
-        on_status("starting a local worker (proving encoders)")
-        worker = LocalWorker(settings, broker.url, config, output_dir)
+    slots = concurrency or settings.worker.concurrency
+    on_status(f"starting the embedded broker and a local worker ({slots} slot(s))")
+    broker = EmbeddedBroker(settings.state_dir)
+    broker.spawn()
+    try:
+        # The worker starts at once: its imports and probe need no broker, and it waits
+        # for one that is not up yet, so the two start side by side.
+        worker = LocalWorker(
+            settings, broker.url, config, output_dir, concurrency=slots, reprobe=reprobe
+        )
         try:
-            registry = open_registry(settings, broker.url)
-            worker.wait_ready(app)
-            yield Session(app, registry, settings, worker)
+            with span("onebox", "session.broker_up"):
+                broker.wait_up()
+            app = create_app(settings, broker.url)
+            try:
+                registry = open_registry(settings, broker.url)
+                with span("onebox", "session.worker_ready"):
+                    worker.wait_ready(app)
+                probe = last_start(settings) if settings.worker.backends == "auto" else None
+                if probe is not None:
+                    on_status(f"encoder probe {'reused' if probe[0] else 'redone'}: {probe[1]}")
+                yield Session(app, registry, settings, worker)
+                with span("onebox", "session.worker_idle"):
+                    worker.wait_idle(app)
+            finally:
+                app.close()
         finally:
             on_status("stopping the local worker")
-            worker.stop()
-            app.close()
+            with span("onebox", "session.worker_stop"):
+                worker.stop()
+    finally:
+        with span("onebox", "session.broker_stop"):
+            broker.stop()
 
 
 def open_registry(settings: Settings, url: str) -> Registry:

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from worker import process
+from worker.captions import ARIB_CODEC
 from worker.errors import ProcessError, SourceError
 from worker.outputs.identity import require_regular
 
@@ -54,11 +55,35 @@ class StreamTime(BaseModel):
     kind: Literal["video", "audio"]
     codec: str
     duration_s: float | None
+    start_s: float | None = None
+
+    @property
+    def end_s(self) -> float | None:
+        """When the stream ends on the file's clock (its start plus its duration)."""
+        if self.duration_s is None:
+            return None
+        return (self.start_s or 0.0) + self.duration_s
 
     @property
     def label(self) -> str:
         """The stream as a person names it: "audio stream #1 (aac)"."""
         return f"{self.kind} stream #{self.index} ({self.codec})"
+
+
+class AudioStream(BaseModel):
+    """One audio stream of the programme, as the PMT and the first frames describe it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    index: int
+    codec: str
+    channels: int = 0
+    # From the PMT's ISO 639 descriptor: ffmpeg reports a two-language one (dual mono,
+    # "jpn,eng") as one comma-separated tag.
+    languages: tuple[str, ...] = ()
+    # Found by reading the AAC stream itself (worker/aac_scan.py), None until then.
+    dual_mono: bool | None = None
+    max_channels: int | None = None
 
 
 class MediaInfo(BaseModel):
@@ -75,6 +100,9 @@ class MediaInfo(BaseModel):
     program_id: int | None = None
     video_packets: int | None = None
     streams: list[StreamTime] = []
+    # The programme's ARIB caption streams (ffmpeg indexes), see worker/captions.py.
+    captions: list[int] = []
+    audio: list[AudioStream] = []
 
     @property
     def programme_duration_s(self) -> float | None:
@@ -105,6 +133,19 @@ def _float(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return number if number > 0 else None
+
+
+def _languages(tags: Any) -> tuple[str, ...]:
+    raw = str(tags.get("language", "")) if isinstance(tags, dict) else ""
+    codes = [c.strip().lower() for c in raw.split(",")]
+    return tuple(c for c in codes if len(c) == 3 and c.isalpha() and c != "und")
+
+
+def _start(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def run_ffprobe(ffprobe: str, path: Path, extra: list[str] | None = None) -> dict[str, Any]:
@@ -179,10 +220,21 @@ def parse_media(path: Path, data: dict[str, Any], service_id: int | None = None)
             kind=s["codec_type"],
             codec=str(s.get("codec_name", "unknown")),
             duration_s=_float(s.get("duration")),
+            start_s=_start(s.get("start_time")),
         )
         for s in streams
         if s.get("codec_type") in ("video", "audio")
         and s.get("disposition", {}).get("attached_pic") != 1
+    ]
+    audio_streams = [
+        AudioStream(
+            index=int(s["index"]),
+            codec=str(s.get("codec_name", "unknown")),
+            channels=int(s.get("channels") or 0),
+            languages=_languages(s.get("tags")),
+        )
+        for s in streams
+        if s.get("codec_type") == "audio"
     ]
     packets = None
     if video is not None:
@@ -202,6 +254,8 @@ def parse_media(path: Path, data: dict[str, Any], service_id: int | None = None)
         program_id=program_id,
         video_packets=packets,
         streams=times,
+        captions=[int(s["index"]) for s in streams if s.get("codec_name") == ARIB_CODEC],
+        audio=audio_streams,
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from worker.errors import BackendUnavailable, BadInputError
 
@@ -32,15 +32,50 @@ class Backend(StrEnum):
 
 
 class Audio(BaseModel):
-    """What happens to the programme's audio streams (all of them are kept)."""
+    """What happens to the programme's audio streams (all of them are kept, in order)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     codec: Literal["aac", "copy"] = "aac"
-    bitrate: str = Field(default="192k", pattern=r"^[1-9][0-9]{1,3}k$")
-    channels: int = Field(default=2, ge=1, le=8)
-    # ARIB dual mono: main (left) is the safe default, harmless on ordinary stereo.
-    dual_mono: Literal["main", "sub", "both", "auto"] = "main"
+    bitrate: str = Field(
+        default="192k",
+        pattern=r"^[1-9][0-9]{1,3}k$",
+        description="for two channels: a mono track gets half, 5.1 three times as much",
+    )
+    channels: Annotated[int, Field(ge=1, le=8)] | Literal["source"] = Field(
+        default=2,
+        description='output channels; "source" keeps the widest layout the stream carries',
+    )
+    # ARIB dual mono: main (left) is the safe default, harmless on ordinary stereo;
+    # split makes two mono tracks, one per language.
+    dual_mono: Literal["main", "sub", "both", "auto", "split"] = "main"
+
+    @field_validator("channels", mode="before")
+    @classmethod
+    def _channels(cls, value: Any) -> Any:
+        # One reason, not one per member of the union.
+        if value == "source" or (type(value) is int and 1 <= value <= 8):
+            return value
+        raise ValueError('must be a number of channels from 1 to 8 or "source"')
+
+    @model_validator(mode="after")
+    def _split_needs_a_decode(self) -> Audio:
+        if self.dual_mono == "split" and self.codec == "copy":
+            raise ValueError(
+                'dual_mono = "split" needs codec = "aac": a copied stream cannot be split'
+            )
+        return self
+
+
+class Captions(BaseModel):
+    """What happens to the programme's ARIB captions (kept when ffmpeg can decode them)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    keep: bool = Field(default=True, description="keep captions in the MP4 as mov_text")
+    sidecar: Literal["none", "srt", "ass"] = Field(
+        default="none", description="also write the captions beside the MP4 (show.srt)"
+    )
 
 
 class Profile(BaseModel):
@@ -59,6 +94,7 @@ class Profile(BaseModel):
         description="output height, never above the source's; \"source\" keeps the source's",
     )
     audio: Audio = Audio()
+    captions: Captions = Captions()
     x264_preset: Literal[
         "ultrafast",
         "superfast",

@@ -11,7 +11,9 @@ This module is the only one in worker/ that imports redis.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -34,6 +36,12 @@ UNACKED = "unacked"
 PREFIX = "kamado:job:"
 INDEX = "kamado:jobs"
 ACTIVE = "kamado:jobs:active"
+# The scheduler's flags per job (drops, errors, a failed recording), merged over every
+# submission of the job; a worker reads them before deleting a source.
+FLAGS = "kamado:scheduler:flags"
+# Published with the job id when a job may have reached a final state: a hint that wakes
+# waiters (`kamado encode`) at once instead of at their next poll. Waiters still poll.
+ENDED = "kamado:jobs:ended"
 RUNNING_STATES = (JobState.STAGING, JobState.ENCODING, JobState.VERIFYING)
 
 
@@ -182,12 +190,26 @@ class Registry:
         """Close the Redis connections."""
         self.client.close()
 
+    def _ended(self, job_id: str) -> None:
+        with contextlib.suppress(redis.RedisError):  # a hint: waiters poll anyway
+            self.client.publish(ENDED, job_id)
+
+    def endings(self) -> Endings:
+        """A subscription that wakes when some job may have ended (see :class:`Endings`)."""
+        return Endings(self.client)
+
     def call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """Run one Redis call, turning its errors into BrokerError naming ``what``."""
         try:
             return fn(*args, **kwargs)
         except redis.RedisError as e:
             raise BrokerError(f"job registry: cannot {what}: {e}") from e
+
+    def flags(self, job_id: str) -> list[str]:
+        """What the scheduler flagged on the job over all its submissions (a recording
+        reported failed by a later hook is flagged here, not in the job's first record)."""
+        raw = self.call("read flags", self.client.hget, FLAGS, job_id)
+        return [str(f) for f in json.loads(raw)] if raw else []
 
     @property
     def _ttl_ms(self) -> int:
@@ -301,6 +323,8 @@ class Registry:
             json.dumps(result) if result else "", worker, job_id,
         ]  # fmt: skip
         ok = bool(self.call("finish an attempt", self._finish, keys=keys, args=args))
+        if ok and state.final:
+            self._ended(job_id)
         if ok:
             records = {r.attempt_id: r for r in self.history(job_id)}
             if attempt_id in records:
@@ -336,7 +360,9 @@ class Registry:
     def request_cancel(self, job_id: str) -> str:
         """Cancel a job: at once when queued, else flag it for the running attempt."""
         keys = [job_key(job_id), lease_key(job_id), ACTIVE]
-        return str(self.call("cancel a job", self._cancel, keys=keys, args=[_iso(), job_id]))
+        answer = str(self.call("cancel a job", self._cancel, keys=keys, args=[_iso(), job_id]))
+        self._ended(job_id)
+        return answer
 
     def cancel_requested(self, job_id: str) -> bool:
         """True when someone asked to cancel the job."""
@@ -346,7 +372,10 @@ class Registry:
         """Set the state of a job nobody holds (the reconciler's requeue or give-up)."""
         keys = [job_key(job_id), lease_key(job_id), ACTIVE]
         args = [state.value, _iso(), error, job_id]
-        return bool(self.call("settle a job", self._settle, keys=keys, args=args))
+        ok = bool(self.call("settle a job", self._settle, keys=keys, args=args))
+        if ok and state.final:
+            self._ended(job_id)
+        return ok
 
     # -- reading ------------------------------------------------------------------------
 
@@ -464,3 +493,51 @@ def _jobs_with_messages(client: redis.Redis, queues: list[str]) -> set[str]:
     # no lease after the grace period belongs to a dead worker (kombu would only
     # restore it after the visibility timeout, hours later).
     return found
+
+
+class Endings:
+    """Wakes a waiter when a job may have ended; a hint only (a lost one costs a poll).
+
+    Subscribed when made, so an ending published after a waiter's last look is kept for
+    its next :meth:`wait`. A broker without pub/sub (or a dropped connection) only makes
+    every wait last its whole timeout.
+    """
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._pubsub: Any = None
+        try:
+            pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+            pubsub.subscribe(ENDED)
+            self._pubsub = pubsub
+        except redis.RedisError:
+            pass
+
+    def wait(self, timeout: float) -> bool:
+        """Return True when an ending was published, False after ``timeout`` seconds."""
+        if self._pubsub is None:
+            time.sleep(timeout)
+            return False
+        deadline = time.monotonic() + timeout
+        try:
+            while (left := deadline - time.monotonic()) > 0:
+                if self._pubsub.get_message(timeout=left) is not None:
+                    while self._pubsub.get_message(timeout=0) is not None:
+                        pass  # several endings at once: one look serves them all
+                    return True
+        except redis.RedisError:
+            self.close()
+            time.sleep(max(0.0, deadline - time.monotonic()))
+        return False
+
+    def close(self) -> None:
+        """Drop the subscription."""
+        if self._pubsub is not None:
+            with contextlib.suppress(redis.RedisError):
+                self._pubsub.close()
+            self._pubsub = None
+
+    def __enter__(self) -> Endings:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

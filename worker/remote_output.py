@@ -113,14 +113,19 @@ class RemoteOutput:
         self,
         verified: Path,
         *,
-        sha256: str,
+        sha256: str | None,
         before_commit: Callable[[], None],
         result: dict[str, Any],
+        written: str | None = None,
     ) -> str | None:
         """Push the verified file, check it, commit it; the fingerprint of the file committed.
 
-        A push that fails in a way a retry may mend keeps the verified file in the outbox
-        and raises; one that cannot be mended drops it.
+        ``sha256`` is the verified file's digest when it is known (a kept output); a fresh
+        output is hashed once, by the push itself, and ``written`` (its fingerprint when it
+        was verified) proves the bytes pushed are the bytes verified: the file must be the
+        same inode, size and mtime after the push. A push that fails in a way a retry may
+        mend keeps the verified file in the outbox and raises; one that cannot be mended
+        drops it.
         """
         files, self.files = self.files, None
         try:
@@ -134,29 +139,52 @@ class RemoteOutput:
                 replace=self.replace,
             ) as pending:
                 before_commit()
+                if sha256 is None and local_fingerprint(str(verified)) != written:
+                    raise OutputError(
+                        f"{verified}: changed after verification; not committed", path=verified
+                    )
                 pending.commit()
                 final = pending.final
         except LocationError as e:
             if e.transient and not isinstance(e, IntegrityError):
-                kept = keep(
-                    self.settings.scratch_dir,
-                    self.job_id,
-                    verified,
-                    output=self.output,
-                    sha256=sha256,
-                    result=result,
-                )
-                log.warning(
-                    "job %s: push failed (%s); the verified output waits in %s for the retry",
-                    self.job_id,
-                    e,
-                    kept.path,
-                )
+                self._keep(verified, sha256, written, result, e)
             else:
                 drop(self.settings.scratch_dir, self.job_id)
             raise
         drop(self.settings.scratch_dir, self.job_id)
         return None if final is None else f"{final.size}:{final.mtime}"
+
+    def _keep(
+        self,
+        verified: Path,
+        sha256: str | None,
+        written: str | None,
+        result: dict[str, Any],
+        error: LocationError,
+    ) -> None:
+        """Keep the verified file for the retry's push (hashed here, on this rare path)."""
+        if sha256 is None:
+            sha256 = file_sha256(verified)
+            if local_fingerprint(str(verified)) != written:
+                log.warning(
+                    "job %s: %s changed after verification; not kept", self.job_id, verified
+                )
+                drop(self.settings.scratch_dir, self.job_id)
+                return
+        kept = keep(
+            self.settings.scratch_dir,
+            self.job_id,
+            verified,
+            output=self.output,
+            sha256=sha256,
+            result=result,
+        )
+        log.warning(
+            "job %s: push failed (%s); the verified output waits in %s for the retry",
+            self.job_id,
+            error,
+            kept.path,
+        )
 
     def close(self) -> None:
         """Close the held connection if the push never took it."""
@@ -212,13 +240,17 @@ def prepare_remote(job: Job, attempt: Attempt) -> RemoteOutput:
 def deliver_remote(
     attempt: Attempt, remote: RemoteOutput, temp: Path, written: str | None, result: EncodeResult
 ) -> None:
-    """Push a freshly verified output (``written``: its fingerprint before verification)."""
-    digest = file_sha256(temp)
-    if local_fingerprint(str(temp)) != written:  # the bytes hashed are the bytes verified
+    """Push a freshly verified output (``written``: its fingerprint before verification).
+
+    The push hashes the bytes as it sends them; they are the verified bytes because the
+    file is still the one verified (same inode, size and mtime) once they are sent.
+    """
+    if local_fingerprint(str(temp)) != written:
         raise OutputError(f"{temp}: changed after verification; not pushed", path=temp)
     fingerprint = remote.deliver(
         temp,
-        sha256=digest,
+        sha256=None,
+        written=written,
         before_commit=lambda: attempt.before_commit(temp),
         result=result.model_dump(mode="json"),
     )

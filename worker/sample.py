@@ -25,15 +25,19 @@ def sample_argv(
     aspect: str = "16:9",
     audio_seconds: float | None = None,
     service_id: int = SERVICE_ID,
+    bframes: int = 0,
     ffmpeg: str = "ffmpeg",
 ) -> list[str]:
     """The ffmpeg argv that writes a synthetic broadcast TS to ``output``: ``aspect`` is
     the display aspect (the pixel shape follows from the size), ``audio_seconds`` an
-    audio stream shorter than the video (a recording whose sound dropped out)."""
+    audio stream shorter than the video (a recording whose sound dropped out), ``bframes``
+    B-frames between references in 15-frame GOPs (broadcast MPEG-2 is IBBP)."""
     # 59.94 fields per second, woven into 29.97 interlaced frames by the interlace filter.
     rate = "60000/1001" if interlaced else "30000/1001"
     video_filter = ["-vf", "interlace=scan=tff"] if interlaced else []
     flags = ["-flags", "+ilme+ildct", "-top", "1"] if interlaced else []
+    if bframes:
+        flags += ["-bf", str(bframes), "-g", "15"]
     return [
         ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
         "-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate={rate}",

@@ -28,6 +28,7 @@ from worker.config_file import find_config, read_toml
 from worker.errors import ConfigError
 from worker.masking import is_secret_field, shown_scheme
 from worker.masking import mask_url as mask_url  # re-exported: callers import it from here
+from worker.outputs.template import DEFAULT_TEMPLATE, check_template
 from worker.profiles import QUEUE_CPU, QUEUE_GPU, Profile
 from worker.settings_admin import FlowerSettings, MetricsSettings, NotifySettings
 from worker.settings_guest import GuestSettings
@@ -54,6 +55,18 @@ class EncodeSettings(Section):
         description="replace a file at the output path that kamado did not write "
         "(false: treat it as taken, per on_conflict)",
     )
+    output_name: str = Field(
+        default=DEFAULT_TEMPLATE,
+        description="the output's name from the recorder's metadata: {title}, {channel}, "
+        "{start:%Y-%m-%d %H%M} (strftime codes, local time) and {stem} (the recording's "
+        "name); made safe for any file system, Samba shares included",
+    )
+    delete_source: Literal["never", "after_verified"] = Field(
+        default="never",
+        description='"after_verified" deletes a recording once its output is verified and '
+        "committed and the job is done; never one the recorder flagged with drops, errors, "
+        "scrambled packets or a failure, nor one without those counts",
+    )
     ffmpeg: str = "ffmpeg"
     ffprobe: str = "ffprobe"
     render_node: Path = Path("/dev/dri/renderD128")
@@ -68,6 +81,11 @@ class EncodeSettings(Section):
     stall_timeout: float = Field(
         default=300.0, gt=0, description="seconds without ffmpeg progress before it is killed"
     )
+
+    @field_validator("output_name")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        return check_template(value)
 
     @model_validator(mode="after")
     def _soft_below_hard(self) -> EncodeSettings:
@@ -84,6 +102,14 @@ class VerifySettings(Section):
 
     duration_tolerance_s: float = Field(default=2.0, ge=0)
     duration_tolerance_ratio: float = Field(default=0.01, ge=0, le=0.5)
+    sync_tolerance_s: float = Field(
+        default=0.25,
+        ge=0,
+        description=(
+            "how far each audio track's end may move against the video's end, compared "
+            "with the source: more is audio out of sync"
+        ),
+    )
     decode: Literal["full", "keyframes", "off"] = Field(
         default="keyframes",
         description=(
@@ -103,6 +129,14 @@ class WorkerSettings(Section):
         description="backends this worker may use; auto proves each with a one-frame encode",
     )
     hostname: str = ""
+    probe_max_age: float = Field(
+        default=7 * 86400.0,
+        ge=0,
+        description=(
+            "seconds a backend probe result is reused at worker start while ffmpeg, the "
+            "render node, the drivers and kamado are unchanged; 0 probes at every start"
+        ),
+    )
     watchdog_silence: float = Field(
         default=120.0,
         ge=0,

@@ -15,7 +15,11 @@ class GuestSettings(Section):
         description="also consume encode.cpu (libx264) besides the proven hardware queue",
     )
     probe_seconds: float = Field(
-        default=1.0, gt=0, le=30, description="length of the generated 1080i probe clip"
+        default=0.5,
+        gt=0,
+        le=30,
+        description="length of each broadcast-like probe sample (1440x1080i, 720x480i, "
+        "1920x1080i); every worker start encodes them all",
     )
     probe_timeout: float = Field(
         default=120.0, gt=0, le=3600, description="seconds one backend's probe encode may take"

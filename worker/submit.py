@@ -18,6 +18,7 @@ from worker.outputs.contract import check_submission
 from worker.profiles import get_profile
 from worker.registry import Registry
 from worker.settings import Settings
+from worker.spans import span
 
 
 @dataclass(frozen=True)
@@ -68,11 +69,14 @@ def submit_job(
     choice belongs to another job or to a file kamado did not write).
     """
     target = queue or get_profile(job.profile, settings.profiles).queue
-    job = check_submission(settings, Claims(registry), job)
-    outcome, before = registry.record(job, queue=target, force=force, held=held)
+    with span(job.id, "submit.check"):
+        job = check_submission(settings, Claims(registry), job)
+    with span(job.id, "submit.record"):
+        outcome, before = registry.record(job, queue=target, force=force, held=held)
     if outcome == "exists":
         return Submitted(job, outcome, before, None, target)
     if held:
         return Submitted(job, outcome, JobState.HELD, None, target)
-    task_id = publish(app, job, target)
+    with span(job.id, "submit.publish"):
+        task_id = publish(app, job, target)
     return Submitted(job, outcome, JobState.QUEUED, task_id, target)

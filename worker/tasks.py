@@ -20,6 +20,7 @@ from celery import Celery, Task, states
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
 from celery.signals import worker_process_shutdown
 
+from worker import probe_reuse
 from worker.capabilities import cached_probe
 from worker.counters import failure_kind
 from worker.encode import Attempt, StageSource, encode_job
@@ -42,12 +43,14 @@ from worker.lease import LeaseKeeper
 from worker.notify import Notifier
 from worker.outputs.claims import Claims
 from worker.outputs.contract import check_task
+from worker.outputs.source_removal import after_done, seen_source
 from worker.prefetch_next import NextPrefetch, consumed_queues
 from worker.presence import record_speed
 from worker.profiles import Backend, get_profile
 from worker.progress import Progress
 from worker.registry import Acquired, Registry
 from worker.settings import Settings
+from worker.spans import mark, span
 from worker.task_events import (
     ended_fields,
     progress_fields,
@@ -60,6 +63,7 @@ log = logging.getLogger("kamado.worker")
 PROGRESS_STATE = "PROGRESS"
 # ffmpeg failures that will repeat on every attempt: a broken input or a bad option.
 PERMANENT_KINDS = {"input", "option", "disk"}
+HARDWARE_BACKENDS = {b.value for b in Backend if b.hardware}
 
 
 def worker_backends(app: Celery, settings: Settings) -> list[Backend]:
@@ -68,9 +72,17 @@ def worker_backends(app: Celery, settings: Settings) -> list[Backend]:
     if configured != "auto":
         return [Backend(b) for b in configured]
     proven = app.conf.get("kamado_backends")
-    if proven is None:
-        proven = [b.value for b in cached_probe(settings).proven]
+    # kamado_probed_at is set only when the list came from kamado worker's own probe; an
+    # owner that chose the list itself (the guest agent and its GPU guard) keeps it.
+    probed_at = app.conf.get("kamado_probed_at")
+    stored = probe_reuse.stored_probed_at(settings) if probed_at is not None else None
+    stale = stored is not None and stored != probed_at
+    if proven is None or stale:
+        # None yet, or re-probed since (another pool child after a hardware failure)
+        report = cached_probe(settings)
+        proven = [b.value for b in report.proven]
         app.conf.kamado_backends = proven
+        app.conf.kamado_probed_at = report.probed_at
     return [Backend(b) for b in proven]
 
 
@@ -183,8 +195,11 @@ def run_attempt(
     """One delivery of a job: take the lease or drop the delivery, encode, record the end."""
     worker = task.request.hostname or socket.gethostname()
     attempt_id = secrets.token_hex(6)
-    admit(registry, job, get_profile(job.profile, settings.profiles).queue)
-    got = registry.acquire(job.id, attempt_id, worker)
+    mark(job.id, "task.started")
+    with span(job.id, "task.admit"):
+        admit(registry, job, get_profile(job.profile, settings.profiles).queue)
+    with span(job.id, "task.acquire"):
+        got = registry.acquire(job.id, attempt_id, worker)
     if got.status == "held":
         registry.end_duplicate(job.id, attempt_id, worker, f"lease held by attempt {got.detail}")
         log.info("job %s: dropped a duplicate delivery (lease held)", job.id)
@@ -208,10 +223,14 @@ def run_attempt(
         try:
             # The worker's own check before any file is touched: a crafted or stale task
             # whose source or output breaks the contract fails here, permanently.
-            job, replace = check_task(settings, claims, job)
+            with span(job.id, "task.check_task"):
+                job, replace = check_task(settings, claims, job)
+            seen = seen_source(settings, job)  # what encode.delete_source may delete later
+            with span(job.id, "task.backends"):
+                backends = worker_backends(app, settings)
             attempt = Attempt(
                 settings=settings,
-                backends=worker_backends(app, settings),
+                backends=backends,
                 on_progress=keeper.report,
                 check_cancel=keeper.check,
                 before_commit=lambda _temp: keeper.guard_commit(),
@@ -222,7 +241,8 @@ def run_attempt(
                 replace_output=replace,
                 on_committed=claims.mark_written,
             )
-            result = encode_job(job, attempt).model_dump(mode="json")
+            with span(job.id, "task.encode_job"):
+                result = encode_job(job, attempt).model_dump(mode="json")
         except LeaseLost as e:
             log.warning("%s; its output was not committed", e)
             return {"job_id": job.id, "skipped": str(e)}
@@ -252,13 +272,19 @@ def run_attempt(
             return fail_or_retry(
                 task, settings, registry, job, (attempt_id, got.attempt), crashed, notifier, ended
             )
-    if not registry.finish(
-        job.id, attempt_id, JobState.DONE, result=result, backend=result.get("backend")
-    ):
+    with span(job.id, "task.finish"):
+        done = registry.finish(
+            job.id, attempt_id, JobState.DONE, result=result, backend=result.get("backend")
+        )
+    if not done:
         log.warning("job %s: lease lost right after the commit; the output is in place", job.id)
+    result = after_done(
+        settings, job, seen, result, done=done, flags=lambda: registry.flags(job.id)
+    )
     log.info("job %s done: %s (%s)", job.id, result["output"], result["backend"])
-    announce(registry, notifier, job.id)
-    note_speed(registry, worker, result)
+    with span(job.id, "task.announce"):
+        announce(registry, notifier, job.id)
+        note_speed(registry, worker, result)
     return result
 
 
@@ -328,6 +354,12 @@ def fail_or_retry(
     registry.finish(
         job.id, attempt_id, JobState.QUEUED, error=str(error), kind=kind, backend=backend
     )
+    if task.app.conf.get("kamado_probed_at") is not None and backend in HARDWARE_BACKENDS:
+        # A reused probe result must not keep claiming a backend that now fails.
+        fresh = probe_reuse.after_hardware_failure(settings, str(kind))
+        if fresh is not None:
+            task.app.conf.kamado_backends = [b.value for b in fresh.proven]
+            task.app.conf.kamado_probed_at = fresh.probed_at
     delay = settings.jobs.retry_delay * number
     log.warning("job %s attempt %d failed (%s); retrying in %g s", job.id, number, error, delay)
     raise task.retry(countdown=delay, exc=JobFailed(str(error)))

@@ -1,10 +1,12 @@
 """Output verification: a job is done only when its output is real, complete H.264 + audio.
 
 Exit 0 from ffmpeg is not success (a 0-byte MP4 or a 0.2 s "finished" encode are the
-classic failures). The output must probe as H.264 with the source's audio streams, its
-duration, and each of its video and audio streams', must match the source programme's
-within a tolerance, its display aspect must be the source's, ``moov`` must precede
-``mdat`` (faststart) and the video must decode.
+classic failures). The output must probe as H.264 with the planned audio tracks
+(worker/audio.py: number, order, languages, channels); its duration, and each of its
+video and audio streams', must match the source programme's within a tolerance; each
+audio track must end as far from the video as its source stream did (sync); its display
+aspect must be the source's, ``moov`` must precede ``mdat`` (faststart) and the video
+must decode.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from worker import process
+from worker.audio import AudioTrack
 from worker.errors import SourceError, VerifyError
-from worker.probe import MediaInfo, VideoInfo, parse_media, probe_with_log
+from worker.probe import MediaInfo, StreamTime, VideoInfo, parse_media, probe_with_log
 from worker.settings import VerifySettings
 
 DECODE_TIMEOUT_PER_S = 0.5  # seconds of decode check allowed per second of video
@@ -91,6 +94,57 @@ def check_streams(output: MediaInfo, source: MediaInfo, cfg: VerifySettings) -> 
     return problems
 
 
+def check_audio(output: MediaInfo, tracks: list[AudioTrack]) -> list[str]:
+    """The output's audio streams against the planned tracks: their number, order,
+    languages and channels."""
+    if len(output.audio) != len(tracks):
+        return [f"{len(output.audio)} audio stream(s), {len(tracks)} expected"]
+    problems = []
+    for n, (stream, track) in enumerate(zip(output.audio, tracks, strict=True)):
+        language = stream.languages[0] if stream.languages else None
+        if language != track.language:
+            problems.append(
+                f"audio track {n} is tagged {language or 'und'}, not {track.language or 'und'}"
+            )
+        if track.channels is not None and stream.channels != track.channels:
+            problems.append(f"audio track {n} has {stream.channels} channels, not {track.channels}")
+    return problems
+
+
+def _timed(info: MediaInfo, index: int) -> StreamTime | None:
+    return next((s for s in info.streams if s.index == index), None)
+
+
+def check_sync(
+    output: MediaInfo, source: MediaInfo, tracks: list[AudioTrack], cfg: VerifySettings
+) -> list[str]:
+    """Audio still with the video: each audio track must end as far from the video's end
+    as its source stream did, within ``sync_tolerance_s`` (audio lost or added in the
+    middle, at a layout switch for example, moves the end)."""
+    if output.video is None or source.video is None or len(output.audio) != len(tracks):
+        return []
+    out_video, src_video = _timed(output, output.video.index), _timed(source, source.video.index)
+    out_video_end = out_video.end_s if out_video else None
+    src_video_end = src_video.end_s if src_video else None
+    if out_video_end is None or src_video_end is None:
+        return []
+    problems = []
+    for stream, track in zip(output.audio, tracks, strict=True):
+        out_audio, src_audio = _timed(output, stream.index), _timed(source, track.source)
+        out_end = out_audio.end_s if out_audio else None
+        src_end = src_audio.end_s if src_audio else None
+        if out_audio is None or out_end is None or src_end is None:
+            continue
+        drift = (out_end - out_video_end) - (src_end - src_video_end)
+        if abs(drift) > cfg.sync_tolerance_s:
+            way = "later" if drift > 0 else "earlier"
+            problems.append(
+                f"{out_audio.label} is out of sync: it ends {abs(drift):.2f} s {way} against "
+                f"the video than in the source (more than {cfg.sync_tolerance_s:.2f} s)"
+            )
+    return problems
+
+
 def check_aspect(output: VideoInfo, source: VideoInfo) -> str:
     """An empty string when the output shows the source's display aspect, else the reason.
 
@@ -121,7 +175,11 @@ def decode_args(mode: str) -> list[str]:
 
 
 def _problems(
-    info: MediaInfo, data: dict[str, Any], source: MediaInfo, cfg: VerifySettings
+    info: MediaInfo,
+    data: dict[str, Any],
+    source: MediaInfo,
+    cfg: VerifySettings,
+    tracks: list[AudioTrack] | None,
 ) -> list[str]:
     """What is wrong with a probed output, compared with its source."""
     problems = []
@@ -137,7 +195,10 @@ def _problems(
         aspect_problem = check_aspect(info.video, source.video)
         if aspect_problem:
             problems.append(aspect_problem)
-    if len(info.audio_codecs) != len(source.audio_codecs):
+    if tracks is not None:
+        problems += check_audio(info, tracks)
+        problems += check_sync(info, source, tracks, cfg)
+    elif len(info.audio_codecs) != len(source.audio_codecs):
         problems.append(
             f"{len(info.audio_codecs)} audio stream(s), the source has {len(source.audio_codecs)}"
         )
@@ -156,9 +217,15 @@ def _decoded_frames(data: dict[str, Any], index: int) -> int:
 
 
 def verify_output(
-    output: Path, source: MediaInfo, cfg: VerifySettings, *, ffprobe: str = "ffprobe"
+    output: Path,
+    source: MediaInfo,
+    cfg: VerifySettings,
+    *,
+    ffprobe: str = "ffprobe",
+    audio: list[AudioTrack] | None = None,
 ) -> MediaInfo:
-    """Check an encoded file against its source; raise VerifyError naming what is wrong."""
+    """Check an encoded file against its source (and, given ``audio``, its planned audio
+    tracks and their sync); raise VerifyError naming what is wrong."""
     if not output.is_file():
         raise VerifyError(f"{output}: no output file was produced", path=output)
     if output.stat().st_size == 0:
@@ -179,7 +246,7 @@ def verify_output(
         detail = process.last_line(log)
         raise VerifyError(f"{output}: decode check failed: {detail}", path=output)
     info = parse_media(output, data)
-    problems = _problems(info, data, source, cfg)
+    problems = _problems(info, data, source, cfg, audio)
     if problems:
         raise VerifyError(f"{output}: verification failed: {'; '.join(problems)}", path=output)
     return info

@@ -23,7 +23,8 @@ usage: provision.sh [--root DIR] [--wheel FILE] [--hostname NAME] [--non-free]
                    needs python3-venv here)
   --hostname NAME  the guest's hostname (default with --root: kamado-gpu, the host agent's
                    host.vm.name; its worker's heartbeat is celery@NAME)
-  --non-free       intel-media-va-driver-non-free and firmware-misc-nonfree (see README)
+  --non-free       intel-media-va-driver-non-free and firmware-misc-nonfree: H.264 encode
+                   on Broadwell..Ice Lake, HuC for low-power encode (see README)
   --skip-packages  do not run apt-get (the packages are already there, e.g. cloud-init)
   --dry-run        write files into --root, print commands instead of running them
 USAGE
@@ -120,9 +121,15 @@ unmount_api() {
 }
 
 packages() {
-    local list=(ffmpeg i965-va-driver vainfo qemu-guest-agent python3-venv ca-certificates)
+    # The GPU packages come from kamado's generation table (worker/generations.py): i965
+    # for Haswell, iHD and both QSV runtimes (libmfx1; libmfx-gen1.2 for Alder Lake and
+    # newer) for the rest. Stdlib only, so this checkout's python3 runs it uninstalled.
+    local list=() flag=()
+    ((NON_FREE)) && flag=(--non-free)
+    mapfile -t list < <(cd "$REPO" && python3 -m worker.generations packages "${flag[@]}")
+    ((${#list[@]})) || die "python3 -m worker.generations printed no packages"
+    list+=(qemu-guest-agent python3-venv ca-certificates)
     if ((NON_FREE)); then
-        list+=(intel-media-va-driver-non-free firmware-misc-nonfree)
         write_file /etc/apt/sources.list.d/kamado-non-free.sources 0644 <<'SOURCES'
 Types: deb
 URIs: http://deb.debian.org/debian
@@ -130,8 +137,6 @@ Suites: bookworm bookworm-updates
 Components: non-free non-free-firmware
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SOURCES
-    else
-        list+=(intel-media-va-driver)
     fi
     say "packages: ${list[*]}"
     mount_api

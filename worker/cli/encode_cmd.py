@@ -17,6 +17,7 @@ from rich.progress import (
 )
 
 from worker import onebox
+from worker.captions import CaptionStatus, caption_line
 from worker.cli.common import (
     EXIT_FAILED,
     ConfigOption,
@@ -31,9 +32,14 @@ from worker.errors import BadInputError, KamadoError
 from worker.jobs import Job, JobState
 from worker.outputs.contract import inspect_submission
 from worker.probe import parse_media, run_ffprobe
+from worker.probe_reuse import last_start
 from worker.profiles import get_profile
 from worker.sample import make_sample
 from worker.settings import Settings
+
+ReprobeOption = Annotated[
+    bool, typer.Option("--reprobe", help="prove the encoder backends again even if unchanged")
+]
 
 
 def _detail(meta: dict[str, Any], state: str) -> str:
@@ -84,6 +90,8 @@ def run_jobs(
     show_progress: bool,
     force: bool = False,
     output_dir: Path | None = None,
+    concurrency: int | None = None,
+    reprobe: bool = False,
 ) -> list[onebox.Outcome]:
     """Run jobs through the queue (embedded broker + local worker when none is configured)."""
     bars = Bars(show_progress)
@@ -99,6 +107,8 @@ def run_jobs(
             force_embedded=force_embedded,
             on_status=status,
             output_dir=output_dir,
+            concurrency=concurrency,
+            reprobe=reprobe,
         ) as box,
         bars.progress,
     ):
@@ -131,6 +141,8 @@ def report(outcomes: list[onebox.Outcome]) -> None:
                 f"{r.average_fps or 0:.0f} fps)",
                 highlight=False,
             )
+            if r.captions is not None and r.captions.status is not CaptionStatus.NONE:
+                console.print(f"  {caption_line(r.captions)}", markup=False, highlight=False)
         else:
             console.print(f"[red]{outcome.state.value}[/] {name}: {outcome.error}", highlight=False)
 
@@ -141,6 +153,17 @@ def encode(
     output_dir: Annotated[Path | None, typer.Option("--output-dir", "-o", file_okay=False)] = None,
     priority: Annotated[int, typer.Option(min=0, max=9, help="0 is most urgent")] = 5,
     force: Annotated[bool, typer.Option(help="encode again even if already done")] = False,
+    jobs_n: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=1,
+            max=16,
+            help="encodes at once on the local worker (default: worker.concurrency)",
+        ),
+    ] = None,
+    reprobe: ReprobeOption = False,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -157,7 +180,11 @@ def encode(
                 raise BadInputError(f"{path}: no such file")
             if not path.is_file():
                 raise BadInputError(f"{path}: not a regular file")
-        jobs = [Job.create(str(p), name, output_dir=out_dir, priority=priority) for p in files]
+        template = settings.encode.output_name
+        jobs = [
+            Job.create(str(p), name, output_dir=out_dir, priority=priority, output_name=template)
+            for p in files
+        ]
         for job in jobs:  # before the broker and a worker are started for nothing
             inspect_submission(settings, job)
         outcomes = run_jobs(
@@ -168,6 +195,8 @@ def encode(
             show_progress=not as_json,
             force=force,
             output_dir=out_dir,
+            concurrency=jobs_n,
+            reprobe=reprobe,
         )
     except KamadoError as e:
         fail(e)
@@ -203,6 +232,7 @@ def summary(ffprobe: str, path: Path) -> dict[str, Any]:
 
 def demo(
     seconds: Annotated[float, typer.Option(min=1, max=600, help="length of the clip")] = 10.0,
+    reprobe: ReprobeOption = False,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -224,15 +254,21 @@ def demo(
             show_progress=not as_json,
             force=True,
             output_dir=demo_dir,
+            reprobe=reprobe,
         )
         outcome = outcomes[0]
+        probe = last_start(settings) if settings.worker.backends == "auto" else None
         facts = summary(settings.encode.ffprobe, Path(job.output)) if outcome.ok else None
     except KamadoError as e:
         fail(e)
     if as_json:
-        print_json({**outcome_json(outcome), "ffprobe": facts})
+        reuse = {"reused": probe[0], "reason": probe[1]} if probe else None
+        print_json({**outcome_json(outcome), "ffprobe": facts, "probe": reuse})
     else:
         report(outcomes)
+        if probe is not None:
+            words = "reused" if probe[0] else "redone"
+            console.print(f"encoder probe {words}: {probe[1]}", markup=False, highlight=False)
         if facts:
             console.print("ffprobe summary:", highlight=False)
             console.print(json.dumps(facts, indent=2, ensure_ascii=False), markup=False)

@@ -8,6 +8,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from worker.audio import read_layouts
+from worker.captions import plan_for, sidecar_path
 from worker.cli.common import ConfigOption, JsonOption, console, fail, print_json, settings_or_exit
 from worker.errors import BadInputError, KamadoError, SourceError
 from worker.ffmpeg import build_command
@@ -71,11 +73,18 @@ def argv(
                 f"profile {name} does not accept {backend.value} (it accepts {accepted})"
             )
         info = probe_source(settings.encode.ffprobe, input_file, service_id=profile.service_id)
+        # What an encode would see: the AAC frames read where the profile needs them.
+        info = read_layouts(settings.encode.ffmpeg, input_file, info, profile.audio)
+        captions = plan_for(
+            profile.captions, info.captions, settings.encode.ffmpeg,
+            lambda fmt: Path(sidecar_path(str(output), fmt)),
+        )  # fmt: skip
         command = build_command(
             backend, profile, info, input_file, output,
             ffmpeg=settings.encode.ffmpeg,
             render_node=settings.encode.render_node,
             vaapi_driver=settings.encode.vaapi_driver,
+            captions=captions,
         )  # fmt: skip
     except KamadoError as e:
         if isinstance(e, SourceError):

@@ -14,12 +14,14 @@ from rich.text import Text
 
 from worker.backend_view import CONF_KEY, backend_lines, problems_of
 from worker.capabilities import ProbeReport, Status, cached_probe
+from worker.captions import CaptionSupport, caption_support, describe_support
 from worker.celery_app import create_app
 from worker.cli.common import ConfigOption, err_console, fail, settings_or_exit
 from worker.errors import BadInputError, KamadoError, NothingToServe
 from worker.heartbeat import BackendProblem, BackendSpeed, WorkerHeartbeat
 from worker.pool_guard import refuse_pool_resize
 from worker.presence import HeartbeatPublisher, current_job, speeds
+from worker.probe_reuse import probe_at_start
 from worker.profiles import QUEUE_GPU
 from worker.registry import Registry, check_login
 from worker.settings import Settings
@@ -52,6 +54,9 @@ def worker(
     ] = None,
     hostname: Annotated[str | None, typer.Option("--hostname", "-n")] = None,
     loglevel: Annotated[str, typer.Option("--loglevel", "-l")] = "INFO",
+    reprobe: Annotated[
+        bool, typer.Option("--reprobe", help="prove the backends again even if nothing changed")
+    ] = False,
 ) -> None:
     """Run a Celery worker that encodes jobs from the given queues."""
     settings = settings_or_exit(config)
@@ -65,13 +70,17 @@ def worker(
             check_login(settings.broker_url.get_secret_value())
         app = create_app(settings)
         if settings.worker.backends == "auto":
-            report = cached_probe(settings, refresh=True)
+            start = probe_at_start(settings, reprobe=reprobe)
+            report = start.report
             err_console.print(probe_table(report))
+            err_console.print(Text(describe_support(report.captions)))
+            err_console.print(start.describe(), markup=False, highlight=False)
             proven = report.proven
             if not proven:
                 fail(NothingToServe("no encoder backend works on this machine (see the table)"))
             app.conf.kamado_backends = [b.value for b in proven]
             refused = problems_of(report)
+            app.conf.kamado_probed_at = report.probed_at
             if QUEUE_GPU in chosen and not any(b.hardware for b in proven):
                 err_console.print(
                     f"[yellow]warning:[/] consuming {QUEUE_GPU} without a proven hardware "
@@ -178,6 +187,7 @@ class HeartbeatHook:
         self.queues = queues
         self.backends = backends
         self.problems: list[BackendProblem] = []
+        self.captions: CaptionSupport | None = None  # asked of ffmpeg at start when unset
         self.interval = interval
         self.publisher: HeartbeatPublisher | None = None
 
@@ -185,6 +195,8 @@ class HeartbeatHook:
         """worker_ready: begin publishing under the worker's real hostname."""
         hostname = str(getattr(sender, "hostname", "") or socket.gethostname())
         registry = Registry.connect(self.url, lease_ttl=self.settings.jobs.lease_ttl)
+        if self.captions is None:
+            self.captions = caption_support(self.settings.encode.ffmpeg)
 
         def make() -> WorkerHeartbeat:
             measured = speeds(registry, hostname)
@@ -197,6 +209,7 @@ class HeartbeatHook:
                 ],
                 current_job=current_job(registry, hostname),
                 problems=self.problems,
+                captions=self.captions,
             )
 
         self.publisher = HeartbeatPublisher(registry, make, interval=self.interval)

@@ -16,7 +16,14 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[3]
 GUEST = REPO / "deploy" / "guest"
 UNIT = REPO / "deploy" / "systemd" / "kamado-guest-agent.service"
-PACKAGES = {"ffmpeg", "i965-va-driver", "vainfo", "qemu-guest-agent", "python3-venv"}
+PACKAGES = {
+    "ffmpeg",
+    "libavcodec-extra",
+    "i965-va-driver",
+    "vainfo",
+    "qemu-guest-agent",
+    "python3-venv",
+}
 
 
 def dry_run(root: Path, *args: str) -> tuple[list[list[str]], str]:
@@ -126,3 +133,46 @@ def test_cloud_init_user_data_parses_and_carries_the_same_unit_and_config() -> N
     assert ["install", "-d", "-o", "kamado", "-g", "kamado", "-m", "0750", "/var/lib/kamado"] in (
         data["runcmd"]
     )
+
+
+def test_the_recipe_installs_what_the_generation_table_lists(tmp_path: Path) -> None:
+    from worker.generations import packages
+
+    for flag, non_free in (((), False), (("--non-free",), True)):
+        root = tmp_path / str(non_free)
+        (root / "etc").mkdir(parents=True)
+        commands, _ = dry_run(root, *flag)
+        install = next(c for c in commands if "install" in c and "apt-get" in c)
+        listed = install[install.index("--no-install-recommends") + 1 :]
+        assert listed[: len(packages(non_free=non_free))] == packages(non_free=non_free)
+
+
+def test_cloud_init_lists_the_generation_tables_free_packages() -> None:
+    yaml = pytest.importorskip("yaml")
+    from worker.generations import packages
+
+    data = yaml.safe_load((GUEST / "user-data.yaml").read_text())
+    assert set(packages(non_free=False)) <= set(data["packages"])
+
+
+def test_the_dockerfile_copies_what_the_table_needs_to_run_before_kamado_is_installed(
+    tmp_path: Path,
+) -> None:
+    import re
+    import sys
+
+    from worker.generations import packages
+
+    text = (REPO / "Dockerfile").read_text()
+    copy = re.search(r"^COPY (worker/\S+(?: worker/\S+)*) /tmp/table/worker/$", text, re.M)
+    assert copy, "the Dockerfile copies the table before its apt-get"
+    (tmp_path / "worker").mkdir()
+    for name in copy.group(1).split():
+        (tmp_path / name).write_bytes((REPO / name).read_bytes())
+    done = subprocess.run(
+        [sys.executable, "-S", "-m", "worker.generations", "packages", "--non-free"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == packages(non_free=True)
+    assert "python3 -m worker.generations packages $flag" in text

@@ -11,6 +11,7 @@ import pytest
 from guest_agent.probe import cached, run_probe
 from tests.integration.guest_agent.guests import guest_argv, guest_env
 from worker.capabilities import Status
+from worker.captions import caption_support
 from worker.profiles import Backend
 from worker.settings import Settings
 
@@ -33,10 +34,24 @@ def test_qsv_and_vaapi_fail_as_missing_hardware_with_ffmpegs_words_and_x264_is_p
         report = probe.backends[backend]
         assert report.status is Status.FAILED
         assert report.kind == "hardware"
-        assert report.reason == f"exit 1: {NO_DEVICE}"
+        # The shape and the profiles that failed, then ffmpeg's own words.
+        assert report.reason == f"1440x1080i (h264-auto, h264-intel): exit 1: {NO_DEVICE}"
+        first, *rest = report.samples
+        assert (first.shape, first.passed, first.kind) == ("1440x1080i", False, "hardware")
+        assert [(s.shape, s.kind) for s in rest] == [
+            ("720x480i", "skipped"),
+            ("1920x1080i", "skipped"),
+        ]
     x264 = probe.backends[Backend.X264]
     assert x264.status is Status.PROVEN
     assert x264.fps is not None and x264.fps > 0
+    # Proven for every broadcast shape, each output verified (frames counted on the way).
+    assert [(s.shape, s.passed) for s in x264.samples] == [
+        ("1440x1080i", True), ("720x480i", True), ("1920x1080i", True),
+    ]  # fmt: skip
+    assert all(s.profiles == ["h264-auto", "h264-x264"] and s.frames for s in x264.samples)
+    assert probe.gpu is not None and probe.gpu.generation == ""
+    assert "no PCI id for /dev/dri/renderD128" in probe.gpu.note
     assert probe.proven == [Backend.X264]
     assert probe.render_nodes == []
     assert any("no render node under /dev/dri" in hint for hint in probe.hints)
@@ -57,7 +72,7 @@ def test_kamado_guest_probe_json_prints_each_backends_status_reason_and_fps(
 ) -> None:
     env = guest_env("redis://127.0.0.1:1/0", tmp_path)
     done = subprocess.run(
-        guest_argv("probe", "--json"), env=env, capture_output=True, text=True, timeout=60
+        guest_argv("probe", "--json"), env=env, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
@@ -67,18 +82,26 @@ def test_kamado_guest_probe_json_prints_each_backends_status_reason_and_fps(
         assert item["status"] == "failed"
         assert item["kind"] == "hardware"
         assert NO_DEVICE in item["reason"]
+        assert item["reason"].startswith("1440x1080i (h264-auto, h264-intel): ")
         assert item["fps"] is None
+        assert [s["kind"] for s in item["samples"]] == ["hardware", "skipped", "skipped"]
     assert data["backends"]["x264"]["status"] == "proven"
     assert data["backends"]["x264"]["fps"] > 0
+    assert [s["shape"] for s in data["backends"]["x264"]["samples"] if s["passed"]] == [
+        "1440x1080i", "720x480i", "1920x1080i",
+    ]  # fmt: skip
+    assert {"pci_id", "generation", "expected_backends", "quirks"} <= set(data["gpu"])
     assert data["render_nodes"] == []
     assert data["vainfo"]["installed"] in (True, False)
     assert "LIBVA_DRIVER_NAME" not in data["driver"], "keys are snake_case field names"
     assert {"libva_driver_name", "configured", "installed"} <= set(data["driver"])
+    assert data["captions"] == caption_support("ffmpeg").model_dump(mode="json")
 
     human = subprocess.run(guest_argv("probe"), env=env, capture_output=True, text=True, timeout=60)
     assert human.returncode == 0, human.stderr
     assert "No VA display found" in human.stdout
     assert "hardware" in human.stdout
+    assert "ARIB captions" in human.stdout
 
 
 def test_probe_by_hand_before_the_unit_made_the_state_dir_says_how_to_make_it() -> None:

@@ -124,7 +124,7 @@ def test_a_run_of_hardware_failures_takes_encode_gpu_away_and_re_probes(
             f"still on {QUEUE_GPU}: {guard_status(registry, hostname)}"
         )
         assert consumed_queues(app, hostname) == [QUEUE_CPU]
-        assert wait_for(lambda: guard_status(registry, hostname).get("reprobes", 0) >= 1, 30)
+        assert wait_for(lambda: guard_status(registry, hostname).get("reprobes", 0) >= 1, 120)
         status = guard_status(registry, hostname)
         assert status["gpu"] == "suspended"
         # The guard samples the ledger every check_interval while attempts fail in ~0.15 s,

@@ -91,7 +91,9 @@ def test_a_recording_gone_before_delivery_is_set_aside_with_its_reason(
     own_redis: RedisProcess, tiny_ts: Path, tmp_path: Path
 ) -> None:
     state = tmp_path / "state"
-    kamado = Kamado(write_config(tmp_path / "k.toml", own_redis.url, state), state, own_redis.url)
+    # The hook's delivery gives up on the absent broker after a second, not the default minute.
+    config = write_config(tmp_path / "k.toml", own_redis.url, state, "delivery_retry = 1\n")
+    kamado = Kamado(config, state, own_redis.url)
     rec = place(tiny_ts, tmp_path, "消えた 'x'.ts")
     own_redis.kill()
     assert kamado.run("hook", "epgstation", env=epgstation_env(str(rec))).returncode == 0

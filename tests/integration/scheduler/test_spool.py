@@ -25,11 +25,14 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def down(own_redis: RedisProcess, tmp_path: Path) -> Kamado:
-    """The CLI configured for a broker of its own, which the test stops."""
+    """The CLI configured for a broker of its own, which the test stops.
+
+    A hook's delivery retries an absent broker for one second, not the default minute, so
+    it has given up and left its entry in the spool by the time the test looks.
+    """
     state = tmp_path / "state"
-    return Kamado(
-        write_config(tmp_path / "kamado.toml", own_redis.url, state), state, own_redis.url
-    )
+    config = write_config(tmp_path / "kamado.toml", own_redis.url, state, "delivery_retry = 1\n")
+    return Kamado(config, state, own_redis.url)
 
 
 def hook(kamado: Kamado, rec: Path, recorded_id: str) -> dict[str, str]:
@@ -81,6 +84,7 @@ def test_spool_flush_delivers_and_fails_clearly_while_the_broker_is_away(
     rec = place(tiny_ts, tmp_path, "a.ts")
     own_redis.kill()
     hook(down, rec, "9")
+    down.settle()  # the hook's own delivery found the broker away and let go of the spool
     failed = down.run("spool", "flush")
     assert failed.returncode == 1
     assert "the broker is away" in failed.stderr
@@ -149,7 +153,11 @@ def test_a_process_killed_mid_write_leaves_no_partial_entry(tmp_path: Path) -> N
         f"Path({str(tmp_path)!r})).put(sub(str(i)))"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).parents[3])
-    time.sleep(1.5)
+    # Kill it mid-stream: once it has written some entries (its start-up is slow under load).
+    assert wait_for(lambda: len(list(tmp_path.glob("*.json"))) >= 20, 60), (
+        "the writer wrote nothing"
+    )
+    time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     entries = Spool(tmp_path).entries()

@@ -13,11 +13,13 @@ from typing import Any
 import pytest
 from celery import Celery
 
+from tests.support.arib import captioned_ts
 from tests.support.media import Clips, leftovers, sha256
 from tests.support.procs import wait_for
 from tests.support.redis_proc import RedisProcess
 from tests.support.workers import client_session, client_settings, running_worker
 from worker import onebox, presence
+from worker.captions import CaptionStatus, caption_support
 from worker.heartbeat import WorkerHeartbeat
 from worker.jobs import ENCODE_TASK, Job
 from worker.registry import Registry
@@ -182,3 +184,20 @@ def test_the_worker_publishes_a_heartbeat_with_its_backends_and_measured_speed(
 def beat_of(registry: Registry, hostname: str) -> WorkerHeartbeat:
     (beat,) = [b for b in presence.workers(registry) if b.hostname == hostname]
     return beat
+
+
+def test_captions_kept_by_the_worker_come_back_in_the_result_and_its_heartbeat_says_so(
+    worker: tuple[Celery, str, Settings], tmp_path: Path
+) -> None:
+    app, hostname, settings = worker
+    captioned = captioned_ts(tmp_path / "字幕.ts", units=9)
+    outcome, _ = run(app, settings, Job.create(str(captioned.path), "h264-x264"))
+    assert outcome.ok, outcome.error
+    assert outcome.result is not None and outcome.result.captions is not None
+    assert outcome.result.captions.status is CaptionStatus.KEPT
+    assert outcome.result.captions.streams == 1
+    registry = Registry.connect(str(app.conf.broker_url))
+    try:
+        assert beat_of(registry, hostname).captions == caption_support("ffmpeg")
+    finally:
+        registry.close()

@@ -112,10 +112,13 @@ def test_encode_runs_good_and_bad_files_and_exits_1_when_one_failed(
     out = tmp_path / "out"
     out.mkdir()
     result = kamado(
-        "encode", str(good), str(bad), "--output-dir", str(out), "--json", home=tmp_path,
-        KAMADO_WORKER__BACKENDS='["x264"]',
+        "encode", str(good), str(bad), "--output-dir", str(out), "--json", "--jobs", "2",
+        home=tmp_path, KAMADO_WORKER__BACKENDS='["x264"]',
     )  # fmt: skip
     assert result.returncode == 1, result.stderr
+    # --jobs reaches the one-box worker (it used to be started with one slot, always)
+    log = (tmp_path / ".local/state/kamado/logs/worker.log").read_text()
+    assert "concurrency: 2 (prefork)" in log
     rows = {Path(r["source"]).name: r for r in json.loads(result.stdout)}
     assert rows["good 番組.ts"]["state"] == "done"
     assert rows["good 番組.ts"]["result"]["video_codec"] == "h264"
@@ -130,6 +133,22 @@ def test_demo_runs_the_whole_pipeline_on_the_embedded_broker(tmp_path: Path) -> 
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["state"] == "done"
+    assert data["probe"]["reused"] is False, data["probe"]
+    # The second demo on this machine reuses the probe and says so; a third one told to
+    # re-probe does so, and with two slots from the config the one-box worker has two.
+    again = kamado("demo", "--seconds", "3", home=tmp_path, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert "encoder probe reused: ffmpeg, render node, drivers and kamado unchanged" in (
+        again.stdout
+    )
+    forced = kamado(
+        "demo", "--seconds", "3", "--json", "--reprobe", home=tmp_path, timeout=300,
+        KAMADO_WORKER__CONCURRENCY="2",
+    )  # fmt: skip
+    assert forced.returncode == 0, forced.stderr
+    assert json.loads(forced.stdout)["probe"] == {"reused": False, "reason": "--reprobe"}
+    log = (tmp_path / ".local/state/kamado/logs/worker.log").read_text()
+    assert "concurrency: 2 (prefork)" in log
     output = Path(data["output"])
     assert output.is_file() and output.parent == tmp_path / ".local/state/kamado/demo"
     kinds = {(s["type"], s["codec"]) for s in data["ffprobe"]["streams"]}

@@ -110,7 +110,48 @@ QSV_CONFLICTING_MODES = Failure(
     "More than one of: { constant qscale, lookahead, VCM } requested",
 )
 
+# Low-power-only encoders (Jasper/Elkhart Lake, Arc, Meteor Lake; issue #20 §2), as
+# ffmpeg 5.1's sources word them, with the hex pointer a real run prints.
+# libavcodec/vaapi_encode.c, vaapi_encode_profile_entrypoint(), AV_LOG_ERROR: without
+# -low_power 1 only VAEntrypointEncSlice is usable; VAProfileH264High is 7 in va.h.
+VAAPI_NO_ENTRYPOINT = Failure(
+    "[h264_vaapi @ 0x55c1d6a0b2c0] No usable encoding entrypoint found for profile "
+    "VAProfileH264High (7).\n" + OPEN_ENCODER,
+    1,
+    "option",
+    "No usable encoding entrypoint found for profile VAProfileH264High (7).",
+)
+# libavcodec/qsvenc.c: check_enc_param() logs each field MFXVideoENCODE_Query changed
+# (ICQ refused by VDEnc), then qsv_init_encoder's summary line.
+QSV_ICQ_ON_LOW_POWER = Failure(
+    "[h264_qsv @ 0x5633d3d2c900] Selected ratecontrol mode is unsupported\n"
+    "[h264_qsv @ 0x5633d3d2c900] Selected ratecontrol mode is not supported by the QSV "
+    "runtime. Choose a different mode.\n" + OPEN_ENCODER,
+    1,
+    "option",
+    "Selected ratecontrol mode is unsupported",
+)
+LOW_POWER_CAUSES = {
+    "VAAPI_NO_ENTRYPOINT": VAAPI_NO_ENTRYPOINT,
+    "QSV_ICQ_ON_LOW_POWER": QSV_ICQ_ON_LOW_POWER,
+    # The summary line alone (the reference §8): what ICQ on VDEnc ends with.
+    "QSV_RATECONTROL_UNSUPPORTED": QSV_RATECONTROL_UNSUPPORTED,
+}
+# qsvenc.c check_enc_param() when -low_power 1 was asked of a part without VDEnc
+# (Haswell/Broadwell): the opposite cause, so no low-power retry.
+QSV_LOW_POWER_UNSUPPORTED = Failure(
+    "[h264_qsv @ 0x55b0f3c8e040] Low power mode is unsupported\n"
+    "[h264_qsv @ 0x55b0f3c8e040] some encoding parameters are not supported by the QSV "
+    "runtime. Please double check the input parameters.\n" + OPEN_ENCODER,
+    1,
+    "option",
+    "Low power mode is unsupported",
+)
+
 ALL = {
+    "VAAPI_NO_ENTRYPOINT": VAAPI_NO_ENTRYPOINT,
+    "QSV_ICQ_ON_LOW_POWER": QSV_ICQ_ON_LOW_POWER,
+    "QSV_LOW_POWER_UNSUPPORTED": QSV_LOW_POWER_UNSUPPORTED,
     "QSV_RUNTIME_MISSING": QSV_RUNTIME_MISSING,
     "QSV_DEVICE_CREATION_FAILED": QSV_DEVICE_CREATION_FAILED,
     "QSV_NO_DEVICE_FOR_DECODER": QSV_NO_DEVICE_FOR_DECODER,

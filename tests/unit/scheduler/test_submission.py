@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -138,3 +139,32 @@ def test_the_example_scheduler_config_is_valid() -> None:
     config = Settings(state_dir=Path("/tmp/k"), **tomllib.loads(example.read_text("utf-8")))
     check_rules(config)
     assert config.scheduler.path_map[1].target == "sftp://recorder/recorded"
+
+
+def test_an_epgstation_hook_names_its_output_from_the_template_and_carries_its_counts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from scheduler.recorders import parse_epgstation
+
+    rec = recording(tmp_path, "20261201210000-raw.ts")
+    env = {"RECPATH": str(rec), "NAME": "ドラマ/第1話?", "CHANNELNAME": "ＮＨＫ総合",
+           "STARTAT": "1796126400000", "ENDAT": "1796128200000",  # 2026-12-01 12:00Z
+           "DROP_CNT": "0", "ERROR_CNT": "2", "SCRAMBLING_CNT": "null"}  # fmt: skip
+    monkeypatch.setenv("TZ", "UTC")  # {start} is in the scheduler's local time
+    time.tzset()
+    conf = Settings(
+        state_dir=tmp_path / "state",
+        encode={"output_name": "{title} {start:%Y-%m-%d %H%M}", "output_dir": str(tmp_path)},
+    )
+    for failed in (False, True):
+        data = parse_epgstation(env, failed=failed)
+        sub = prepare(conf, data.path, origin="epgstation", recording=data.recording,
+                      failed=data.failed)  # fmt: skip
+        assert sub is not None
+        assert Path(sub.job.output).name == "ドラマ／第1話？ 2026-12-01 1200.mp4"
+        assert sub.job.recording is not None
+        counts = sub.job.recording
+        assert (counts.drop_count, counts.error_count, counts.scrambling_count) == (0, 2, None)
+        assert counts.failed is failed  # what delete_source reads on the worker
+    monkeypatch.undo()
+    time.tzset()

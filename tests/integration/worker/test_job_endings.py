@@ -1,0 +1,43 @@
+"""Waiters on a job are woken by its end, not only by their next poll (real redis-server)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.support.redis_proc import RedisProcess
+from worker.jobs import Job, JobState
+from worker.registry import Registry
+
+pytestmark = pytest.mark.integration
+
+ENDS = [JobState.DONE, JobState.FAILED, JobState.CANCELLED]
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(state=st.sampled_from([*ENDS, JobState.QUEUED]), by=st.sampled_from(["finish", "settle"]))
+def test_a_waiter_is_woken_exactly_when_a_job_reaches_a_final_state(
+    redis_server: RedisProcess, tmp_path: Path, state: JobState, by: str
+) -> None:
+    registry = Registry.connect(redis_server.url)
+    job = Job.create(str(tmp_path / f"{state.value}-{by}.ts"), "h264-x264", output_dir=tmp_path)
+    registry.record(job, queue="encode.cpu", force=True)
+    with registry.endings() as endings:
+        if by == "finish":
+            assert registry.acquire(job.id, "a1", "w1").status == "ok"
+            ended = threading.Thread(target=registry.finish, args=(job.id, "a1", state))
+        else:
+            ended = threading.Thread(target=registry.settle, args=(job.id, state))
+        ended.start()
+        ended.join(30)
+        woken = endings.wait(30.0 if state.final else 0.3)
+    record = registry.get(job.id)
+    assert record is not None and record.state is state
+    assert woken is state.final, "woken by a final state, and only by one"
+    registry.close()
