@@ -9,6 +9,8 @@ go into the MP4 as ``mov_text`` and, when the profile asks, into a sidecar ``.sr
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -74,15 +76,38 @@ def arib_decoders(listing: str) -> list[str]:
     return found
 
 
+# Decoders found, per ffmpeg binary (its path and stat) and library path: nearly every
+# recording has captions, so without this each job would start ffmpeg once more (~0.1 s).
+# Only a found decoder is kept: a build without one is asked again, so installing
+# libavcodec-extra under a running worker takes effect at its next job.
+_found: dict[tuple[str, ...], str] = {}
+
+
+def _binary_key(ffmpeg: str) -> tuple[str, ...] | None:
+    path = shutil.which(ffmpeg)
+    if path is None:
+        return None
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return None
+    return (path, str(st.st_ino), str(st.st_mtime_ns), os.environ.get("LD_LIBRARY_PATH", ""))
+
+
 def caption_support(ffmpeg: str) -> CaptionSupport:
     """Ask ffmpeg for its decoders; a build without an ARIB caption decoder says what
     would bring one."""
+    key = _binary_key(ffmpeg)
+    if key is not None and key in _found:
+        return CaptionSupport(decoder=_found[key])
     try:
         result = process.run([ffmpeg, "-hide_banner", "-decoders"], timeout=DECODER_TIMEOUT)
     except KamadoError as e:
         return CaptionSupport(reason=f"cannot list ffmpeg's decoders: {e}")
     found = arib_decoders(result.stdout)
     if found:
+        if key is not None:
+            _found[key] = found[0]
         return CaptionSupport(decoder=found[0])
     return CaptionSupport(
         reason="this ffmpeg has no ARIB caption decoder (libaribb24 or libaribcaption; on "
