@@ -313,25 +313,48 @@ class Registry:
         result: dict[str, Any] | None = None,
         backend: str | None = None,
     ) -> bool:
-        """End an attempt and set the job's state; refused when the lease was lost."""
-        keys = [job_key(job_id), lease_key(job_id), ACTIVE]
+        """End an attempt and set the job's state; refused when the lease was lost.
+
+        The attempt's record ends in the same script that sets the state, so whoever
+        sees the state also sees the attempt that produced it (never "done" with the
+        attempt still "running").
+        """
+        keys = [job_key(job_id), lease_key(job_id), ACTIVE, attempts_key(job_id), ATTEMPT_FAILURES]
         worker = self.client.hget(job_key(job_id), "worker") or ""
+        ended, reason = self._ended_record(job_id, attempt_id, state, error, kind, backend)
         args = [
             attempt_id, state.value, _iso(), error or "", kind or "",
-            json.dumps(result) if result else "", worker, job_id,
+            json.dumps(result) if result else "", worker, job_id, ended, reason,
         ]  # fmt: skip
         ok = bool(self.call("finish an attempt", self._finish, keys=keys, args=args))
         if ok and state.final:
             self._ended(job_id)
-        if ok:
-            records = {r.attempt_id: r for r in self.history(job_id)}
-            if attempt_id in records:
-                outcome = "done" if state is JobState.DONE else str(state.value)
-                if state is JobState.QUEUED:
-                    outcome = "failed, will retry"
-                record = records[attempt_id].model_copy(update={"backend": backend})
-                self._end_attempt(job_id, record, outcome, error, kind)
         return ok
+
+    def _ended_record(
+        self,
+        job_id: str,
+        attempt_id: str,
+        state: JobState,
+        error: str | None,
+        kind: str | None,
+        backend: str | None,
+    ) -> tuple[str, str]:
+        """The attempt's ended record as JSON and its failure label ('' for none)."""
+        raw = self.call("read an attempt", self.client.hget, attempts_key(job_id), attempt_id)
+        if not raw:
+            return "", ""
+        outcome = "done" if state is JobState.DONE else str(state.value)
+        if state is JobState.QUEUED:
+            outcome = "failed, will retry"
+        record = AttemptRecord.model_validate_json(raw)
+        ended = record.model_copy(
+            update={
+                "ended_at": now(), "outcome": outcome, "error": error, "kind": kind,
+                "backend": backend,
+            }
+        )  # fmt: skip
+        return ended.model_dump_json(), failure_reason(outcome, kind) or ""
 
     def end_duplicate(self, job_id: str, attempt_id: str, worker: str, reason: str) -> None:
         """Note a delivery that was dropped without running (the lease was held)."""

@@ -51,9 +51,14 @@ redis.call('HSET', KEYS[1], 'state', ARGV[2], 'progress', ARGV[3], 'backend', AR
 return 1
 """
 
+# KEYS: job, lease, active set, attempts hash, failure counters. ARGV: attempt id, state,
+# time, error, kind, result, worker, job id, the attempt's ended record ('' for none), its
+# failure label ('' for none).
 FINISH = """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[2])
+if ARGV[9] ~= '' then redis.call('HSET', KEYS[4], ARGV[1], ARGV[9]) end
+if ARGV[10] ~= '' then redis.call('HINCRBY', KEYS[5], ARGV[10], 1) end
 redis.call('HSET', KEYS[1], 'state', ARGV[2], 'updated_at', ARGV[3], 'error', ARGV[4],
   'kind', ARGV[5], 'result', ARGV[6], 'worker', ARGV[7], 'attempt_id', '')
 if ARGV[2] == 'done' or ARGV[2] == 'failed' or ARGV[2] == 'cancelled' then
