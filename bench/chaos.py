@@ -46,6 +46,8 @@ def show(label: str, figures: Figures) -> None:
         print(f"    watchdog actions: {figures.watchdog}")
     for line in figures.failures[:20]:
         print(f"    {line}")
+    for exit_ in figures.exits:
+        print("    " + exit_.replace("\n", "\n      "))
 
 
 def main() -> int:

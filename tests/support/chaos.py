@@ -9,9 +9,13 @@ with a seeded loop of real faults while recordings flow through (bench/chaos.py,
 
 The driver (this process) submits jobs and reads the registry over Redis's unix socket
 and sees the recorder's files directly. Faults: kill -9 of a worker or its pool child
-mid-encode (systemd's restart is played by starting the worker again), redis-server
-killed and restarted, Redis frozen (SIGSTOP) longer than the lease, a worker's SFTP link
-cut, a worker's scratch disk (a small tmpfs) filled up.
+mid-encode, redis-server killed and restarted, Redis frozen (SIGSTOP) longer than the
+lease, a worker's SFTP link cut, a worker's scratch disk (a small tmpfs) filled up.
+
+systemd's `Restart=always` is played by a supervisor thread: a worker that is gone is
+started again a second later (RestartSec), whether the chaos killed it or it exited by
+itself. Exits the chaos did not cause are kept in :attr:`World.exits`, with their code
+and the end of their log, so a crash is never hidden by the restart.
 """
 
 from __future__ import annotations
@@ -83,6 +87,7 @@ class Figures:
     leftovers: int = 0
     input_blamed: int = 0
     watchdog: dict[tuple[str, str], int] = field(default_factory=dict)
+    exits: list[str] = field(default_factory=list)  # workers gone without being killed
     timeline: list[tuple[float, str]] = field(default_factory=list)
     seconds: float = 0.0
     faults: Counter[str] = field(default_factory=Counter)
@@ -112,6 +117,11 @@ class World:
         self.scratch: dict[str, Path] = {}
         self.scheduler: process.Daemon | None = None
         self.restarts: Counter[str] = Counter()
+        self.exits: list[str] = []
+        self._killed: set[str] = set()  # workers the chaos killed, not yet restarted
+        self._lock = threading.Lock()
+        self._supervising = threading.Event()
+        self._supervisor = threading.Thread(target=self._supervise, name="systemd", daemon=True)
 
     # -- building ---------------------------------------------------------------------
 
@@ -148,6 +158,35 @@ class World:
             self._configure_worker(n, name)
             self.start_worker(name)
         self._start_scheduler()
+        self._supervising.set()
+        self._supervisor.start()
+
+    def unplanned_exits(self) -> list[str]:
+        """Every time a worker was gone without the chaos killing it."""
+        with self._lock:
+            return list(self.exits)
+
+    def _supervise(self) -> None:
+        """systemd's Restart=always with RestartSec=1 for every worker."""
+        while self._supervising.is_set():
+            for name in WORKERS:
+                with self._lock:
+                    daemon = self.workers[name]
+                    if daemon.alive():
+                        continue
+                    if name in self._killed:
+                        self._killed.discard(name)
+                    else:
+                        self.exits.append(
+                            f"worker {name} (start {self.restarts[name]}) exited with "
+                            f"{daemon.returncode}:\n{daemon.log_tail(30)}"
+                        )
+                    daemon.stop(grace=0)  # reap it; its children die with it
+                time.sleep(1.0)  # RestartSec
+                with self._lock:
+                    if self._supervising.is_set():
+                        self.start_worker(name)
+            time.sleep(0.2)
 
     def start_redis(self) -> None:
         """redis-server in the broker namespace (AOF, fsync always) and on a unix socket."""
@@ -252,6 +291,9 @@ class World:
 
     def close(self) -> None:
         """Stop everything this world started and remove its namespaces and mounts."""
+        self._supervising.clear()
+        if self._supervisor.is_alive():
+            self._supervisor.join(timeout=30)
         if self.redis is not None and self.redis.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.redis.pid, signal.SIGCONT)
@@ -292,10 +334,18 @@ class World:
     # -- faults -----------------------------------------------------------------------
 
     def encoding_ffmpeg(self, name: str) -> int | None:
-        """The pid of an ffmpeg encoding in worker ``name``'s namespace, if one runs."""
+        """The pid of an ffmpeg encoding a job in worker ``name``'s namespace, if one runs.
+
+        Only an ffmpeg run by a pool child counts: the worker's main process runs ffmpeg
+        too (its start-up probe), and that is neither an encode nor a pool child.
+        """
+        main = self.workers[name].pid
         for pid in self.net.pids(name):
-            with contextlib.suppress(OSError):
-                if Path(f"/proc/{pid}/comm").read_text().strip() == "ffmpeg":
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                if Path(f"/proc/{pid}/comm").read_text().strip() != "ffmpeg":
+                    continue
+                parent = parent_of(pid)
+                if parent != main and parent_of(parent) == main:
                     return pid
         return None
 
@@ -314,13 +364,11 @@ class World:
             break
         else:
             return False  # nothing encoding: skip rather than count a kill that was not one
-        with contextlib.suppress(OSError):
+        with self._lock, contextlib.suppress(OSError):
             victim = parent_of(ffmpeg) if pool_child else self.workers[name].pid
+            if not pool_child:
+                self._killed.add(name)  # the supervisor restarts it, as systemd would
             os.kill(victim, signal.SIGKILL)
-        if not pool_child:
-            self.workers[name].stop(grace=0)  # reap it; its children die with it
-            time.sleep(1.0)  # systemd's RestartSec
-            self.start_worker(name)
         return True
 
     def redis_restart(self, down: float) -> None:
@@ -516,6 +564,7 @@ def run_once(
         if seed is not None:
             figures.timeline = [(at - started, kind) for at, kind in chaos.timeline]
         figures.watchdog = read_counters(world.registry).watchdog
+        figures.exits = world.unplanned_exits()
         return figures
 
 

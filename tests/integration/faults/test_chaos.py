@@ -36,7 +36,7 @@ def test_thirty_recordings_under_chaos_end_done_or_failed_with_a_reason_and_noth
     with chdir_repo():
         figures = run_once(tmp_path / "world", clip, JOBS, seed=12, chaos_seconds=150,
                            gap=(0.5, 1.5), settle=180, each=2)  # fmt: skip
-    report = "\n".join(figures.failures)
+    report = "\n".join([*figures.failures, *figures.exits])
     assert all(figures.faults[kind] >= 2 for kind in FAULTS), figures.faults
     assert figures.lost == 0, report
     assert figures.duplicates == 0, report
@@ -45,3 +45,5 @@ def test_thirty_recordings_under_chaos_end_done_or_failed_with_a_reason_and_noth
     assert figures.leftovers == 0, report
     assert figures.input_blamed == 0, report  # every recording is valid
     assert figures.done + figures.failed == JOBS, report
+    # A worker gone by itself is a crash, unless its watchdog made it exit for systemd.
+    assert all("so systemd restarts the worker" in e for e in figures.exits), report
