@@ -10,4 +10,7 @@ ruff format --check .
 echo "== mypy"
 mypy
 echo "== pytest"
-pytest "$@"
+# Two processes (most tests wait on real servers, not the CPU); the fault and set-up
+# tests stay serial within their groups (tests/conftest.py). KAMADO_TEST_PROCESSES=0
+# runs everything in this one process.
+pytest -n "${KAMADO_TEST_PROCESSES:-2}" --dist loadgroup "$@"

@@ -1,4 +1,11 @@
-"""Fixtures every test folder may use: a real redis-server per session and per test."""
+"""Fixtures every test folder may use: a real redis-server per session and per test.
+
+The suite runs in two processes (pytest-xdist, ``--dist loadgroup``; see scripts/test.sh).
+Tests that must not share the machine's time with each other are kept in one group, so
+one process runs them one after another: the fault tests (leases of a few seconds, kills
+and restarts timed against encodes) and the set-up tests (they add and remove real Unix
+accounts, and shadow's tools lock /etc/passwd).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,22 @@ import pytest
 
 from tests.support.media import Clips, make_clips
 from tests.support.redis_proc import RedisProcess
+
+
+SERIAL_GROUPS = {
+    "tests/integration/faults/": "faults",
+    "tests/integration/setup/": "accounts",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Put the tests of each folder in :data:`SERIAL_GROUPS` into its xdist group."""
+    root = Path(str(config.rootpath))
+    for item in items:
+        where = Path(str(item.path)).relative_to(root).as_posix()
+        for prefix, group in SERIAL_GROUPS.items():
+            if where.startswith(prefix):
+                item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")

@@ -30,7 +30,9 @@ SILENCE = 5.0  # the watchdog's silence, well under the wait for progress below
 @pytest.mark.timeout(400)
 def test_a_worker_keeps_receiving_after_every_one_of_many_redis_restarts(rig: Rig) -> None:
     chance = random.Random(8030)
-    sources = [rig.source(clip=rig.clips.isdb_1080i, name=f"rec-{n}.ts") for n in range(24)]
+    sources = [
+        rig.source(clip=rig.clips.isdb_1080i, name=f"rec-{n}.ts") for n in range(2 * RESTARTS + 2)
+    ]
     _, name, daemon = rig.start_worker("a", KAMADO_WORKER__WATCHDOG_SILENCE=str(SILENCE))
     rig.start_reconciler()
     jobs = [rig.submit(s) for s in sources]
