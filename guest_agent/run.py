@@ -9,6 +9,7 @@ from guest_agent.ledger import TaskHooks
 from guest_agent.plan import Plan, make_plan
 from guest_agent.probe import run_probe
 from guest_agent.tables import backends_table
+from worker.backend_view import CONF_KEY, backend_lines
 from worker.celery_app import create_app
 from worker.cli.common import err_console, fail
 from worker.cli.worker_cmd import HeartbeatHook, run_worker
@@ -59,6 +60,7 @@ def run_guest(
     beat = HeartbeatHook(run_with, url, list(plan.queues), dict(plan.fps),
                          interval=settings.guest.heartbeat_interval)  # fmt: skip
     beat.problems = list(plan.problems)
+    app.conf[CONF_KEY] = backend_lines(plan.fps, beat.problems)  # Flower's worker page
     beat.captions = probe.captions
     TaskHooks(settings, url).connect()
     guard = GpuGuard(app, settings, plan, beat)

@@ -39,6 +39,16 @@ class Message:
     key: str
     raw: str
 
+    @property
+    def task_id(self) -> str | None:
+        """The Celery task id of this message (what Flower lists it under)."""
+        try:
+            headers = json.loads(self.raw).get("headers") or {}
+        except (ValueError, AttributeError):
+            return None
+        found = headers.get("id") if isinstance(headers, dict) else None
+        return str(found) if found else None
+
 
 def level_key(queue: str, level: int) -> str:
     """The Redis list holding a queue's messages of one priority level."""
@@ -79,15 +89,17 @@ class BrokerState:
 
     def remove(self, job_id: str, queues: list[str]) -> int:
         """Drop every waiting message of a job (after it was cancelled)."""
-        removed = 0
+        return len(self.remove_messages(job_id, queues))
+
+    def remove_messages(self, job_id: str, queues: list[str]) -> list[Message]:
+        """Drop every waiting message of a job; the messages this call removed."""
+        removed = []
         for queue in queues:
             for message in self.waiting(queue):
-                if message.job_id == job_id:
-                    removed += int(
-                        self.registry.call(
-                            "remove a message", self.client.lrem, message.key, 1, message.raw
-                        )
-                    )
+                if message.job_id == job_id and self.registry.call(
+                    "remove a message", self.client.lrem, message.key, 1, message.raw
+                ):
+                    removed.append(message)
         return removed
 
     def hosts(self) -> list[HostHeartbeat]:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
+from scheduler.job_table import jobs_table, workers_table
 from worker.cli.common import (
     EXIT_FAILED,
     ConfigOption,
@@ -28,10 +28,6 @@ if TYPE_CHECKING:
     from worker.settings import Settings
 
 JobArg = Annotated[str, typer.Argument(help="a job id, or a unique prefix of one")]
-COLOURS = {
-    "done": "green", "failed": "red", "cancelled": "yellow", "held": "magenta",
-    "queued": "cyan", "staging": "blue", "encoding": "blue", "verifying": "blue",
-}  # fmt: skip
 
 
 def _connect(settings: Settings) -> Deliverer:
@@ -50,61 +46,10 @@ def _states(values: list[str] | None) -> list[JobState]:
         raise BadInputError(f"--state {values}: unknown state (known: {known})") from None
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    seconds = int(seconds)
-    if seconds < 120:
-        return f"{seconds}s"
-    if seconds < 7200:
-        return f"{seconds // 60}m"
-    if seconds < 172800:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    return f"{seconds // 86400}d"
-
-
-def _name(source: str) -> str:
-    return PurePosixPath(source).name
-
-
-def jobs_table(rows: list[dict[str, Any]], title: str = "jobs") -> Table:
-    """Jobs as a table: id, state, profile, worker, backend, progress, fps, ETA, age, source."""
-    table = Table(title=title)
-    for column in (
-        "id",
-        "state",
-        "profile",
-        "worker",
-        "backend",
-        "%",
-        "fps",
-        "ETA",
-        "age",
-        "source",
-    ):
-        table.add_column(column, no_wrap=column not in ("source",))
-    for item in rows:
-        colour = COLOURS.get(item["state"], "white")
-        progress = item["progress"]
-        table.add_row(
-            item["id"][:12],
-            f"[{colour}]{item['state']}[/]" + (" [yellow]![/]" if item["flags"] else ""),
-            Text(item["profile"]),
-            Text((item["worker"] or "").split("@")[0]),
-            Text(item["backend"] or ""),
-            f"{progress:.0f}" if progress is not None else "",
-            f"{item['fps']:.0f}" if item["fps"] else "",
-            _duration(item["eta_s"]),
-            _duration(item["age_s"]),
-            Text(_name(item["source"])),
-        )
-    return table
-
-
 def _show_one(data: dict[str, Any]) -> None:
     for key in ("id", "state", "waiting", "source", "output", "profile", "priority", "queue",
-                "attempts", "worker", "backend", "progress", "error", "flags",
-                "created_at"):  # fmt: skip
+                "attempts", "worker", "backend", "progress", "error", "flags", "size_bytes",
+                "duration_s", "encode_s", "realtime", "created_at", "queued_at"):  # fmt: skip
         value = data.get(key)
         if value not in (None, "", []):
             console.print(f"[bold]{key}[/]: ", end="")
@@ -146,8 +91,9 @@ def status(
                 job_id = jobs.resolve(box.registry, box.state, job)
                 data = jobs.detail(box.registry, box.state, job_id)
                 if data["state"] == "queued" and data["queue"]:
+                    # One job: the whole story, with the fix, when nobody serves its queue.
                     waits = unserved_queues(box.registry, box.state, [data["queue"]])
-                    data["waiting"] = waits[0].line() if waits else None
+                    data["waiting"] = waits[0].line() if waits else data["waiting"]
             else:
                 rows = jobs.listing(box.registry, box.state, states=wanted, limit=limit)
                 waits = unserved_queues(box.registry, box.state)
@@ -160,7 +106,7 @@ def status(
     elif as_json:
         print_json(rows)
     else:
-        console.print(jobs_table(rows))
+        console.print(jobs_table(rows, width=console.width))
         for item in waits:
             console.print(Text.assemble(("waiting: ", "yellow"), item.line()), soft_wrap=True)
 
@@ -174,7 +120,7 @@ def cancel(job: JobArg, config: ConfigOption = None, as_json: JsonOption = False
         box = _connect(settings)
         try:
             job_id = jobs.resolve(box.registry, box.state, job)
-            answer = jobs.cancel(box.registry, box.state, job_id)
+            answer = jobs.cancel(box.registry, box.state, job_id, app=box.app)
         finally:
             box.close()
     except KamadoError as e:
@@ -231,6 +177,7 @@ def presence(box: Deliverer) -> dict[str, Any]:
                 "hostname": w.hostname,
                 "queues": w.queues,
                 "backends": [b.model_dump(mode="json") for b in w.backends],
+                "problems": [p.model_dump(mode="json") for p in w.problems],
                 "current_job": w.current_job,
                 "captions": w.captions.model_dump(mode="json") if w.captions else None,
                 "heartbeat_age_s": _age(w.updated_at),
@@ -250,32 +197,9 @@ def presence(box: Deliverer) -> dict[str, Any]:
     }
 
 
-def caption_cell(captions: dict[str, Any] | None) -> Text:
-    """A worker's ARIB caption decoder, "no decoder" (captions dropped there), or "?"."""
-    if captions is None:
-        return Text("?")
-    if captions.get("decoder"):
-        return Text(str(captions["decoder"]))
-    return Text("no decoder", style="yellow")
-
-
 def presence_tables(data: dict[str, Any]) -> list[Table]:
     """Workers and hosts as tables."""
-    table = Table(title="workers")
-    columns = ("worker", "queues", "backends (× realtime, fps)", "captions", "job", "heartbeat")
-    for column in columns:
-        table.add_column(column)
-    for w in data["workers"]:
-        backends = ", ".join(
-            b["backend"]
-            + (f" {b['realtime']:g}×" if b.get("realtime") else "")
-            + (f" {b['fps']:.0f}fps" if b.get("fps") else "")
-            for b in w["backends"]
-        )
-        table.add_row(
-            w["hostname"], ",".join(w["queues"]), backends, caption_cell(w.get("captions")),
-            (w["current_job"] or "")[:12], f"{w['heartbeat_age_s']:.0f}s ago",
-        )  # fmt: skip
+    table = workers_table(data["workers"])
     tables = [table]
     if data["hosts"]:
         hosts = Table(title="host agents")

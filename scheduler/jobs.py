@@ -8,12 +8,16 @@ from typing import TYPE_CHECKING, Any
 from scheduler.broker import BrokerState
 from scheduler.errors import UnknownJob
 from scheduler.routing import initial_queue
+from scheduler.waiting import waiting_reasons
 from worker.errors import BadInputError, KamadoError
 from worker.jobs import JobState, now
 from worker.profiles import QUEUE_CPU, QUEUE_GPU, get_profile
 from worker.registry import JobRecord, Registry
+from worker.task_events import ended_fields, send_revoked, sender_name
 
 if TYPE_CHECKING:
+    from celery import Celery
+
     from scheduler.deliver import Deliverer
 
 HEX = re.compile(r"^[0-9a-f]{1,20}$")
@@ -41,10 +45,35 @@ def resolve(registry: Registry, state: BrokerState, text: str) -> str:
     return matches[0]
 
 
+def worker_host(worker: str | None) -> str | None:
+    """The worker as an admin knows it: its host for Celery's default ``celery@host`` name."""
+    if not worker:
+        return None
+    name, at, host = worker.partition("@")
+    return host if at and name == "celery" and host else worker
+
+
+def _outcome(record: JobRecord) -> dict[str, Any]:
+    """A done job's size, video length, encode time and speed (× realtime)."""
+    result = record.result or {}
+    video = result.get("duration_s")
+    took = result.get("encode_seconds")
+    return {
+        "size_bytes": result.get("size_bytes"),
+        "duration_s": video,
+        "encode_s": took,
+        "realtime": round(float(video) / float(took), 2) if video and took else None,
+    }
+
+
 def row(record: JobRecord, flags: list[str] | None = None) -> dict[str, Any]:
     """One job as `kamado status --json` prints it."""
     progress = record.progress
     created = record.created_at or record.job.submitted_at
+    queued = record.queued_at or created
+    running = record.state in RUNNING
+    done = record.state is JobState.DONE
+    outcome = _outcome(record) if done else {}
     data: dict[str, Any] = {
         "id": record.id,
         "state": record.state.value,
@@ -55,19 +84,24 @@ def row(record: JobRecord, flags: list[str] | None = None) -> dict[str, Any]:
         "priority": record.job.priority,
         "queue": record.queue,
         "worker": record.worker,
+        "worker_host": worker_host(record.worker),
         "backend": record.backend or (record.result or {}).get("backend"),
-        "progress": 100.0
-        if record.state is JobState.DONE
-        else (progress.percent if progress else None),
-        "fps": progress.fps if progress else None,
-        "eta_s": progress.eta_s if progress and record.state in RUNNING else None,
+        "progress": 100.0 if done else (progress.percent if progress and running else None),
+        # Only a running job has a live speed; a done one its average; others none.
+        "fps": (record.result or {}).get("average_fps")
+        if done
+        else (progress.fps if progress and running else None),
+        "eta_s": progress.eta_s if progress and running else None,
+        **outcome,
+        "waiting": None,
         "error": record.error,
         "kind": record.kind,
         "flags": flags or [],
         "cancel_requested": record.cancel_requested,
         "created_at": created.isoformat(),
+        "queued_at": queued.isoformat(),
         "updated_at": record.updated_at.isoformat() if record.updated_at else None,
-        "age_s": round((now() - created).total_seconds(), 1),
+        "age_s": round((now() - queued).total_seconds(), 1),
     }
     if record.job.recording is not None:
         data["recording"] = record.job.recording.model_dump(mode="json", exclude_none=True)
@@ -81,7 +115,16 @@ def detail(registry: Registry, state: BrokerState, job_id: str) -> dict[str, Any
         raise UnknownJob(f"job {job_id}: no such job", job=job_id)
     data = row(record, state.flags([job_id]).get(job_id))
     data["history"] = [a.model_dump(mode="json") for a in record.history]
+    _add_waiting(registry, state, [data])
     return data
+
+
+def _add_waiting(registry: Registry, state: BrokerState, rows: list[dict[str, Any]]) -> None:
+    """Set each queued row's ``waiting``: why it waits (nobody serves it, or its turn)."""
+    queued = [(r["id"], r["queue"]) for r in rows if r["state"] == JobState.QUEUED.value]
+    reasons = waiting_reasons(registry, state, queued)
+    for item in rows:
+        item["waiting"] = reasons.get(item["id"], item.get("waiting"))
 
 
 def listing(
@@ -92,16 +135,28 @@ def listing(
     if states:
         records = [r for r in records if r.state in states][:limit]
     flags = state.flags([r.id for r in records])
-    return [row(r, flags.get(r.id)) for r in records]
+    rows = [row(r, flags.get(r.id)) for r in records]
+    _add_waiting(registry, state, rows)
+    return rows
 
 
-def cancel(registry: Registry, state: BrokerState, job_id: str) -> str:
-    """Cancel a job; returns cancelled, cancelling (a running attempt stops), or the final state."""
+def cancel(registry: Registry, state: BrokerState, job_id: str, app: Celery | None = None) -> str:
+    """Cancel a job; returns cancelled, cancelling (a running attempt stops), or the final state.
+
+    The messages of a waiting job are dropped; with ``app``, Flower hears that their tasks
+    are revoked (they would otherwise stay PENDING there forever).
+    """
     answer = registry.request_cancel(job_id)
     if not answer:
         raise UnknownJob(f"job {job_id}: no such job", job=job_id)
     if answer == "cancelled":
-        state.remove(job_id, [QUEUE_GPU, QUEUE_CPU])
+        removed = state.remove_messages(job_id, [QUEUE_GPU, QUEUE_CPU])
+        if app is not None:
+            sender = sender_name("scheduler")
+            fields = ended_fields(JobState.CANCELLED.value, "while it waited")
+            for message in removed:
+                if message.task_id:
+                    send_revoked(app, sender, message.task_id, fields)
     return answer
 
 

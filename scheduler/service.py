@@ -21,6 +21,7 @@ from scheduler.unserved import UnservedWatch
 from worker.errors import BrokerError, KamadoError
 from worker.profiles import QUEUE_CPU, QUEUE_GPU
 from worker.settings import Settings
+from worker.task_events import MOVED, ended_fields, send_revoked, sender_name
 
 log = logging.getLogger("kamado.scheduler")
 # Seconds between looks for queues that hold work no worker consumes.
@@ -64,7 +65,7 @@ class Service:
         for job_id in moves:
             if not state.move(by_id[job_id], job_id, QUEUE_CPU):
                 continue  # a worker took it meanwhile
-            publish(self.deliverer.app, jobs[job_id], QUEUE_CPU)
+            new_task = publish(self.deliverer.app, jobs[job_id], QUEUE_CPU)
             hw = cluster.hardware
             reason = (
                 "software finishes it before the hardware queue would reach it "
@@ -73,6 +74,10 @@ class Service:
                 else "no hardware worker up and none can be woken"
             )
             log.info("job %s moved to %s: %s", job_id, QUEUE_CPU, reason)
+            old_task = by_id[job_id].task_id
+            if old_task:
+                fields = ended_fields(MOVED, reason, moved_to=QUEUE_CPU, next_task=new_task)
+                send_revoked(self.deliverer.app, sender_name("scheduler"), old_task, fields)
             moved.append(Moved(job_id, reason))
         return moved
 

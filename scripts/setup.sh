@@ -12,9 +12,10 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 runtime_pkgs=(ffmpeg libavcodec-extra python3-venv python3-dev gcc)
 # Test suite: a real redis-server, sshd for SFTP staging, libvirt for the host agent,
 # virt-xml-validate, systemd-analyze for the units, iproute2 for network namespaces.
+# chromium and a Japanese font for the screenshot of Flower's tasks page (docs/).
 dev_pkgs=(redis-server openssh-server openssh-client pkg-config libvirt-dev libvirt-clients
           libvirt-daemon-driver-qemu qemu-system-x86 libxml2-utils systemd iproute2 procps
-          busybox-static cpio util-linux)
+          busybox-static cpio util-linux chromium fonts-ipafont-gothic)
 
 wanted=("${runtime_pkgs[@]}")
 if [ "$mode" = "dev" ]; then wanted+=("${dev_pkgs[@]}"); fi

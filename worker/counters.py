@@ -11,10 +11,22 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from worker.errors import (
+    AttemptCrashed,
+    BackendUnavailable,
+    BadInputError,
+    BrokerError,
+    EncodeError,
+    OutputError,
+    SourceError,
+    StagingError,
+    VerifyError,
+)
+
 if TYPE_CHECKING:
     from worker.registry import Registry
 
-# Failed attempts by reason (the error kind: input, ffmpeg, lost, timeout, ...).
+# Failed attempts by reason (one of FAILURE_REASONS).
 ATTEMPT_FAILURES = "kamado:counter:attempt_failures"
 # Watchdog actions by worker and action (restart, exit): field is JSON [worker, action].
 WATCHDOG_ACTIONS = "kamado:counter:watchdog"
@@ -24,11 +36,48 @@ WATCHDOG_ACTIONS = "kamado:counter:watchdog"
 NOT_FAILED = frozenset({"running", "done", "dropped", "cancelled"})
 
 
+# The reason labels of kamado_attempt_failures_total, as docs/deploy.md lists them:
+# ffmpeg's own kinds (worker/ffmpeg_errors.py) first, then kamado's.
+FFMPEG_KINDS = ("option", "hardware", "disk", "input", "crash", "encode", "stalled")
+FAILURE_REASONS = (
+    *FFMPEG_KINDS,
+    "timeout",  # ran past encode.soft_time_limit
+    "lost",  # the worker stopped renewing its lease (killed, crashed, cut off)
+    "verify",  # the output failed ffprobe's checks
+    "output",  # the output could not be written or placed
+    "backend",  # the job's backends are not proven on that worker
+    "staging",  # fetching the source or pushing the output failed
+    "broker",  # Redis could not be reached mid-attempt
+    "internal",  # an error kamado did not expect (a bug: see the worker's log)
+    "unknown",  # anything else, such as a kind recorded by an older version
+)
+_BY_CLASS: tuple[tuple[type[Exception], str], ...] = (
+    (SourceError, "input"),
+    (BadInputError, "input"),
+    (VerifyError, "verify"),
+    (OutputError, "output"),
+    (BackendUnavailable, "backend"),
+    (StagingError, "staging"),
+    (BrokerError, "broker"),
+    (AttemptCrashed, "internal"),
+)
+
+
+def failure_kind(error: Exception) -> str:
+    """The documented reason an attempt that raised ``error`` failed for."""
+    if isinstance(error, EncodeError):
+        return error.kind if error.kind in FFMPEG_KINDS else "encode"
+    declared = getattr(error, "kind", None)
+    if isinstance(declared, str) and declared in FAILURE_REASONS:
+        return declared
+    return next((reason for cls, reason in _BY_CLASS if isinstance(error, cls)), "unknown")
+
+
 def failure_reason(outcome: str, kind: str | None) -> str | None:
     """The reason label an ended attempt counts under, or None when it did not fail."""
     if outcome in NOT_FAILED:
         return None
-    return kind or "unknown"
+    return kind if kind in FAILURE_REASONS else "unknown"
 
 
 @dataclass

@@ -9,7 +9,6 @@ set on Flower's options object directly, never on a command line another user co
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,14 +22,11 @@ from worker.errors import ConfigError
 from worker.jobs import ENCODE_TASK
 from worker.settings import Settings
 from worker.settings_admin import is_loopback, parse_basic_auth
+from worker.task_view import view
 
 BASIC_AUTH_ENV = "KAMADO_FLOWER_BASIC_AUTH"
-TASK_COLUMNS = "name,uuid,state,args,received,started,runtime,worker,retries"
-# Celery's saferepr (the args of task events) writes a string as '...' with only its
-# single quotes escaped (\'); backslashes stay as they are, so this is not Python syntax.
-_FIELDS = {
-    name: re.compile(rf"'{name}': '((?:\\'|[^'])*)'") for name in ("id", "source", "profile")
-}
+# The tasks page: the recording (args) and kamado's state words (result) up front.
+TASK_COLUMNS = "uuid,state,args,result,worker,received,started,runtime,retries,name"
 
 
 @dataclass(frozen=True)
@@ -130,28 +126,11 @@ def flower_app(settings: Settings, broker_url: str) -> Celery:
     return create_app(settings, broker_url)
 
 
-def _field(text: str, name: str) -> str | None:
-    match = _FIELDS[name].search(text)
-    return match.group(1).replace("\\'", "'") if match else None
-
-
-def describe_args(args: str) -> str | None:
-    """``job <id> · <file name> · <profile>`` from an encode task's args repr, or None."""
-    job_id = _field(args, "id")
-    source = _field(args, "source")
-    profile = _field(args, "profile")
-    if not (job_id and source and profile):
-        return None
-    name = source.rstrip("/").rsplit("/", 1)[-1]
-    return f"job {job_id} · {name} · {profile}"
-
-
 def format_task(task: Any) -> Any:
-    """Flower's format_task hook: show an encode task's job, file name and profile."""
-    if getattr(task, "name", None) == ENCODE_TASK and isinstance(getattr(task, "args", None), str):
-        readable = describe_args(task.args)
-        if readable:
-            task.args = readable
+    """Flower's format_task hook: an encode task's recording, profile and kamado's words."""
+    if getattr(task, "name", None) == ENCODE_TASK:
+        for name, value in view(task).items():
+            setattr(task, name, value)
     return task
 
 

@@ -142,6 +142,8 @@ class JobRecord(BaseModel):
     result: dict[str, Any] | None = None
     cancel_requested: bool = False
     created_at: datetime | None = None
+    # When it was last queued: its first submission, or the retry or forced re-run since.
+    queued_at: datetime | None = None
     updated_at: datetime | None = None
     history: list[AttemptRecord] = Field(default_factory=list)
 
@@ -464,6 +466,7 @@ def _parse(raw: dict[str, str], history: list[AttemptRecord]) -> JobRecord:
         result=json.loads(result) if result else None,
         cancel_requested=raw.get("cancel") == "1",
         created_at=datetime.fromisoformat(raw["created_at"]) if raw.get("created_at") else None,
+        queued_at=datetime.fromisoformat(raw["queued_at"]) if raw.get("queued_at") else None,
         updated_at=datetime.fromisoformat(raw["updated_at"]) if raw.get("updated_at") else None,
         history=history,
     )

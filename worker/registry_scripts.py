@@ -12,7 +12,8 @@ if exists == 1 then
 end
 redis.call('HSET', KEYS[1], 'job', ARGV[1], 'state', ARGV[2], 'queue', ARGV[3],
   'attempts', 0, 'updated_at', ARGV[4], 'error', '', 'kind', '', 'result', '',
-  'progress', '', 'cancel', '0', 'worker', '', 'attempt_id', '', 'backend', '')
+  'progress', '', 'cancel', '0', 'worker', '', 'attempt_id', '', 'backend', '',
+  'queued_at', ARGV[4])
 redis.call('HSETNX', KEYS[1], 'created_at', ARGV[4])
 redis.call('ZADD', KEYS[2], ARGV[5], ARGV[7])
 if ARGV[2] ~= 'held' then redis.call('SADD', KEYS[3], ARGV[7]) end

@@ -13,14 +13,16 @@ import logging
 import os
 import secrets
 import socket
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NoReturn
 
-from celery import Celery, Task
-from celery.exceptions import SoftTimeLimitExceeded
+from celery import Celery, Task, states
+from celery.exceptions import Ignore, SoftTimeLimitExceeded
 from celery.signals import worker_process_shutdown
 
 from worker import probe_reuse
 from worker.capabilities import cached_probe
+from worker.counters import failure_kind
 from worker.encode import Attempt, StageSource, encode_job
 from worker.errors import (
     AttemptCrashed,
@@ -46,14 +48,19 @@ from worker.prefetch_next import NextPrefetch, consumed_queues
 from worker.presence import record_speed
 from worker.profiles import Backend, get_profile
 from worker.progress import Progress
-from worker.registry import Registry
+from worker.registry import Acquired, Registry
 from worker.settings import Settings
 from worker.spans import mark, span
+from worker.task_events import (
+    ended_fields,
+    progress_fields,
+    send_revoked,
+    send_update,
+)
 
 log = logging.getLogger("kamado.worker")
 
 PROGRESS_STATE = "PROGRESS"
-PROGRESS_EVENT = "task-progress"
 # ffmpeg failures that will repeat on every attempt: a broken input or a bad option.
 PERMANENT_KINDS = {"input", "option", "disk"}
 HARDWARE_BACKENDS = {b.value for b in Backend if b.hardware}
@@ -157,6 +164,14 @@ def admit(registry: Registry, job: Job, queue: str) -> None:
         )
 
 
+def revoke(task: Task[Any, Any], app: Celery, worker: str, job: Job, when: str) -> NoReturn:
+    """End a cancelled job's task as REVOKED, not FAILURE: cancelling is not failing."""
+    task_id = str(task.request.id)
+    task.update_state(task_id=task_id, state=states.REVOKED, meta={"job_id": job.id})
+    send_revoked(app, worker, task_id, ended_fields(JobState.CANCELLED.value, when))
+    raise Ignore()
+
+
 def announce(registry: Registry, notifier: Notifier, job_id: str) -> None:
     """Tell the configured webhook that a job reached a final state (never blocks)."""
     try:
@@ -189,30 +204,19 @@ def run_attempt(
         registry.end_duplicate(job.id, attempt_id, worker, f"lease held by attempt {got.detail}")
         log.info("job %s: dropped a duplicate delivery (lease held)", job.id)
         return {"job_id": job.id, "skipped": "duplicate delivery: another attempt holds the lease"}
-    if got.status in ("final", "cancelled"):
-        record = registry.get(job.id)
-        log.info("job %s: nothing to do (%s)", job.id, got.detail or got.status)
-        if record and record.state is JobState.DONE and record.result:
-            return record.result
-        raise JobFailed(f"job {job.id} is {record.state.value if record else got.status}")
-    if got.status == "exhausted":
-        reasons = "; ".join(
-            f"attempt {r.number}: {r.error}" for r in registry.history(job.id) if r.error
-        )
-        message = f"{job.source}: gave up after {got.detail} attempts ({reasons or 'no reason'})"
-        registry.settle(job.id, JobState.FAILED, message)
-        announce(registry, notifier, job.id)
-        raise JobFailed(message)
+    if got.status in ("final", "cancelled", "exhausted"):
+        return not_run(task, app, registry, notifier, job, (worker, got))
 
     # The keeper thread publishes progress: Celery's request context is thread-local, so
     # take the task id and worker name here and address the backend and events directly.
     task_id = str(task.request.id)
 
     def publish(progress: Progress) -> None:
-        meta = progress_meta(job, progress)
-        task.update_state(task_id=task_id, state=PROGRESS_STATE, meta=meta)
-        with app.events.default_dispatcher(hostname=worker) as dispatcher:
-            dispatcher.send(PROGRESS_EVENT, uuid=task_id, **meta)
+        task.update_state(task_id=task_id, state=PROGRESS_STATE, meta=progress_meta(job, progress))
+        send_update(app, worker, task_id, progress_fields(progress))
+
+    def ended(state: str, reason: str) -> None:
+        send_update(app, worker, task_id, ended_fields(state, reason))
 
     claims = Claims(registry)
     with LeaseKeeper(registry, job.id, attempt_id, publish=publish) as keeper:
@@ -245,7 +249,8 @@ def run_attempt(
         except JobCancelled as e:
             registry.finish(job.id, attempt_id, JobState.CANCELLED, error="cancelled")
             announce(registry, notifier, job.id)
-            raise JobFailed(str(e)) from None
+            log.info("%s", e)
+            revoke(task, app, worker, job, "while it ran")
         except SoftTimeLimitExceeded:
             limit = settings.encode.soft_time_limit
             message = (
@@ -253,10 +258,11 @@ def run_attempt(
             )
             registry.finish(job.id, attempt_id, JobState.FAILED, error=message, kind="timeout")
             announce(registry, notifier, job.id)
+            ended(JobState.FAILED.value, message)
             raise JobFailed(message) from None
         except KamadoError as e:
             return fail_or_retry(
-                task, settings, registry, job, (attempt_id, got.attempt), e, notifier
+                task, settings, registry, job, (attempt_id, got.attempt), e, notifier, ended
             )
         except Exception as e:  # a bug or an OS error nobody converted: end the attempt now
             log.exception("job %s: attempt %s crashed", job.id, attempt_id)
@@ -264,7 +270,7 @@ def run_attempt(
                 f"{job.source}: the attempt ended on an unexpected {type(e).__name__}: {e}"
             )
             return fail_or_retry(
-                task, settings, registry, job, (attempt_id, got.attempt), crashed, notifier
+                task, settings, registry, job, (attempt_id, got.attempt), crashed, notifier, ended
             )
     with span(job.id, "task.finish"):
         done = registry.finish(
@@ -293,6 +299,36 @@ def note_speed(registry: Registry, worker: str, result: dict[str, Any]) -> None:
         log.warning("could not record the encode speed: %s", e)
 
 
+def not_run(
+    task: Task[Any, Any],
+    app: Celery,
+    registry: Registry,
+    notifier: Notifier,
+    job: Job,
+    taken: tuple[str, Acquired],
+) -> dict[str, Any]:
+    """A delivery of a job that must not run: final, cancelled, or out of attempts."""
+    worker, got = taken
+    if got.status in ("final", "cancelled"):
+        record = registry.get(job.id)
+        log.info("job %s: nothing to do (%s)", job.id, got.detail or got.status)
+        if record and record.state is JobState.DONE and record.result:
+            return record.result
+        if got.status == "cancelled" or (record and record.state is JobState.CANCELLED):
+            revoke(task, app, worker, job, "cancelled before it ran")
+        raise JobFailed(f"job {job.id} is {record.state.value if record else got.status}")
+    if got.status == "exhausted":
+        reasons = "; ".join(
+            f"attempt {r.number}: {r.error}" for r in registry.history(job.id) if r.error
+        )
+        message = f"{job.source}: gave up after {got.detail} attempts ({reasons or 'no reason'})"
+        registry.settle(job.id, JobState.FAILED, message)
+        announce(registry, notifier, job.id)
+        send_update(app, worker, str(task.request.id), ended_fields("failed", message))
+        raise JobFailed(message)
+    raise JobFailed(f"job {job.id}: {got.status}")
+
+
 def fail_or_retry(
     task: Task[Any, Any],
     settings: Settings,
@@ -301,10 +337,11 @@ def fail_or_retry(
     attempt: tuple[str, int],
     error: KamadoError,
     notifier: Notifier,
+    ended: Callable[[str, str], None] = lambda _s, _r: None,
 ) -> dict[str, Any]:
     """Fail at once for permanent errors; otherwise requeue until the attempt limit."""
     attempt_id, number = attempt
-    kind = getattr(error, "kind", None) or type(error).__name__
+    kind = failure_kind(error)
     backend = getattr(error, "backend", None)
     if is_permanent(error) or number >= settings.jobs.max_attempts:
         registry.finish(
@@ -312,6 +349,7 @@ def fail_or_retry(
         )
         log.warning("job %s failed: %s", job.id, error)
         announce(registry, notifier, job.id)
+        ended(JobState.FAILED.value, str(error))
         raise JobFailed(str(error))
     registry.finish(
         job.id, attempt_id, JobState.QUEUED, error=str(error), kind=kind, backend=backend

@@ -12,12 +12,14 @@ from celery.signals import worker_ready, worker_shutdown
 from rich.table import Table
 from rich.text import Text
 
+from worker.backend_view import CONF_KEY, backend_lines, problems_of
 from worker.capabilities import ProbeReport, Status, cached_probe
 from worker.captions import CaptionSupport, caption_support, describe_support
 from worker.celery_app import create_app
 from worker.cli.common import ConfigOption, err_console, fail, settings_or_exit
 from worker.errors import BadInputError, KamadoError, NothingToServe
 from worker.heartbeat import BackendProblem, BackendSpeed, WorkerHeartbeat
+from worker.pool_guard import refuse_pool_resize
 from worker.presence import HeartbeatPublisher, current_job, speeds
 from worker.probe_reuse import probe_at_start
 from worker.profiles import QUEUE_GPU
@@ -61,6 +63,7 @@ def worker(
     chosen = [q.strip() for q in (queues or ",".join(settings.worker.queues)).split(",")]
     if not all(chosen):
         fail(BadInputError(f"--queues {queues!r}: empty queue name"))
+    refused: list[BackendProblem] = []
     try:
         if settings.broker_url is not None:
             # A refused login never heals by itself: fail the start instead of retrying.
@@ -76,6 +79,7 @@ def worker(
             if not proven:
                 fail(NothingToServe("no encoder backend works on this machine (see the table)"))
             app.conf.kamado_backends = [b.value for b in proven]
+            refused = problems_of(report)
             app.conf.kamado_probed_at = report.probed_at
             if QUEUE_GPU in chosen and not any(b.hardware for b in proven):
                 err_console.print(
@@ -84,17 +88,15 @@ def worker(
                 )
     except KamadoError as e:
         fail(e)
+    fps = proven_fps(app, settings)
+    beat = HeartbeatHook(settings, str(app.conf.broker_url), chosen, fps)
+    beat.problems = refused
+    verb = "proven" if settings.worker.backends == "auto" else "configured (not probed)"
+    app.conf[CONF_KEY] = backend_lines(fps, refused, verb)  # Flower's worker page, Config tab
     run_worker(
-        app,
-        settings,
-        chosen,
-        concurrency=concurrency,
-        hostname=hostname,
-        loglevel=loglevel,
-        heartbeat=HeartbeatHook(
-            settings, str(app.conf.broker_url), chosen, proven_fps(app, settings)
-        ),
-    )
+        app, settings, chosen, concurrency=concurrency, hostname=hostname, loglevel=loglevel,
+        heartbeat=beat,
+    )  # fmt: skip
 
 
 def worker_argv(
@@ -142,6 +144,7 @@ def run_worker(
     for hook in (watchdog, *hooks):
         worker_ready.connect(hook.start, weak=False)
         worker_shutdown.connect(hook.stop, weak=False)
+    refuse_pool_resize()
     app.worker_main(
         worker_argv(settings, queues, concurrency=concurrency, hostname=hostname, loglevel=loglevel)
     )

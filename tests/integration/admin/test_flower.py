@@ -16,11 +16,11 @@ from tests.support.procs import wait_for
 from tests.support.redis_proc import RedisProcess, free_port
 from tests.support.workers import client_settings, environ_without_kamado, running_worker
 from worker import process
-from worker.flower import describe_args
 from worker.jobs import Job, JobState
 from worker.registry import Registry
 from worker.sample import make_sample
 from worker.submit import submit_job
+from worker.task_view import describe_args
 
 pytestmark = pytest.mark.integration
 
@@ -157,7 +157,7 @@ def test_a_finished_job_shows_in_the_api_with_job_id_file_profile_and_state(
     assert job.id in args
     assert "h264-x264" in args
     # The tasks page shows it through kamado's format_task hook, quotes and all.
-    assert describe_args(args) == f"job {job.id} · ニュース 'final'.ts · h264-x264"
+    assert describe_args(args) == f"ニュース 'final'.ts · h264-x264 · job {job.id}"
     info = get_json(f"{base}/api/task/info/{task_id}", auth)
     assert info["state"] == "SUCCESS"
     page = get_json(
@@ -166,7 +166,8 @@ def test_a_finished_job_shows_in_the_api_with_job_id_file_profile_and_state(
         auth,
     )
     rows = {row["uuid"]: row for row in page["data"]}
-    assert rows[task_id]["args"] == f"job {job.id} · ニュース 'final'.ts · h264-x264"
+    assert rows[task_id]["args"] == f"ニュース 'final'.ts · h264-x264 · job {job.id}"
+    assert rows[task_id]["result"].startswith("done · x264 · "), rows[task_id]["result"]
     # Flower's runtime histogram has buckets for hours-long encodes.
     status, metrics = get(f"{base}/metrics")
     assert status == 200

@@ -163,10 +163,10 @@ def test_a_hardware_only_job_no_worker_serves_says_why_it_waits(
     assert "h264-intel never run on the CPU" in one["waiting"]
     wide = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "COLUMNS": "300"}
     assert "waiting: 1 job(s) wait in encode.gpu" in kamado.run("status", env=wide).stdout
-    # A worker that serves encode.gpu (its heartbeat lists it) answers the question.
+    # A worker that serves encode.gpu (its heartbeat lists it): the job only waits its turn.
     publish(registry, WorkerHeartbeat(hostname="celery@kamado-gpu", queues=["encode.gpu"]), 30)
-    assert kamado.json("status", job_id)["waiting"] is None
-    assert "waiting:" not in kamado.run("status", env=wide).stdout
+    assert kamado.json("status", job_id)["waiting"] == "queue position 1 in encode.gpu"
+    assert "no live worker" not in kamado.run("status", env=wide).stdout
 
 
 def test_the_scheduler_warns_once_while_a_queue_is_unserved_and_says_when_it_recovers(

@@ -24,6 +24,7 @@ from worker.heartbeat import WorkerHeartbeat
 from worker.jobs import ENCODE_TASK, Job
 from worker.registry import Registry
 from worker.settings import Settings
+from worker.task_events import UPDATE_EVENT, decode
 
 pytestmark = pytest.mark.integration
 
@@ -138,7 +139,7 @@ def test_progress_reaches_event_listeners_such_as_flower(
     def listen() -> None:
         with app.connection_for_read() as conn:
             receiver = app.events.Receiver(
-                conn, handlers={"task-progress": events.append, "task-succeeded": events.append}
+                conn, handlers={UPDATE_EVENT: events.append, "task-succeeded": events.append}
             )
             receivers.append(receiver)
             ready.set()
@@ -151,10 +152,14 @@ def test_progress_reaches_event_listeners_such_as_flower(
     source = Path(shutil.copy2(clips.long_1080i, tmp_path / "b.ts"))
     outcome, _ = run(app, settings, Job.create(str(source), "h264-x264"))
     assert outcome.ok
-    progress = [e for e in events if e["type"] == "task-progress"]
-    assert progress, "no task-progress event was sent"
-    assert progress[0]["job_id"] == outcome.job.id
-    assert {"percent", "fps", "state", "backend"} <= set(progress[-1])
+    # kamado's fields ride in task-pending events, so the task stays STARTED in Flower.
+    updates = [e for e in events if e["type"] == UPDATE_EVENT]
+    assert updates, f"no {UPDATE_EVENT} event was sent"
+    assert {e["uuid"].rsplit("-", 1)[0] for e in updates} == {outcome.job.id}
+    fields = [decode(e.get("result")) for e in updates]
+    encoding = [f for f in fields if f and f["state"] == "encoding"]
+    assert encoding, fields
+    assert {"percent", "fps", "state", "backend", "eta_s"} <= set(encoding[-1])
     receivers[0].should_stop = True
     thread.join(10)
     assert not thread.is_alive()

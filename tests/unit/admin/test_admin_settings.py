@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from celery.utils.saferepr import saferepr
 
-from worker import flower
+from worker import flower, task_view
 from worker.errors import ConfigError
 from worker.jobs import Job
 from worker.settings import Settings, load_settings, masked_dump
@@ -132,11 +132,11 @@ def test_flower_watches_with_the_workers_transport_options() -> None:
 def test_the_tasks_page_shows_job_file_and_profile_for_any_file_name(name: str) -> None:
     job = Job.create(f"/srv/recorded/{name}", "h264-auto")
     args = saferepr([job.model_dump(mode="json")], 1024)  # what Celery puts in events
-    assert flower.describe_args(args) == f"job {job.id} · {name} · h264-auto"
+    assert task_view.describe_args(args) == f"{name} · h264-auto · job {job.id}"
 
 
 def test_a_truncated_args_repr_is_left_alone() -> None:
-    assert flower.describe_args("[{'schema_version': 1, 'id': 'abc', 'sou...") is None
+    assert task_view.describe_args("[{'schema_version': 1, 'id': 'abc', 'sou...") is None
 
 
 def test_loopback_addresses_are_recognised() -> None:

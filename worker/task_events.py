@@ -1,0 +1,91 @@
+"""The Celery events kamado sends about its tasks, so Flower shows kamado's own words.
+
+Flower builds its task list from events (celery.events.state). Celery ranks a custom
+``task-<name>`` event by the state its name spells, and a state it ranks below the
+task's current one only merges its fields in: ``PENDING`` ranks below every other state.
+So kamado's updates travel as ``task-pending`` events carrying kamado's fields: a
+running encode stays STARTED (Flower's Started filter), a finished one SUCCESS or
+FAILURE, and the fields (state word, percent, fps, ETA, backend, reason) ride along.
+A task that will never run because its job moved to another queue or was cancelled gets
+Celery's own ``task-revoked`` event, so Flower lists it as REVOKED, not PENDING or FAILURE.
+
+Flower copies and pickles its task objects through Celery's own field list, so an event
+field of another name would be lost before format_task sees it. kamado's fields travel
+as one JSON text in the event's ``result`` field, marked with ``kamado:``; a finished
+task's ``result`` is then the worker's return value, which has the same facts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+from typing import Any
+
+from celery import Celery
+
+from worker.progress import Progress
+
+log = logging.getLogger("kamado.worker")
+
+UPDATE_EVENT = "task-pending"
+REVOKED_EVENT = "task-revoked"
+MARK = "kamado:"
+MOVED = "moved"
+
+
+def encode(fields: dict[str, Any]) -> str:
+    """kamado's fields as the text of an event's ``result`` field."""
+    return MARK + json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
+
+
+def decode(text: object) -> dict[str, Any] | None:
+    """The fields :func:`encode` wrote, or None for any other text."""
+    if not isinstance(text, str) or not text.startswith(MARK):
+        return None
+    try:
+        found = json.loads(text.removeprefix(MARK))
+    except ValueError:
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def progress_fields(progress: Progress) -> dict[str, Any]:
+    """The event fields of one progress report (state word, %, fps, speed, ETA, backend)."""
+    return {
+        "state": progress.state.value,
+        "percent": progress.percent,
+        "fps": progress.fps,
+        "speed": progress.speed,
+        "eta_s": progress.eta_s,
+        "backend": progress.backend,
+    }
+
+
+def ended_fields(state: str, reason: str, **extra: Any) -> dict[str, Any]:
+    """The event fields of a job that ended without output (failed, cancelled, moved)."""
+    return {"state": state, "reason": reason, **extra}
+
+
+def sender_name(role: str) -> str:
+    """The event hostname of a process that is not a worker (Flower lists it as a node)."""
+    return f"kamado-{role}@{socket.gethostname()}"
+
+
+def send(app: Celery, hostname: str, event: str, task_id: str, fields: dict[str, Any]) -> None:
+    """Send one task event; a broker hiccup is logged, never raised (events are a view)."""
+    try:
+        with app.events.default_dispatcher(hostname=hostname) as dispatcher:
+            dispatcher.send(event, uuid=task_id, **fields)
+    except Exception as e:  # kombu/redis raise many types; the job must not fail over a view
+        log.warning("task %s: event %s not sent: %s", task_id, event, e)
+
+
+def send_update(app: Celery, hostname: str, task_id: str, fields: dict[str, Any]) -> None:
+    """Merge kamado's fields into the task Flower shows, keeping its Celery state."""
+    send(app, hostname, UPDATE_EVENT, task_id, {"result": encode(fields)})
+
+
+def send_revoked(app: Celery, hostname: str, task_id: str, fields: dict[str, Any]) -> None:
+    """Mark a task that will never run (moved or cancelled) REVOKED, with kamado's reason."""
+    send(app, hostname, REVOKED_EVENT, task_id, {"terminated": False, "result": encode(fields)})
