@@ -7,13 +7,14 @@ nothing while its queue holds the message, as the workers of celery #8030 / #905
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.admin.web import get
-from tests.integration.faults.conftest import Rig
+from tests.integration.faults.conftest import PROFILES, Rig
 from tests.support.media import sha256
 from tests.support.procs import wait_for
 from worker.counters import read_counters
@@ -107,13 +108,16 @@ def test_idle_queues_and_a_worker_without_a_free_slot_never_trigger_the_watchdog
     time.sleep(SILENCE * 2)
     assert actions(rig, idle_name) == {} and idle.alive()
     idle.stop(grace=15)
-    sources = [rig.source(name=f"long-{n}.ts") for n in range(2)]
+    # The busy worker encodes the short clip with the veryslow preset: one encode still
+    # outlasts the silence (the assertion below checks it), at a fraction of the time the
+    # long clip takes.
+    sources = [rig.source(clip=rig.clips.isdb_1080i, name=f"busy-{n}.ts") for n in range(2)]
     digests = [sha256(s) for s in sources]
-    # A short silence for the busy worker: one encode of the 8 s clip (the slow preset)
-    # outlasts it several times over, so a wrong trigger would show, without the
-    # minutes a slower preset costs on a slow machine.
-    busy_silence = 2.0
-    _, busy_name, busy = rig.start_worker("busy", KAMADO_WORKER__WATCHDOG_SILENCE=str(busy_silence))
+    busy_silence = SILENCE
+    slow = json.dumps({"fault": {**PROFILES["fault"], "x264_preset": "veryslow"}})
+    _, busy_name, busy = rig.start_worker(
+        "busy", KAMADO_WORKER__WATCHDOG_SILENCE=str(busy_silence), KAMADO_PROFILES=slow
+    )
     first = rig.submit(sources[0])
     rig.wait_encoding(first)
     # One encode runs (concurrency 1: no free slot) while the second job waits its turn.
