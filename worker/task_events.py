@@ -94,7 +94,14 @@ def sender_name(role: str) -> str:
 
 def send(app: Celery, hostname: str, event: str, task_id: str, fields: dict[str, Any]) -> None:
     """Send one task event within about two seconds; a failure is logged, never raised."""
-    if time.monotonic() < _quiet_until.get(app, 0.0):
+    send_many(app, hostname, event, [(task_id, fields)])
+
+
+def send_many(
+    app: Celery, hostname: str, event: str, batch: list[tuple[str, dict[str, Any]]]
+) -> None:
+    """Send one event per (task id, fields) over one connection; failures are logged."""
+    if not batch or time.monotonic() < _quiet_until.get(app, 0.0):
         return
     try:
         # No retry loop and no offline buffer: an event that cannot go now is dropped.
@@ -104,15 +111,23 @@ def send(app: Celery, hostname: str, event: str, task_id: str, fields: dict[str,
                 connection, hostname=hostname, buffer_while_offline=False
             ) as dispatcher,
         ):
-            dispatcher.send(event, uuid=task_id, **fields)
+            for task_id, fields in batch:
+                dispatcher.send(event, uuid=task_id, **fields)
     except Exception as e:  # kombu/redis raise many types; the job must not fail over a view
         _quiet_until[app] = time.monotonic() + QUIET_S
-        log.warning("task %s: event %s not sent (none for %.0f s): %s", task_id, event, QUIET_S, e)
+        first = batch[0][0]
+        log.warning("task %s: event %s not sent (none for %.0f s): %s", first, event, QUIET_S, e)
 
 
 def send_update(app: Celery, hostname: str, task_id: str, fields: dict[str, Any]) -> None:
     """Merge kamado's fields into the task Flower shows, keeping its Celery state."""
     send(app, hostname, UPDATE_EVENT, task_id, {"result": encode(fields)})
+
+
+def send_waiting(app: Celery, hostname: str, reasons: dict[str, str]) -> None:
+    """Tell Flower why these queued tasks wait (task id → kamado's reason)."""
+    batch = [(t, {"result": encode({"state": "queued", "waiting": r})}) for t, r in reasons.items()]
+    send_many(app, hostname, UPDATE_EVENT, batch)
 
 
 def send_revoked(app: Celery, hostname: str, task_id: str, fields: dict[str, Any]) -> None:
