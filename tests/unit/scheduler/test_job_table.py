@@ -91,3 +91,15 @@ def test_the_worker_column_shows_the_host_of_a_default_named_worker(name: str, h
     assert worker_host(f"celery@{host}") == (host or "celery@")
     if name != "celery":
         assert worker_host(f"{name}@{host}") == f"{name}@{host}"
+
+
+def test_at_80_columns_a_long_name_keeps_its_line_and_the_error_follows_the_table() -> None:
+    long_name = "ニュース7 「特集」 第12回 拡大版スペシャル"
+    error = "ffmpeg: Invalid data found when processing input"
+    rows = [a_row(long_name, "failed", error, 1), a_row("b", "cancelled", "while it ran", 2)]
+    assert "detail" not in [c.header for c in fit(rows, 80)[0]]
+    lines = rendered(rows, 80)
+    assert any(f"{long_name}.ts" in line for line in lines)
+    assert f"{1:020x}"[:8] + " " + error in lines
+    assert f"{2:020x}"[:8] + " while it ran" in lines
+    assert all(cell_len(line) <= 80 for line in lines)
