@@ -200,7 +200,7 @@ def test_a_job_moved_to_the_cpu_queue_ends_revoked_and_its_new_task_runs(rig: Ri
     assert record is not None and record.state is JobState.DONE
 
 
-def test_a_queued_job_s_waiting_reason_is_shown_in_flower_and_follows_the_host_agent(
+def test_a_queued_job_s_waiting_reason_and_its_queue_are_shown_in_flower(
     rig: Rig,
 ) -> None:
     # h264-intel waits on encode.gpu, which no worker of this module consumes.
@@ -220,6 +220,11 @@ def test_a_queued_job_s_waiting_reason_is_shown_in_flower_and_follows_the_host_a
         assert notices.send(rig.app, rig.registry, state) == {task_id: alone}
         assert shown(f"queued · waiting: {alone}"), rig.row(task_id, "PENDING")
         assert notices.send(rig.app, rig.registry, state) == {}, "unchanged: not sent again"
+        # The Broker page lists encode.gpu, which no online worker consumes, with its backlog.
+        lengths = get_json(f"{rig.base}/api/queues/length", AUTH)["active_queues"]
+        assert {q["name"]: q["messages"] for q in lengths}["encode.gpu"] == 1, lengths
+        status, body = get(f"{rig.base}/broker", AUTH)
+        assert status == 200 and "encode.gpu" in body.decode() and "encode.cpu" in body.decode()
         started = datetime(2026, 12, 2, 14, 2, tzinfo=UTC)
         last = "start: encode.gpu holds work"
         host = HostHeartbeat(
