@@ -296,6 +296,9 @@ def png_size(data: bytes) -> tuple[int, int]:
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed")
 def test_a_headless_browser_screenshot_of_the_tasks_page(rig: Rig, tmp_path: Path) -> None:
     running = rig.submit("ドラマ「夜明け」#3.ts", "h264-x264", seconds=30)
+    state = BrokerState(rig.registry)
+    waiting = rig.submit("ＢＳ 特集「山」.ts", "h264-intel")
+    WaitingNotices().send(rig.app, rig.registry, state)
     assert wait_for(
         lambda: str(tasks_page(rig.base, AUTH).get(running, {}).get("result")).startswith(
             "encoding "
@@ -318,9 +321,11 @@ def test_a_headless_browser_screenshot_of_the_tasks_page(rig: Rig, tmp_path: Pat
         dom = subprocess.run([*browser, "--dump-dom", page], capture_output=True,
                              timeout=120, check=False).stdout.decode()  # fmt: skip
     finally:
-        jobs.cancel(rig.registry, BrokerState(rig.registry), running[:20])
+        jobs.cancel(rig.registry, state, running[:20])
+        jobs.cancel(rig.registry, state, waiting[:20], app=rig.app)
     # What the screenshot shows, as text: the names and kamado's words in the table.
     assert "ドラマ「夜明け」#3.ts · h264-x264" in dom, dom[-2000:]
+    assert "queued · waiting: no hardware worker up" in dom
     assert "encoding " in dom and "STARTED" in dom
     data = shot.read_bytes()
     assert png_size(data) == (1800, 760)

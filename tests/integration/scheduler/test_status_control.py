@@ -9,7 +9,7 @@ import pytest
 
 from scheduler.broker import BrokerState
 from tests.integration.scheduler.conftest import Kamado
-from worker.heartbeat import BackendSpeed, HostHeartbeat, WorkerHeartbeat, host_key
+from worker.heartbeat import BackendProblem, BackendSpeed, HostHeartbeat, WorkerHeartbeat, host_key
 from worker.jobs import Job, JobState
 from worker.presence import publish, record_speed
 from worker.progress import Progress
@@ -17,6 +17,7 @@ from worker.registry import Registry
 
 pytestmark = pytest.mark.integration
 
+VA = "No VA display found for device /dev/dri/renderD128"
 FIELDS = {"id", "state", "attempts", "source", "output", "profile", "priority", "worker",
           "backend", "progress", "error"}  # fmt: skip
 
@@ -134,6 +135,7 @@ def test_workers_show_backends_speeds_and_hosts_and_watch_draws_a_frame(
         hostname="gpu-vm@kamado",
         queues=["encode.gpu"],
         backends=[BackendSpeed(backend="qsv", fps=410.0, realtime=13.7)],
+        problems=[BackendProblem(backend="vaapi", status="failed", kind="hardware", reason=VA)],
     )
     publish(registry, beat, ttl=30)
     host = HostHeartbeat(name="haswell", vm_state="running", last_action="start")
@@ -144,6 +146,10 @@ def test_workers_show_backends_speeds_and_hosts_and_watch_draws_a_frame(
     assert worker["backends"][0]["realtime"] == 13.7
     assert worker["heartbeat_age_s"] < 30
     assert data["hosts"][0]["vm_state"] == "running"
+    assert data["workers"][0]["problems"][0]["reason"] == VA
+    wide = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "COLUMNS": "200"}
+    table = kamado.run("workers", env=wide).stdout
+    assert "qsv ✓ 13.7× 410fps" in table and f"vaapi ✗ refused (hardware): {VA}" in table, table
     frame = kamado.run("watch", "--once")
     assert frame.returncode == 0, frame.stderr
     assert "gpu-vm@kamado" in frame.stdout
