@@ -173,6 +173,8 @@ def test_a_waiting_job_that_is_cancelled_ends_revoked_not_pending(rig: Rig) -> N
         box.close()
     assert answer == "cancelled"
     assert rig.row(task_id, "REVOKED")["result"] == "cancelled while it waited"
+    page = task_html(rig.base, AUTH, task_id)
+    assert "cancelled while it waited" in page and "ＮＨＫ ニュース.ts" in page
 
 
 def test_a_job_moved_to_the_cpu_queue_ends_revoked_and_its_new_task_runs(rig: Rig) -> None:
@@ -186,6 +188,7 @@ def test_a_job_moved_to_the_cpu_queue_ends_revoked_and_its_new_task_runs(rig: Ri
     assert [m.job_id for m in moved] == [old[:20]]
     row = rig.row(old, "REVOKED")
     assert row["result"].startswith("moved → encode.cpu: no hardware worker up"), row["result"]
+    assert "moved → encode.cpu: no hardware worker up" in task_html(rig.base, AUTH, old)
     newer = [
         r
         for r in tasks_page(rig.base, AUTH).values()

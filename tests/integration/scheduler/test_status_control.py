@@ -165,8 +165,10 @@ def test_a_hardware_only_job_no_worker_serves_says_why_it_waits(
     job_id = done["queued"][0]
     one = kamado.json("status", job_id)
     assert one["queue"] == "encode.gpu"
-    assert one["waiting"].startswith("1 job(s) wait in encode.gpu and no live worker consumes it")
-    assert "no host agent is up" in one["waiting"]
+    # The words Flower, the table and watch use, then the backlog and the fix.
+    assert one["waiting"].startswith(
+        "no hardware worker up; no host agent is up to start the VM (1 job(s) wait in encode.gpu); "
+    ), one["waiting"]
     assert "h264-intel never run on the CPU" in one["waiting"]
     wide = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "COLUMNS": "300"}
     assert "waiting: 1 job(s) wait in encode.gpu" in kamado.run("status", env=wide).stdout
