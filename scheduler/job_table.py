@@ -145,6 +145,13 @@ def jobs_table(rows: list[dict[str, Any]], title: str = "jobs", width: int = 80)
     """Jobs as a table that fits ``width`` and always shows every recording's whole name
     (with each row's detail as a line after it when no detail column fits)."""
     columns, widths = fit(rows, width)
+    # What the other columns leave: a longer name folds (whole) instead of being cropped.
+    others = sum(widths[c.header] for c in columns if c.header not in ("recording", "detail"))
+    detail_width = (
+        widths["detail"] + PER_COLUMN if any(c.header == "detail" for c in columns) else 0
+    )
+    room = width - EDGE - PER_COLUMN * len([c for c in columns if c.header != "detail"])
+    widths = {**widths, "recording": max(min(widths["recording"], room - others - detail_width), 1)}
     table = _table(rows, columns, widths, title)
     if any(c.header == "detail" for c in columns):
         return table
@@ -163,7 +170,7 @@ def _table(
     table = Table(title=title)
     for column in columns:
         if column.header == "recording":
-            table.add_column(column.header, overflow="fold", min_width=min(widths["recording"], 60))
+            table.add_column(column.header, overflow="fold", min_width=widths["recording"])
         elif column.header == "detail":
             table.add_column(column.header, no_wrap=True, overflow="ellipsis",
                              max_width=widths["detail"])  # fmt: skip
