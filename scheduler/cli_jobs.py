@@ -91,9 +91,14 @@ def status(
                 job_id = jobs.resolve(box.registry, box.state, job)
                 data = jobs.detail(box.registry, box.state, job_id)
                 if data["state"] == "queued" and data["queue"]:
-                    # One job: the whole story, with the fix, when nobody serves its queue.
+                    # One job: the words every view uses, then the backlog and the fix
+                    # when nobody serves its queue.
                     waits = unserved_queues(box.registry, box.state, [data["queue"]])
-                    data["waiting"] = waits[0].line() if waits else data["waiting"]
+                    if waits:
+                        data["waiting"] = (
+                            f"{data['waiting']} ({waits[0].waiting} job(s) wait in "
+                            f"{waits[0].queue}); {waits[0].fix}"
+                        )
             else:
                 rows = jobs.listing(box.registry, box.state, states=wanted, limit=limit)
                 waits = unserved_queues(box.registry, box.state)

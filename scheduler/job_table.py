@@ -3,7 +3,9 @@
 The recording's name is what an admin looks for, so it is never cut: when the terminal
 is narrow, the least telling columns go first (profile, priority, age, ...), and the
 detail column (an error, why a job waits, what a done job produced) is shortened with
-an ellipsis; `kamado status JOB` shows it whole.
+an ellipsis; `kamado status JOB` shows it whole. When even a short detail column does
+not fit beside long names (80 columns), each row's detail follows the table as a line
+of its own, under the job's id, so a failure's reason is never hidden.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from rich.cells import cell_len
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -138,13 +141,36 @@ def fit(rows: list[dict[str, Any]], width: int) -> tuple[list[Column], dict[str,
     return kept, widths
 
 
-def jobs_table(rows: list[dict[str, Any]], title: str = "jobs", width: int = 80) -> Table:
-    """Jobs as a table that fits ``width`` and always shows every recording's whole name."""
+def jobs_table(rows: list[dict[str, Any]], title: str = "jobs", width: int = 80) -> RenderableType:
+    """Jobs as a table that fits ``width`` and always shows every recording's whole name
+    (with each row's detail as a line after it when no detail column fits)."""
     columns, widths = fit(rows, width)
+    # What the other columns leave: a longer name folds (whole) instead of being cropped.
+    others = sum(widths[c.header] for c in columns if c.header not in ("recording", "detail"))
+    detail_width = (
+        widths["detail"] + PER_COLUMN if any(c.header == "detail" for c in columns) else 0
+    )
+    room = width - EDGE - PER_COLUMN * len([c for c in columns if c.header != "detail"])
+    widths = {**widths, "recording": max(min(widths["recording"], room - others - detail_width), 1)}
+    table = _table(rows, columns, widths, title)
+    if any(c.header == "detail" for c in columns):
+        return table
+    notes = [(item, detail(item)) for item in rows]
+    lines = [
+        Text.assemble((str(item["id"])[:8], COLOURS.get(item["state"], "white")), " ", said)
+        for item, said in notes
+        if said
+    ]
+    return Group(table, *lines) if lines else table
+
+
+def _table(
+    rows: list[dict[str, Any]], columns: list[Column], widths: dict[str, int], title: str
+) -> Table:
     table = Table(title=title)
     for column in columns:
         if column.header == "recording":
-            table.add_column(column.header, overflow="fold", min_width=min(widths["recording"], 60))
+            table.add_column(column.header, overflow="fold", min_width=widths["recording"])
         elif column.header == "detail":
             table.add_column(column.header, no_wrap=True, overflow="ellipsis",
                              max_width=widths["detail"])  # fmt: skip

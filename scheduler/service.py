@@ -18,6 +18,7 @@ from scheduler.deliver import Deliverer, drain, report_unreadable
 from scheduler.routing import plan
 from scheduler.spool import Entry, Spool
 from scheduler.unserved import UnservedWatch
+from scheduler.waiting import WaitingNotices
 from worker.errors import BrokerError, KamadoError
 from worker.profiles import QUEUE_CPU, QUEUE_GPU
 from worker.settings import Settings
@@ -45,6 +46,7 @@ class Service:
         self.spool = spool
         self._last: dict[str, float] = {}
         self.unserved = UnservedWatch()
+        self.notices = WaitingNotices()
         self._unreadable: set[str] = set()
 
     def route_once(self) -> list[Moved]:
@@ -122,6 +124,8 @@ class Service:
             self.route_once()
         if self.due("unserved", UNSERVED_INTERVAL):
             self.unserved.check(self.deliverer.registry, self.deliverer.state, time.monotonic())
+            # Flower's task list: why each queued task waits (kamado status computes it).
+            self.notices.send(self.deliverer.app, self.deliverer.registry, self.deliverer.state)
         if self.due("reconcile", self.settings.jobs.reconcile_interval):
             passed = reconcile(
                 self.deliverer.app,

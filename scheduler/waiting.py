@@ -1,18 +1,28 @@
 """Why a queued job waits, in kamado's words, for every place a job is shown.
 
-Either nobody serves its queue ("no hardware worker up; host agent vmhost: VM shut off,
-last started the VM at 14:02") or it waits its turn ("queue position 3 in encode.cpu").
+Either nobody serves its queue ("no hardware worker up; host agent vmhost: VM shutoff,
+last started the VM at 2026-12-02 14:02 UTC") or it waits its turn ("queue position 3
+in encode.cpu"). `kamado status` and `watch` compute it when they draw; Flower hears it
+from the scheduler service (:class:`WaitingNotices`), as task events.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from scheduler.broker import BrokerState
 from worker.heartbeat import HostHeartbeat
 from worker.presence import workers
-from worker.profiles import QUEUE_GPU
+from worker.profiles import QUEUE_CPU, QUEUE_GPU
 from worker.registry import Registry
+from worker.task_events import send_waiting, sender_name
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+# The waiting tasks per queue whose reason Flower hears each pass (the front of the queue).
+NOTICE_LIMIT = 200
 
 
 def host_context(hosts: list[HostHeartbeat]) -> str:
@@ -24,8 +34,11 @@ def host_context(hosts: list[HostHeartbeat]) -> str:
         words = f"host agent {host.name}: VM {host.vm_state}"
         if host.preflight_ok is False:
             words += ", preflight failed"
-        if host.last_action:
-            at = f" at {host.last_action_at:%Y-%m-%d %H:%M} UTC" if host.last_action_at else ""
+        at = f" at {host.last_action_at:%Y-%m-%d %H:%M} UTC" if host.last_action_at else ""
+        action, _, why = host.last_action.partition(": ")
+        if action == "start":
+            words += f", last started the VM{at}" + (f" ({why})" if why else "")
+        elif host.last_action:
             words += f", last {host.last_action}{at}"
         said.append(words)
     return "; ".join(said)
@@ -62,3 +75,26 @@ def waiting_reasons(
         else:
             reasons[job_id] = f"delivered to a worker of {queue}, not started yet"
     return reasons
+
+
+class WaitingNotices:
+    """Sends Flower each waiting task's reason, again only when that reason changes."""
+
+    def __init__(self) -> None:
+        self._told: dict[str, str] = {}
+
+    def send(self, app: Celery, registry: Registry, state: BrokerState) -> dict[str, str]:
+        """One pass over both queues; returns task id → reason of the notices sent."""
+        tasks: dict[str, str] = {}
+        pairs: list[tuple[str, str]] = []
+        for queue in (QUEUE_GPU, QUEUE_CPU):
+            for message in state.waiting(queue)[:NOTICE_LIMIT]:
+                if message.task_id:
+                    tasks[message.task_id] = message.job_id
+                    pairs.append((message.job_id, queue))
+        reasons = waiting_reasons(registry, state, pairs)
+        now = {task: reasons[job] for task, job in tasks.items() if job in reasons}
+        fresh = {task: why for task, why in now.items() if self._told.get(task) != why}
+        send_waiting(app, sender_name("scheduler"), fresh)
+        self._told = now  # forget tasks that left the queues
+        return fresh

@@ -17,7 +17,6 @@ import pytest
 from tests.support.media import Clips, make_clips
 from tests.support.redis_proc import RedisProcess
 
-
 SERIAL_GROUPS = {
     "tests/integration/faults/": "faults",
     "tests/integration/setup/": "accounts",

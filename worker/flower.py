@@ -134,10 +134,34 @@ def format_task(task: Any) -> Any:
     return task
 
 
+def show_every_queue() -> None:
+    """Make Flower's Broker page and queue-length API list kamado's queues, served or not.
+
+    Flower lists only the queues some online worker consumes (the configured ones only
+    when no worker is up), so a backlog on encode.gpu with only software workers up was
+    invisible. Flower has no option or hook for it; its one method that names the queues
+    gets kamado's configured queues added.
+    """
+    from flower.views import BaseHandler
+
+    active = BaseHandler.get_active_queue_names
+    if getattr(active, "kamado", False):
+        return
+
+    def every_queue(handler: Any) -> list[str]:
+        configured = {q.name for q in handler.capp.conf.task_queues or [] if q.name}
+        return sorted(set(active(handler)) | configured)
+
+    every_queue.kamado = True  # type: ignore[attr-defined]
+    BaseHandler.get_active_queue_names = every_queue
+
+
 def run(settings: Settings, flower_plan: FlowerPlan) -> int:
     """Run Flower in this process until SIGTERM or Ctrl-C; returns its exit code."""
     from flower import command  # noqa: F401  (defines Flower's tornado options)
     from tornado.options import options as tornado_options
+
+    show_every_queue()
 
     db_dir = Path(flower_plan.options["db"]).parent
     if flower_plan.options["persistent"]:

@@ -16,6 +16,7 @@ import urllib.parse
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +28,14 @@ from scheduler.broker import BrokerState
 from scheduler.deliver import Deliverer
 from scheduler.service import Service
 from scheduler.spool import Spool
+from scheduler.waiting import WaitingNotices
 from tests.integration.admin.flower_rig import realtime_ffmpeg, task_html, tasks_page
 from tests.integration.admin.test_flower import PASSWORD, USER, start_flower
 from tests.integration.admin.web import get, get_json, wait_until_up
 from tests.support.procs import wait_for
 from tests.support.redis_proc import RedisProcess, free_port
 from tests.support.workers import client_settings, running_worker
+from worker.heartbeat import HostHeartbeat, host_key
 from worker.jobs import Job, JobState
 from worker.pool_guard import REFUSAL
 from worker.registry import Registry
@@ -170,6 +173,8 @@ def test_a_waiting_job_that_is_cancelled_ends_revoked_not_pending(rig: Rig) -> N
         box.close()
     assert answer == "cancelled"
     assert rig.row(task_id, "REVOKED")["result"] == "cancelled while it waited"
+    page = task_html(rig.base, AUTH, task_id)
+    assert "cancelled while it waited" in page and "ＮＨＫ ニュース.ts" in page
 
 
 def test_a_job_moved_to_the_cpu_queue_ends_revoked_and_its_new_task_runs(rig: Rig) -> None:
@@ -183,6 +188,7 @@ def test_a_job_moved_to_the_cpu_queue_ends_revoked_and_its_new_task_runs(rig: Ri
     assert [m.job_id for m in moved] == [old[:20]]
     row = rig.row(old, "REVOKED")
     assert row["result"].startswith("moved → encode.cpu: no hardware worker up"), row["result"]
+    assert "moved → encode.cpu: no hardware worker up" in task_html(rig.base, AUTH, old)
     newer = [
         r
         for r in tasks_page(rig.base, AUTH).values()
@@ -195,6 +201,54 @@ def test_a_job_moved_to_the_cpu_queue_ends_revoked_and_its_new_task_runs(rig: Ri
     assert "of video in" in done["result"] and "× realtime" in done["result"]
     record = rig.registry.get(old[:20])
     assert record is not None and record.state is JobState.DONE
+
+
+def test_a_queued_job_s_waiting_reason_and_its_queue_are_shown_in_flower(
+    rig: Rig,
+) -> None:
+    # h264-intel waits on encode.gpu, which no worker of this module consumes.
+    task_id = rig.submit("ＢＳ 映画「海」.ts", "h264-intel")
+    state = BrokerState(rig.registry)
+    notices = WaitingNotices()
+
+    def shown(words: str) -> bool:
+        def listed() -> bool:
+            row = tasks_page(rig.base, AUTH).get(task_id) or {}
+            return row.get("state") == "PENDING" and row.get("result") == words
+
+        return bool(wait_for(listed, 30, interval=0.3))
+
+    try:
+        alone = "no hardware worker up; no host agent is up to start the VM"
+        assert notices.send(rig.app, rig.registry, state) == {task_id: alone}
+        assert shown(f"queued · waiting: {alone}"), rig.row(task_id, "PENDING")
+        assert notices.send(rig.app, rig.registry, state) == {}, "unchanged: not sent again"
+        # The Broker page lists encode.gpu, which no online worker consumes, with its backlog.
+        lengths = get_json(f"{rig.base}/api/queues/length", AUTH)["active_queues"]
+        assert {q["name"]: q["messages"] for q in lengths}["encode.gpu"] == 1, lengths
+        status, body = get(f"{rig.base}/broker", AUTH)
+        assert status == 200 and "encode.gpu" in body.decode() and "encode.cpu" in body.decode()
+        started = datetime(2026, 12, 2, 14, 2, tzinfo=UTC)
+        last = "start: encode.gpu holds work"
+        host = HostHeartbeat(
+            name="vmhost", vm_state="shutoff", last_action=last, last_action_at=started
+        )
+        rig.registry.client.set(host_key("vmhost"), host.model_dump_json(), ex=60)
+        told = (
+            "no hardware worker up; host agent vmhost: VM shutoff, last started the VM at "
+            "2026-12-02 14:02 UTC (encode.gpu holds work)"
+        )
+        assert notices.send(rig.app, rig.registry, state) == {task_id: told}
+        assert shown(f"queued · waiting: {told}"), rig.row(task_id, "PENDING")
+        assert "last started the VM at 2026-12-02 14:02 UTC" in task_html(rig.base, AUTH, task_id)
+        # kamado status and watch say the same words (their listing computes them).
+        (listed,) = [r for r in jobs.listing(rig.registry, state, states=[], limit=50)
+                     if r["id"] == task_id[:20]]  # fmt: skip
+        assert listed["waiting"] == told
+    finally:
+        rig.registry.client.delete(host_key("vmhost"))
+        jobs.cancel(rig.registry, state, task_id[:20], app=rig.app)
+    assert rig.row(task_id, "REVOKED")["result"] == "cancelled while it waited"
 
 
 def test_the_worker_page_shows_every_backend_and_pool_resizing_is_refused(rig: Rig) -> None:
@@ -245,6 +299,9 @@ def png_size(data: bytes) -> tuple[int, int]:
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed")
 def test_a_headless_browser_screenshot_of_the_tasks_page(rig: Rig, tmp_path: Path) -> None:
     running = rig.submit("ドラマ「夜明け」#3.ts", "h264-x264", seconds=30)
+    state = BrokerState(rig.registry)
+    waiting = rig.submit("ＢＳ 特集「山」.ts", "h264-intel")
+    WaitingNotices().send(rig.app, rig.registry, state)
     assert wait_for(
         lambda: str(tasks_page(rig.base, AUTH).get(running, {}).get("result")).startswith(
             "encoding "
@@ -267,9 +324,11 @@ def test_a_headless_browser_screenshot_of_the_tasks_page(rig: Rig, tmp_path: Pat
         dom = subprocess.run([*browser, "--dump-dom", page], capture_output=True,
                              timeout=120, check=False).stdout.decode()  # fmt: skip
     finally:
-        jobs.cancel(rig.registry, BrokerState(rig.registry), running[:20])
+        jobs.cancel(rig.registry, state, running[:20])
+        jobs.cancel(rig.registry, state, waiting[:20], app=rig.app)
     # What the screenshot shows, as text: the names and kamado's words in the table.
     assert "ドラマ「夜明け」#3.ts · h264-x264" in dom, dom[-2000:]
+    assert "queued · waiting: no hardware worker up" in dom
     assert "encoding " in dom and "STARTED" in dom
     data = shot.read_bytes()
     assert png_size(data) == (1800, 760)

@@ -9,13 +9,15 @@ import pytest
 
 from scheduler.broker import BrokerState
 from tests.integration.scheduler.conftest import Kamado
-from worker.heartbeat import BackendSpeed, HostHeartbeat, WorkerHeartbeat, host_key
+from worker.heartbeat import BackendProblem, BackendSpeed, HostHeartbeat, WorkerHeartbeat, host_key
 from worker.jobs import Job, JobState
 from worker.presence import publish, record_speed
+from worker.progress import Progress
 from worker.registry import Registry
 
 pytestmark = pytest.mark.integration
 
+VA = "No VA display found for device /dev/dri/renderD128"
 FIELDS = {"id", "state", "attempts", "source", "output", "profile", "priority", "worker",
           "backend", "progress", "error"}  # fmt: skip
 
@@ -133,6 +135,7 @@ def test_workers_show_backends_speeds_and_hosts_and_watch_draws_a_frame(
         hostname="gpu-vm@kamado",
         queues=["encode.gpu"],
         backends=[BackendSpeed(backend="qsv", fps=410.0, realtime=13.7)],
+        problems=[BackendProblem(backend="vaapi", status="failed", kind="hardware", reason=VA)],
     )
     publish(registry, beat, ttl=30)
     host = HostHeartbeat(name="haswell", vm_state="running", last_action="start")
@@ -143,6 +146,10 @@ def test_workers_show_backends_speeds_and_hosts_and_watch_draws_a_frame(
     assert worker["backends"][0]["realtime"] == 13.7
     assert worker["heartbeat_age_s"] < 30
     assert data["hosts"][0]["vm_state"] == "running"
+    assert data["workers"][0]["problems"][0]["reason"] == VA
+    wide = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "COLUMNS": "200"}
+    table = kamado.run("workers", env=wide).stdout
+    assert "qsv ✓ 13.7× 410fps" in table and f"vaapi ✗ refused (hardware): {VA}" in table, table
     frame = kamado.run("watch", "--once")
     assert frame.returncode == 0, frame.stderr
     assert "gpu-vm@kamado" in frame.stdout
@@ -158,8 +165,10 @@ def test_a_hardware_only_job_no_worker_serves_says_why_it_waits(
     job_id = done["queued"][0]
     one = kamado.json("status", job_id)
     assert one["queue"] == "encode.gpu"
-    assert one["waiting"].startswith("1 job(s) wait in encode.gpu and no live worker consumes it")
-    assert "no host agent is up" in one["waiting"]
+    # The words Flower, the table and watch use, then the backlog and the fix.
+    assert one["waiting"].startswith(
+        "no hardware worker up; no host agent is up to start the VM (1 job(s) wait in encode.gpu); "
+    ), one["waiting"]
     assert "h264-intel never run on the CPU" in one["waiting"]
     wide = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "COLUMNS": "300"}
     assert "waiting: 1 job(s) wait in encode.gpu" in kamado.run("status", env=wide).stdout
@@ -200,3 +209,70 @@ def test_the_scheduler_warns_once_while_a_queue_is_unserved_and_says_when_it_rec
     with caplog.at_level("INFO", logger="kamado.scheduler"):
         assert watch.check(registry, state, now=REPEAT_S + 5) == []
     assert "encode.gpu is consumed again" in caplog.text
+
+
+# A name longer than half of an 80-column terminal, and one with brackets.
+LONG = "ニュース7 「特集」 第12回 拡大版スペシャル.ts"
+BROKEN = "壊れた録画 [字].ts"
+ERROR = "ffmpeg: Invalid data found when processing input (the file ends after 3 packets)"
+
+
+def admin_jobs(registry: Registry) -> dict[str, str]:
+    """A done, a failed, a cancelled (once encoding at 39 fps), an encoding and a queued job."""
+    names = {"done": LONG, "failed": BROKEN, "cancelled": "キャンセル.ts",
+             "encoding": "エンコード中.ts", "queued": "待機 idle.ts"}  # fmt: skip
+    ids = {}
+    for state, name in names.items():
+        job = Job.create(f"/rec/{name}", "h264-auto", priority=8 if state == "queued" else 2)
+        registry.record(job, queue="encode.cpu")
+        ids[state] = job.id
+        if state == "queued":
+            continue
+        worker = "celery@gpu-vm" if state in ("done", "encoding") else "celery@cpu-box"
+        assert registry.acquire(job.id, "a1", worker).status == "ok"
+        live = Progress(percent=37.0, fps=39.0, eta_s=36.0, backend="vaapi")
+        assert registry.update(job.id, "a1", live)
+    result = {"backend": "vaapi", "size_bytes": 12_300_000, "duration_s": 60.0,
+              "encode_seconds": 15.0, "average_fps": 120.0}  # fmt: skip
+    assert registry.finish(ids["done"], "a1", JobState.DONE, result=result, backend="vaapi")
+    assert registry.finish(ids["failed"], "a1", JobState.FAILED, error=ERROR, kind="input")
+    registry.request_cancel(ids["cancelled"])
+    assert registry.finish(
+        ids["cancelled"], "a1", JobState.CANCELLED, error="cancelled while it ran"
+    )
+    return ids
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_status_and_watch_at_80_and_200_columns_keep_names_errors_hosts_and_words(
+    kamado: Kamado, registry: Registry, width: int
+) -> None:
+    ids = admin_jobs(registry)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "COLUMNS": str(width)}
+    rows = {r["id"]: r for r in kamado.json("status")}
+    assert rows[ids["cancelled"]]["fps"] is None, "a cancelled job keeps no stale fps"
+    assert rows[ids["encoding"]]["fps"] == 39.0
+    for command in (("status",), ("watch", "--once")):
+        shown = kamado.run(*command, env=env)
+        assert shown.returncode == 0, shown.stderr
+        lines = shown.stdout.splitlines()
+        assert all(len(line) <= width for line in lines), (command, width, shown.stdout)
+        for name in (LONG, BROKEN, "キャンセル.ts", "待機 idle.ts"):
+            assert any(name in line for line in lines), (command, name, shown.stdout)
+        assert "celery@" not in shown.stdout and "celery " not in shown.stdout
+        assert "cancelled while it ran" in shown.stdout, shown.stdout
+        # The error: in the detail column, or (80 columns) on a line under the job's id.
+        assert "ffmpeg: Invalid data" in shown.stdout, shown.stdout
+        if width == 200:
+            assert ERROR[:60] in shown.stdout, "the detail column, shortened at most"
+            assert "12.3 MB · 60s video · 4.0× realtime" in shown.stdout
+            assert "idle" in shown.stdout and "high" in shown.stdout, "priorities as words"
+            assert "cpu-box" in shown.stdout
+    frame = kamado.run("watch", "--once", env=env).stdout
+    running = frame[: frame.index("waiting (")]
+    assert "worker" in running and "gpu-vm" in running and "エンコード中.ts" in running
+    recent = frame[frame.index("recent results") :]
+    for name in (LONG, BROKEN, "キャンセル.ts"):
+        assert name in recent, recent
+    assert "cancelled while it ran" in recent and "ffmpeg: Invalid data" in recent
+    assert ERROR in kamado.run("status", ids["failed"], env=env).stdout.replace("\n", "")
