@@ -21,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from worker.backend_view import refused_word
+from worker.task_view import size
 
 COLOURS = {
     "done": "green", "failed": "red", "cancelled": "yellow", "held": "magenta",
@@ -46,13 +47,6 @@ def duration(seconds: float | None) -> str:
     if whole < 172800:
         return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
     return f"{whole // 86400}d"
-
-
-def size(count: float | None) -> str:
-    """Bytes as MB or GB."""
-    if count is None:
-        return ""
-    return f"{count / 1e9:.1f} GB" if count >= 1e9 else f"{count / 1e6:.1f} MB"
 
 
 def name_of(source: str) -> str:
