@@ -1,20 +1,22 @@
 # kamado's image for docker-compose.yml: the scheduler, Flower and workers.
 # Debian's ffmpeg has libx264 (software), VAAPI and QSV; the GPU packages come from the
-# generation table (worker/generations.py) so the same image serves a /dev/dri worker on
-# every generation it lists: i965 for Haswell, the non-free iHD (the free one has no
-# H.264 encode on Broadwell..Ice Lake) and both QSV runtimes for the rest.
+# generation table (worker/backends/generations.py) so the same image serves a /dev/dri
+# worker on every generation it lists: i965 for Haswell, the non-free iHD (the free one
+# has no H.264 encode on Broadwell..Ice Lake) and both QSV runtimes for the rest.
 # --build-arg NON_FREE=0 builds from Debian main only (no H.264 encode on Broadwell..Ice Lake).
 FROM python:3.11-slim-bookworm
 
 ARG DEBIAN_FRONTEND=noninteractive
 ARG NON_FREE=1
-COPY worker/__init__.py worker/gpu_ids.py worker/generations.py /tmp/table/worker/
+COPY worker/__init__.py /tmp/table/worker/
+COPY worker/backends/__init__.py worker/backends/gpu_ids.py worker/backends/generations.py \
+    /tmp/table/worker/backends/
 RUN if [ "$NON_FREE" = 1 ]; then \
         sed -i 's/^Components: main$/Components: main non-free non-free-firmware/' \
             /etc/apt/sources.list.d/debian.sources; \
         flag=--non-free; \
     fi \
-    && packages=$(cd /tmp/table && python3 -m worker.generations packages $flag) \
+    && packages=$(cd /tmp/table && python3 -m worker.backends.generations packages $flag) \
     && apt-get update \
     && apt-get install -y --no-install-recommends $packages tini \
     && rm -rf /var/lib/apt/lists/* /tmp/table

@@ -5,7 +5,7 @@ Makes a broadcast-like TS (1440x1080i MPEG-2 at ISDB-T's ~15 Mbit/s, one AAC str
 times, alternating, ``repeats`` times each:
 
 - baseline: ``ffmpeg -i SRC -map 0:1 -c copy -f null -``, the demux alone;
-- kamado: ``worker.aac_scan.scan_stream``, the same demux piped into the ADTS reader.
+- kamado: ``worker.encode.aac_scan.scan_stream``, the same demux piped into the ADTS reader.
 
 Prints the medians, kamado / baseline, and the scan's cost per hour of recording.
 
@@ -21,8 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from worker.aac_scan import scan_stream
-from worker.sample import sample_argv
+from worker.encode.aac_scan import scan_stream
+from worker.encode.sample import sample_argv
 
 
 def make_source(path: Path, seconds: float) -> Path:

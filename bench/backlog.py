@@ -26,10 +26,10 @@ import time
 from pathlib import Path
 
 from tests.support.redis_proc import RedisProcess
-from worker.celery_app import create_app
+from worker.broker.celery_app import create_app
+from worker.broker.registry import Registry
 from worker.jobs import ENCODE_TASK, Job
-from worker.registry import Registry
-from worker.settings import Settings
+from worker.settings.model import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKETS = (bytes([0x47]) + bytes(187)) * 2

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.support.chaos import Figures, chdir_repo, run_once
 from tests.support.netns import netns_problem
-from worker.sample import make_sample
+from worker.encode.sample import make_sample
 
 
 def show(label: str, figures: Figures) -> None:

@@ -42,8 +42,8 @@ from pathlib import Path
 
 from tests.support.procs import pids_with
 from tests.support.redis_proc import RedisProcess
-from worker.registry import Registry
-from worker.sample import make_sample
+from worker.broker.registry import Registry
+from worker.encode.sample import make_sample
 
 ROOT = Path(__file__).resolve().parents[1]
 KAMADO = [sys.executable, "-m", "worker.cli.main"]

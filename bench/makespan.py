@@ -6,7 +6,7 @@ lease in the real registry, sleeps length ÷ speed while reporting progress with
 and finishes the job. The fast "hardware" worker reports qsv at ``--fast`` × realtime
 and consumes encode.gpu; the slow "software" worker reports x264 at ``--slow`` × realtime
 and consumes encode.cpu. Each publishes heartbeats (with its current job) and its speed
-through worker/presence.py, as real workers do.
+through worker/broker/presence.py, as real workers do.
 
 - kamado: jobs are submitted by the scheduler's own delivery (routing picks the queue)
   and the service's routing pass runs every ``--interval`` seconds (50 ms);
@@ -41,18 +41,18 @@ from typing import Any
 
 from celery import Celery
 
-from scheduler.deliver import Deliverer
 from scheduler.service import Service
-from scheduler.spool import Spool
+from scheduler.spool.deliver import Deliverer
+from scheduler.spool.durable import Spool
 from scheduler.submission import Submission
 from tests.support.redis_proc import RedisProcess
-from worker.celery_app import celery_config
-from worker.heartbeat import BackendSpeed, WorkerHeartbeat
+from worker.broker.celery_app import celery_config
+from worker.broker.heartbeat import BackendSpeed, WorkerHeartbeat
+from worker.broker.presence import publish, record_speed
+from worker.broker.registry import Registry
+from worker.encode.progress import Progress
 from worker.jobs import ENCODE_TASK, Job, JobState, Recording
-from worker.presence import publish, record_speed
-from worker.progress import Progress
-from worker.registry import Registry
-from worker.settings import Settings
+from worker.settings.model import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 EPOCH = datetime(2024, 1, 1, tzinfo=UTC)

@@ -24,12 +24,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from worker.ffmpeg import build_command
-from worker.probe import probe_source
-from worker.probe_reuse import last_start
+from worker.backends.proof_reuse import last_start
+from worker.encode.argv import build_command
+from worker.encode.ffprobe import probe_source
+from worker.encode.sample import make_sample
 from worker.profiles import Backend, get_profile
-from worker.sample import make_sample
-from worker.settings import Settings
+from worker.settings.model import Settings
 
 
 def bare(argvs: list[list[str]], at_once: int) -> float:

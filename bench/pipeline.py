@@ -30,10 +30,10 @@ from tests.integration.prefetch.remote_worker import (
 from tests.support.redis_proc import RedisProcess
 from tests.support.sshd import SshdProcess
 from tests.support.workers import client_settings, running_worker
+from worker.broker.registry import AttemptRecord, JobRecord, Registry
+from worker.broker.submit import submit_job
+from worker.encode.sample import make_sample
 from worker.jobs import Job, JobState
-from worker.registry import AttemptRecord, JobRecord, Registry
-from worker.sample import make_sample
-from worker.submit import submit_job
 
 
 def run_backlog(

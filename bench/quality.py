@@ -1,7 +1,7 @@
 """Picture quality of each profile's output: SSIM and PSNR, with the bitrate, per broadcast shape.
 
 For every broadcast shape (1440x1080i and 1920x1080i HD, 720x480 4:3 and 16:9 SD, the
-544x480 and 480x480 BS/CS formats) a clip is generated (worker/sample.py) and encoded
+544x480 and 480x480 BS/CS formats) a clip is generated (worker/encode/sample.py) and encoded
 with the exact ffmpeg argv each profile builds for libx264. Each output is compared,
 frame by frame with ffmpeg's ``ssim`` and ``psnr`` filters, with a lossless encode of the
 same filter chain (the same argv with ``-crf 0``): the reference has the profile's
@@ -27,11 +27,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from worker.ffmpeg import build_command
-from worker.probe import MediaInfo, probe_source
+from worker.encode.argv import build_command
+from worker.encode.ffprobe import MediaInfo, probe_source
+from worker.encode.sample import make_sample
 from worker.profiles import Backend, Profile, all_profiles
-from worker.sample import make_sample
-from worker.settings import Settings, load_settings
+from worker.settings.model import Settings, load_settings
 
 # (width, height, display aspect, interlaced): the shapes Japanese broadcasts carry.
 SHAPES = [

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pydantic import ValidationError
 
 from guest_agent.probe import CACHE_NAME, GuestProbe
-from worker.capabilities import Status
+from worker.backends.capabilities import Status
 from worker.doctor.findings import Context, Finding, bad, ok
 from worker.profiles import Backend
 

@@ -23,12 +23,12 @@ from celery import Celery
 from guest_agent.ledger import Ledger
 from guest_agent.plan import Plan, problems
 from guest_agent.probe import GuestProbe, run_probe
+from worker.broker.heartbeat import BackendProblem
+from worker.broker.registry import Registry
 from worker.cli.worker_cmd import HeartbeatHook
 from worker.errors import BrokerError, KamadoError
-from worker.heartbeat import BackendProblem
 from worker.profiles import QUEUE_GPU, Backend
-from worker.registry import Registry
-from worker.settings import Settings
+from worker.settings.model import Settings
 
 log = logging.getLogger("kamado.guest")
 

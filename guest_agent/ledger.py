@@ -15,16 +15,16 @@ from typing import Any
 
 from celery.signals import task_postrun, task_prerun
 
+from worker.broker.registry import AttemptRecord, JobRecord, Registry
 from worker.errors import BrokerError
 from worker.jobs import ENCODE_TASK
 from worker.profiles import QUEUE_GPU, Backend
-from worker.registry import AttemptRecord, JobRecord, Registry
-from worker.settings import Settings
+from worker.settings.model import Settings
 
 log = logging.getLogger("kamado.guest")
 
 PREFIX = "kamado:guest:"
-# Failure kinds that say the GPU itself is unwell (worker/ffmpeg_errors.py, ffmpeg_run.py).
+# Failure kinds that say the GPU itself is unwell (worker/encode/stderr.py, ffmpeg_run.py).
 HARDWARE_KINDS = frozenset({"hardware", "crash", "stalled"})
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from guest_agent.probe import GuestProbe
-from worker.capabilities import Status
+from worker.backends.capabilities import Status
+from worker.broker.heartbeat import BackendProblem
 from worker.errors import NothingToServe
-from worker.heartbeat import BackendProblem
 from worker.profiles import QUEUE_CPU, QUEUE_GPU, Backend
-from worker.settings import Settings
+from worker.settings.model import Settings
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The guest probe: the GPU as the guest sees it, then a real short encode per backend.
 
 Each backend (qsv, vaapi, x264) is proven by encoding a generated 1080i clip through the
-argv the profiles build (worker/capabilities.py), and reported proven, failed (ffmpeg's
+argv the profiles build (worker/backends/capabilities.py), and reported proven, failed (ffmpeg's
 exact reason and its kind: hardware, option, crash...) or absent. The result is cached in
 the state directory; `kamado guest run` redoes it at start, `kamado guest probe --refresh`
 on demand.
@@ -26,7 +26,7 @@ from guest_agent.system import (
     render_nodes,
     vainfo,
 )
-from worker.capabilities import (
+from worker.backends.capabilities import (
     BackendReport,
     ProbeReport,
     Status,
@@ -34,10 +34,10 @@ from worker.capabilities import (
     store_probe,
     writable_state_dir,
 )
-from worker.captions import CaptionSupport
-from worker.gpu import GpuFound
+from worker.backends.gpu import GpuFound
+from worker.encode.captions import CaptionSupport
 from worker.profiles import Backend
-from worker.settings import Settings
+from worker.settings.model import Settings
 
 CACHE_NAME = "guest-probe.json"
 

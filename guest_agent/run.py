@@ -9,13 +9,13 @@ from guest_agent.ledger import TaskHooks
 from guest_agent.plan import Plan, make_plan
 from guest_agent.probe import run_probe
 from guest_agent.tables import backends_table
-from worker.backend_view import CONF_KEY, backend_lines
-from worker.celery_app import create_app
+from worker.backends.view import CONF_KEY, backend_lines
+from worker.broker.celery_app import create_app
+from worker.broker.registry import check_login
 from worker.cli.common import err_console, fail
 from worker.cli.worker_cmd import HeartbeatHook, run_worker
 from worker.errors import KamadoError
-from worker.registry import check_login
-from worker.settings import Settings
+from worker.settings.model import Settings
 
 
 def worker_settings(settings: Settings) -> Settings:

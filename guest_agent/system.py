@@ -11,9 +11,9 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from worker import process
-from worker.capabilities import compiled_decoders, compiled_encoders, compiled_filters
+from worker.backends.capabilities import compiled_decoders, compiled_encoders, compiled_filters
 from worker.errors import KamadoError
-from worker.settings import Settings
+from worker.settings.model import Settings
 
 DRI = Path("/dev/dri")
 # Where Debian, Fedora and others install VA-API drivers (<name>_drv_video.so).

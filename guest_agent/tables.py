@@ -6,8 +6,8 @@ from rich.table import Table
 from rich.text import Text
 
 from guest_agent.probe import GuestProbe
-from worker.capabilities import BackendReport, ProbeReport, Status
-from worker.captions import support_words
+from worker.backends.capabilities import BackendReport, ProbeReport, Status
+from worker.encode.captions import support_words
 
 
 def backends_table(report: ProbeReport) -> Table:

@@ -2,7 +2,7 @@
 
 Once per poll (or at once on a libvirt lifecycle event) the agent reads the VM's state
 from libvirt and the work from Redis, asks :class:`~host_agent.policy.Policy` what to
-do, does it, and publishes a :class:`~worker.heartbeat.HostHeartbeat`. A broken libvirt
+do, does it, and publishes a :class:`~worker.broker.heartbeat.HostHeartbeat`. A broken libvirt
 connection is reopened on the next poll; Redis reconnects by itself. While either is
 away the agent neither starts nor stops the VM for work, so a blip never kills an encode.
 """
@@ -24,10 +24,10 @@ from host_agent.errors import DomainNotFound, HostAgentError, HypervisorUnavaila
 from host_agent.lifecycle import DomainStatus, Hypervisor, LifecycleEvent
 from host_agent.policy import Action, Decision, Policy, VmView, Work, in_windows
 from host_agent.redis_state import RedisState
+from worker.broker.heartbeat import HostHeartbeat
+from worker.broker.heartbeat import now as utc_now
 from worker.errors import BrokerError
-from worker.heartbeat import HostHeartbeat
-from worker.heartbeat import now as utc_now
-from worker.settings_host import HostSettings
+from worker.settings.host import HostSettings
 
 log = logging.getLogger("kamado.host_agent")
 

@@ -17,6 +17,7 @@ from rich.text import Text
 from host_agent.domain import domain_xml
 from host_agent.errors import DomainNotFound, HostAgentError
 from host_agent.preflight import LibvirtFacts, Report, Status, run_preflight
+from worker.broker.registry import check_login
 from worker.cli.common import (
     EXIT_FAILED,
     ConfigOption,
@@ -27,9 +28,8 @@ from worker.cli.common import (
     settings_or_exit,
 )
 from worker.errors import BrokerError, ConfigError, KamadoError
-from worker.registry import check_login
-from worker.settings import Settings
-from worker.settings_host import HostSettings
+from worker.settings.host import HostSettings
+from worker.settings.model import Settings
 
 if TYPE_CHECKING:
     from host_agent.lifecycle import Hypervisor

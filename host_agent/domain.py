@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from worker.settings_host import GpuSettings, VmSettings
+from worker.settings.host import GpuSettings, VmSettings
 
 QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
 GUEST_AGENT_CHANNEL = "org.qemu.guest_agent.0"

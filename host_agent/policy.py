@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import time
 from enum import StrEnum
 
-from worker.settings_host import HostSettings
+from worker.settings.host import HostSettings
 
 # Reasons libvirt gives for a shutoff that nobody asked for and that should be undone.
 UNEXPECTED_STOPS = frozenset({"destroyed", "crashed", "failed", "unknown", "daemon"})

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from host_agent.host_use import host_use
 from host_agent.pci_names import pci_name
 from host_agent.sysfs import Host
-from worker.settings_host import HostSettings, VmSettings
+from worker.settings.host import HostSettings, VmSettings
 
 VFIO_MODULES = ("vfio", "vfio_pci", "vfio_iommu_type1")
 PCI_BRIDGE_CLASS = "0x0604"

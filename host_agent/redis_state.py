@@ -14,9 +14,9 @@ from collections.abc import Sequence
 import redis
 from pydantic import ValidationError
 
+from worker.broker.heartbeat import HostHeartbeat, WorkerHeartbeat, host_key, worker_key
 from worker.errors import BrokerError
-from worker.heartbeat import HostHeartbeat, WorkerHeartbeat, host_key, worker_key
-from worker.settings import mask_url
+from worker.settings.model import mask_url
 
 PRIORITY_SEP = "\x06\x16"
 # kombu's default steps are 0, 3, 6, 9; Celery can use all of 0-9, so read every one.

@@ -3,7 +3,7 @@
 The detached delivery a recorder hook starts runs `python -m scheduler spool flush
 --lock-fd N`; it lowers its priority first, so the recorder and the hooks that end with it
 (several tuners finish in the same second) get the CPU before the delivery's imports. A
-hook itself takes the quick path (:mod:`scheduler.hook_quick`) here as from `kamado`.
+hook itself takes the quick path (:mod:`scheduler.hooks.quick`) here as from `kamado`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ DELIVERY_NICE = 10
 
 def main() -> None:
     """Run the scheduler-only command line."""
-    from scheduler.hook_quick import main as quick
+    from scheduler.hooks.quick import main as quick
 
     if "--lock-fd" in sys.argv[1:]:  # a hook's delivery: it must not slow the next hooks
         with contextlib.suppress(OSError):
@@ -28,7 +28,7 @@ def main() -> None:
     import typer
     from rich.text import Text
 
-    from scheduler.cli import register
+    from scheduler.cli.commands import register
     from worker.cli.common import err_console
     from worker.errors import KamadoError
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from scheduler.paths import shown, sniff_ts
 from worker.errors import BadInputError
 from worker.outputs.identity import kind_of
-from worker.settings_scheduler import SchedulerSettings
+from worker.settings.scheduler import SchedulerSettings
 
 GLOB_CHARS = frozenset("*?[")
 

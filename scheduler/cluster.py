@@ -13,15 +13,15 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from scheduler.broker import BrokerState, Message
+from scheduler.queues import BrokerState, Message
 from scheduler.routing import DEFAULT_LENGTH_S, Cluster, Lane, Pending, accepts_software
-from worker.heartbeat import HostHeartbeat, WorkerHeartbeat, now
+from worker.broker.heartbeat import HostHeartbeat, WorkerHeartbeat, now
+from worker.broker.presence import workers
+from worker.broker.registry import UNACKED, Registry, job_key, task_job_id
 from worker.jobs import Job, JobState
-from worker.presence import workers
 from worker.profiles import QUEUE_CPU, QUEUE_GPU, Backend, all_profiles
-from worker.registry import UNACKED, Registry, job_key, task_job_id
-from worker.settings import Settings
-from worker.settings_scheduler import RoutingSettings
+from worker.settings.model import Settings
+from worker.settings.scheduler import RoutingSettings
 
 MAX_SCAN = 500
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from scheduler.errors import RecordingError
 
 if TYPE_CHECKING:  # the hook checks recordings without loading the settings models
-    from worker.settings_scheduler import PathMap
+    from worker.settings.scheduler import PathMap
 
 TS_PACKET = 188
 SYNC_BYTE = 0x47

@@ -8,8 +8,8 @@ from fnmatch import fnmatchcase
 from worker.errors import ConfigError
 from worker.jobs import Recording
 from worker.profiles import all_profiles
-from worker.settings import Settings
-from worker.settings_scheduler import ProfileRule
+from worker.settings.model import Settings
+from worker.settings.scheduler import ProfileRule
 
 
 def _search(pattern: str | None, value: str | None) -> bool:

@@ -13,16 +13,16 @@ import threading
 import time
 from dataclasses import dataclass
 
-from scheduler import spool_store
-from scheduler.deliver import Deliverer, drain, report_unreadable
 from scheduler.routing import plan
-from scheduler.spool import Entry, Spool
+from scheduler.spool import store as spool_store
+from scheduler.spool.deliver import Deliverer, drain, report_unreadable
+from scheduler.spool.durable import Entry, Spool
 from scheduler.unserved import UnservedWatch
 from scheduler.waiting import WaitingNotices
+from worker.admin.task_events import MOVED, ended_fields, send_revoked, sender_name
 from worker.errors import BrokerError, KamadoError
 from worker.profiles import QUEUE_CPU, QUEUE_GPU
-from worker.settings import Settings
-from worker.task_events import MOVED, ended_fields, send_revoked, sender_name
+from worker.settings.model import Settings
 
 log = logging.getLogger("kamado.scheduler")
 # Seconds between looks for queues that hold work no worker consumes.
@@ -51,7 +51,7 @@ class Service:
 
     def route_once(self) -> list[Moved]:
         """One routing pass: move the jobs that finish sooner on software to encode.cpu."""
-        from worker.submit import publish
+        from worker.broker.submit import publish
 
         state = self.deliverer.state
         messages = state.waiting(QUEUE_GPU)
@@ -109,7 +109,7 @@ class Service:
 
     def tick(self) -> None:
         """Run whichever chores are due."""
-        from worker.reconcile import reconcile
+        from worker.broker.reconcile import reconcile
 
         sched = self.settings.scheduler
         if self.due("spool", sched.spool_poll) and self._deliverable():

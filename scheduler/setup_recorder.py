@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from scheduler.spool_access import CONFIG_MODE, DIR_MODE, ENTRY_MODE
+from scheduler.spool.access import CONFIG_MODE, DIR_MODE, ENTRY_MODE
 from worker.setup.account import CONFIG, ETC, KAMADO, ensure_account
 from worker.setup.envfile import parse_env, toml_string, with_value
 from worker.setup.report import Paste

@@ -1,7 +1,7 @@
 """Building a submission: path mapping, profile, job id, hold and flags, length estimate.
 
 Every entry point (the hooks, `kamado enqueue`, the spool) builds a :class:`Submission`
-here and hands it to :func:`scheduler.deliver.deliver`; nothing is sent until the whole
+here and hands it to :func:`scheduler.spool.deliver.deliver`; nothing is sent until the whole
 submission is valid.
 """
 
@@ -16,8 +16,8 @@ from scheduler.paths import absolute, check_recording, map_source, require_utf8
 from scheduler.rules import choose_profile
 from worker.jobs import Job, Recording, now
 from worker.profiles import get_profile
-from worker.settings import Settings
-from worker.settings_scheduler import HoldSettings
+from worker.settings.model import Settings
+from worker.settings.scheduler import HoldSettings
 
 SCHEMA_VERSION = 1
 

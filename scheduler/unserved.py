@@ -12,11 +12,11 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from scheduler.broker import LEVELS, BrokerState, level_key
-from worker.heartbeat import HostHeartbeat
-from worker.presence import workers
+from scheduler.queues import LEVELS, BrokerState, level_key
+from worker.broker.heartbeat import HostHeartbeat
+from worker.broker.presence import workers
+from worker.broker.registry import Registry
 from worker.profiles import QUEUE_CPU, QUEUE_GPU
-from worker.registry import Registry
 
 log = logging.getLogger("kamado.scheduler")
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from scheduler.broker import BrokerState
-from worker.heartbeat import HostHeartbeat
-from worker.presence import workers
+from scheduler.queues import BrokerState
+from worker.admin.task_events import send_waiting, sender_name
+from worker.broker.heartbeat import HostHeartbeat
+from worker.broker.presence import workers
+from worker.broker.registry import Registry
 from worker.profiles import QUEUE_CPU, QUEUE_GPU
-from worker.registry import Registry
-from worker.task_events import send_waiting, sender_name
 
 if TYPE_CHECKING:
     from celery import Celery

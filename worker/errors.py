@@ -92,7 +92,7 @@ class EncodeError(MediaError):
         self.backend = backend
         self.returncode = returncode
         self.stderr_tail = stderr_tail
-        # "hardware", "option", "crash", "disk", "input" or "encode": see worker/ffmpeg_errors.py
+        # "hardware", "option", "crash", "disk", "input" or "encode": see worker/encode/stderr.py
         self.kind = kind
 
 

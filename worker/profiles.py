@@ -1,7 +1,7 @@
 """Encode profiles: what an output should be, and which backends may make it.
 
 A profile states an intent (H.264, quality, deinterlace, size, audio) and the backends it
-accepts in order of preference. ``worker/ffmpeg.py`` turns a profile, a backend and a
+accepts in order of preference. ``worker/encode/argv.py`` turns a profile, a backend and a
 probed source into an ffmpeg argv.
 """
 

@@ -121,13 +121,13 @@ unmount_api() {
 }
 
 packages() {
-    # The GPU packages come from kamado's generation table (worker/generations.py): i965
+    # The GPU packages come from kamado's generation table (worker/backends/generations.py): i965
     # for Haswell, iHD and both QSV runtimes (libmfx1; libmfx-gen1.2 for Alder Lake and
     # newer) for the rest. Stdlib only, so this checkout's python3 runs it uninstalled.
     local list=() flag=()
     ((NON_FREE)) && flag=(--non-free)
-    mapfile -t list < <(cd "$REPO" && python3 -m worker.generations packages "${flag[@]}")
-    ((${#list[@]})) || die "python3 -m worker.generations printed no packages"
+    mapfile -t list < <(cd "$REPO" && python3 -m worker.backends.generations packages "${flag[@]}")
+    ((${#list[@]})) || die "python3 -m worker.backends.generations printed no packages"
     list+=(qemu-guest-agent python3-venv ca-certificates)
     if ((NON_FREE)); then
         write_file /etc/apt/sources.list.d/kamado-non-free.sources 0644 <<'SOURCES'

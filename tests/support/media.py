@@ -7,8 +7,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from worker.encode.sample import make_sample
 from worker.outputs.names import is_temp_name
-from worker.sample import make_sample
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from typing import Any
 from celery import Celery
 
 from worker import onebox, process
-from worker.celery_app import create_app
-from worker.settings import Settings
+from worker.broker.celery_app import create_app
+from worker.settings.model import Settings
 
 
 def worker_env(broker_url: str, state_dir: Path, **extra: str) -> dict[str, str]:

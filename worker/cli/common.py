@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.text import Text
 
 from worker.errors import KamadoError
-from worker.settings import Settings, load_settings
+from worker.settings.model import Settings, load_settings
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)

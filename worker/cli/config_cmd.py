@@ -10,9 +10,9 @@ import typer
 from rich.text import Text
 
 from worker.cli.common import EXIT_BAD_INPUT, JsonOption, console, err_console, fail, print_json
-from worker.config_file import find_config, load_env_file
 from worker.errors import KamadoError
-from worker.settings import load_settings, masked_dump
+from worker.settings.file import find_config, load_env_file
+from worker.settings.model import load_settings, masked_dump
 
 app = typer.Typer(help="Inspect kamado's configuration.", no_args_is_help=True)
 
@@ -41,7 +41,7 @@ def check(
     password or host name, a missing SFTP key file, a path_map target naming no
     location. Warnings (what may fail on another box) are printed and exit 0.
     """
-    from worker.config_lint import lint
+    from worker.settings.lint import lint
 
     try:
         env = load_env_file(env_file) if env_file is not None else None

@@ -17,7 +17,7 @@ from rich.progress import (
 )
 
 from worker import onebox
-from worker.captions import CaptionStatus, caption_line
+from worker.backends.proof_reuse import last_start
 from worker.cli.common import (
     EXIT_FAILED,
     ConfigOption,
@@ -28,14 +28,14 @@ from worker.cli.common import (
     print_json,
     settings_or_exit,
 )
+from worker.encode.captions import CaptionStatus, caption_line
+from worker.encode.ffprobe import parse_media, run_ffprobe
+from worker.encode.sample import make_sample
 from worker.errors import BadInputError, KamadoError
 from worker.jobs import Job, JobState
 from worker.outputs.contract import inspect_submission
-from worker.probe import parse_media, run_ffprobe
-from worker.probe_reuse import last_start
 from worker.profiles import get_profile
-from worker.sample import make_sample
-from worker.settings import Settings
+from worker.settings.model import Settings
 
 ReprobeOption = Annotated[
     bool, typer.Option("--reprobe", help="prove the encoder backends again even if unchanged")

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from worker import flower
+from worker.admin import flower
 from worker.cli.common import ConfigOption, err_console, fail, settings_or_exit
 from worker.errors import KamadoError
 

@@ -14,7 +14,7 @@ from worker.cli.common import (
     print_json,
     settings_or_exit,
 )
-from worker.staging_check import CheckResult, check_all
+from worker.staging.check import CheckResult, check_all
 
 app = typer.Typer(help="Staging locations (local mounts and SFTP hosts).", no_args_is_help=True)
 

@@ -12,20 +12,20 @@ from celery.signals import worker_ready, worker_shutdown
 from rich.table import Table
 from rich.text import Text
 
-from worker.backend_view import CONF_KEY, backend_lines, problems_of
-from worker.capabilities import ProbeReport, Status, cached_probe
-from worker.captions import CaptionSupport, caption_support, describe_support
-from worker.celery_app import create_app
+from worker.backends.capabilities import ProbeReport, Status, cached_probe
+from worker.backends.proof_reuse import probe_at_start
+from worker.backends.view import CONF_KEY, backend_lines, problems_of
+from worker.broker.celery_app import create_app
+from worker.broker.heartbeat import BackendProblem, BackendSpeed, WorkerHeartbeat
+from worker.broker.presence import HeartbeatPublisher, current_job, speeds
+from worker.broker.registry import Registry, check_login
 from worker.cli.common import ConfigOption, err_console, fail, settings_or_exit
+from worker.encode.captions import CaptionSupport, caption_support, describe_support
 from worker.errors import BadInputError, KamadoError, NothingToServe
-from worker.heartbeat import BackendProblem, BackendSpeed, WorkerHeartbeat
-from worker.pool_guard import refuse_pool_resize
-from worker.presence import HeartbeatPublisher, current_job, speeds
-from worker.probe_reuse import probe_at_start
 from worker.profiles import QUEUE_GPU
-from worker.registry import Registry, check_login
-from worker.settings import Settings
-from worker.watchdog import ConsumerWatchdog
+from worker.runtime.pool_guard import refuse_pool_resize
+from worker.runtime.watchdog import ConsumerWatchdog
+from worker.settings.model import Settings
 
 
 def probe_table(report: ProbeReport) -> Table:

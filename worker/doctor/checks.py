@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from worker.config_lint import lint
 from worker.doctor.access import blocked
 from worker.doctor.findings import Context, Finding, Severity, bad, ok
 from worker.errors import BrokerError
-from worker.settings import mask_url
-from worker.settings_staging import LocalLocation, SftpLocation
+from worker.settings.lint import lint
+from worker.settings.model import mask_url
+from worker.settings.staging import LocalLocation, SftpLocation
 from worker.setup.system import user_exists
-from worker.staging_check import check_all
+from worker.staging.check import check_all
 
 WORKING_ROLES = {"guest", "worker"}
 DOCTOR_TIMEOUT_S = 5.0
@@ -200,7 +200,7 @@ def broker_checks(ctx: Context) -> list[Finding]:
                 "prints it)",
             )
         ]
-    from worker.registry import Registry, redis_client
+    from worker.broker.registry import Registry, redis_client
 
     raw = url.get_secret_value()
     registry = Registry(redis_client(raw, socket_timeout=DOCTOR_TIMEOUT_S))

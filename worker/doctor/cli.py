@@ -11,10 +11,10 @@ from rich.table import Table
 from rich.text import Text
 
 from worker.cli.common import EXIT_FAILED, ConfigOption, JsonOption, console, fail, print_json
-from worker.config_file import find_config, load_env_file
 from worker.doctor.findings import ROLES, Context, Finding, Severity
 from worker.errors import BadInputError, ConfigError, KamadoError
-from worker.settings import load_settings
+from worker.settings.file import find_config, load_env_file
+from worker.settings.model import load_settings
 from worker.setup.units import ROLE_UNITS, UNIT_DIR
 
 ENV_FILE = Path("/etc/kamado/kamado.env")

@@ -7,7 +7,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from worker.settings import Settings
+from worker.settings.model import Settings
 
 ROLES = ("recorder", "host", "guest", "worker")
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from worker.registry import Registry
-from worker.registry_scripts import CLAIM
+from worker.broker.registry import Registry
+from worker.broker.registry_scripts import CLAIM
 
 OUTPUTS = "kamado:outputs"
 WRITTEN = "kamado:outputs:written"

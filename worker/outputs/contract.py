@@ -29,9 +29,9 @@ from worker.outputs.claims import Claims
 from worker.outputs.identity import LocalIdentity, local_identity, real_path, require_regular
 from worker.outputs.names import MAX_NAME_BYTES, SUFFIX, is_temp_name, numbered, split_dir
 from worker.outputs.view import BlindView, LocalView, OutputView
-from worker.settings import Settings
-from worker.settings_staging import LocalLocation
-from worker.staging_uri import Target, resolve
+from worker.settings.model import Settings
+from worker.settings.staging import LocalLocation
+from worker.staging.uri import Target, resolve
 
 MAX_CANDIDATES = 1000
 BATCH = 16

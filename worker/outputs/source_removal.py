@@ -24,9 +24,9 @@ from typing import Any
 from worker.errors import KamadoError, StagingError
 from worker.jobs import Job, Recording
 from worker.outputs.identity import local_fingerprint, local_identity, real_path
-from worker.settings import Settings
-from worker.settings_staging import LocalLocation
-from worker.staging_uri import resolve
+from worker.settings.model import Settings
+from worker.settings.staging import LocalLocation
+from worker.staging.uri import resolve
 
 log = logging.getLogger("kamado.worker")
 AFTER_VERIFIED = "after_verified"

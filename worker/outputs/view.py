@@ -3,7 +3,7 @@
 The contract needs two answers about a candidate output path: which place it really is
 (the key a claim is stored under) and what file is there now (a fingerprint, or None).
 :class:`LocalView` answers for this machine's file system; SFTP outputs are answered by
-the staging side with the server's realpath and stat (see worker/staging_identity.py).
+the staging side with the server's realpath and stat (see worker/staging/identity.py).
 """
 
 from __future__ import annotations

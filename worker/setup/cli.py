@@ -11,7 +11,7 @@ import typer
 
 from worker.cli.common import ConfigOption, JsonOption, fail, settings_or_exit
 from worker.errors import BadInputError, KamadoError
-from worker.settings_staging import NAME_PATTERN
+from worker.settings.staging import NAME_PATTERN
 from worker.setup.location import LocationOptions, setup_location
 from worker.setup.report import Paste, show
 from worker.setup.source import deploy_dir, kamado_binary

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from worker.settings import Settings
-from worker.settings_staging import LocalLocation
+from worker.settings.model import Settings
+from worker.settings.staging import LocalLocation
 from worker.setup.account import KAMADO, STARTING_CONFIG, ensure_account, ensure_config
 from worker.setup.system import System, tool
 

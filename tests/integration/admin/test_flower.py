@@ -16,11 +16,11 @@ from tests.support.procs import wait_for
 from tests.support.redis_proc import RedisProcess, free_port
 from tests.support.workers import client_settings, environ_without_kamado, running_worker
 from worker import process
+from worker.admin.task_view import describe_args
+from worker.broker.registry import Registry
+from worker.broker.submit import submit_job
+from worker.encode.sample import make_sample
 from worker.jobs import Job, JobState
-from worker.registry import Registry
-from worker.sample import make_sample
-from worker.submit import submit_job
-from worker.task_view import describe_args
 
 pytestmark = pytest.mark.integration
 

@@ -23,11 +23,11 @@ from typing import Any
 import pytest
 from celery import Celery
 
-from scheduler import jobs
-from scheduler.broker import BrokerState
-from scheduler.deliver import Deliverer
+from scheduler import control as jobs
+from scheduler.queues import BrokerState
 from scheduler.service import Service
-from scheduler.spool import Spool
+from scheduler.spool.deliver import Deliverer
+from scheduler.spool.durable import Spool
 from scheduler.waiting import WaitingNotices
 from tests.integration.admin.flower_rig import realtime_ffmpeg, task_html, tasks_page
 from tests.integration.admin.test_flower import PASSWORD, USER, start_flower
@@ -35,13 +35,13 @@ from tests.integration.admin.web import get, get_json, wait_until_up
 from tests.support.procs import wait_for
 from tests.support.redis_proc import RedisProcess, free_port
 from tests.support.workers import client_settings, running_worker
-from worker.heartbeat import HostHeartbeat, host_key
+from worker.broker.heartbeat import HostHeartbeat, host_key
+from worker.broker.registry import Registry
+from worker.broker.submit import submit_job
+from worker.encode.sample import make_sample
 from worker.jobs import Job, JobState
-from worker.pool_guard import REFUSAL
-from worker.registry import Registry
-from worker.sample import make_sample
-from worker.settings import Settings
-from worker.submit import submit_job
+from worker.runtime.pool_guard import REFUSAL
+from worker.settings.model import Settings
 
 pytestmark = pytest.mark.integration
 AUTH = (USER, PASSWORD)

@@ -14,16 +14,16 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.admin.web import get
 from tests.support.redis_proc import RedisProcess
-from worker.celery_app import create_app
-from worker.counters import count_watchdog
-from worker.heartbeat import HostHeartbeat, WorkerHeartbeat, host_key
+from worker.admin.metrics import serve_metrics
+from worker.broker.celery_app import create_app
+from worker.broker.counters import count_watchdog
+from worker.broker.heartbeat import HostHeartbeat, WorkerHeartbeat, host_key
+from worker.broker.presence import publish, record_speed
+from worker.broker.registry import Registry, attempts_key, job_key, lease_key
+from worker.broker.submit import publish as publish_message
+from worker.encode.progress import Progress
 from worker.jobs import Job, JobState
-from worker.metrics import serve_metrics
-from worker.presence import publish, record_speed
-from worker.progress import Progress
-from worker.registry import Registry, attempts_key, job_key, lease_key
-from worker.settings import Settings
-from worker.submit import publish as publish_message
+from worker.settings.model import Settings
 
 pytestmark = pytest.mark.integration
 

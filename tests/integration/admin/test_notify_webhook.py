@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
+from worker.admin.notify import Notifier, signature
+from worker.broker.registry import AttemptRecord, JobRecord
 from worker.jobs import Job, JobState, now
-from worker.notify import Notifier, signature
-from worker.registry import AttemptRecord, JobRecord
-from worker.settings_admin import NotifySettings
+from worker.settings.admin import NotifySettings
 
 pytestmark = pytest.mark.integration
 

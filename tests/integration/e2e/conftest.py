@@ -27,7 +27,7 @@ from tests.support.netns import Netns, netns_problem
 from tests.support.redis_proc import REDIS_SERVER
 from tests.support.sshd import SSHD, SshdProcess, sshd_available
 from worker import process
-from worker.registry import Registry
+from worker.broker.registry import Registry
 
 RECORDER, BROKER, WORKER = "recorder", "broker", "worker"
 REC_TO_WORKER, WORKER_TO_REC = "10.213.1.1", "10.213.1.2"

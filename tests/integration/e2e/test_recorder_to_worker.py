@@ -15,9 +15,9 @@ import pytest
 from tests.integration.e2e.conftest import RECORDER, WORKER, Cluster
 from tests.integration.prefetch.remote_worker import wait_final
 from tests.support.media import Clips, leftovers, sha256
+from worker.broker.registry import JobRecord
 from worker.jobs import JobState
-from worker.registry import JobRecord
-from worker.staging import scratch_path
+from worker.staging.api import scratch_path
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ import pytest
 from tests.support.chaos import FAULTS, chdir_repo, run_once
 from tests.support.netns import netns_problem
 from tests.support.sshd import sshd_available
-from worker.sample import make_sample
+from worker.encode.sample import make_sample
 
 pytestmark = pytest.mark.integration
 

@@ -17,9 +17,9 @@ from tests.integration.admin.web import get
 from tests.integration.faults.conftest import PROFILES, Rig
 from tests.support.media import sha256
 from tests.support.procs import wait_for
-from worker.counters import read_counters
+from worker.admin.metrics import serve_metrics
+from worker.broker.counters import read_counters
 from worker.jobs import JobState
-from worker.metrics import serve_metrics
 
 pytestmark = pytest.mark.integration
 

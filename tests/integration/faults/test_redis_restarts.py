@@ -18,7 +18,7 @@ import pytest
 
 from tests.integration.faults.conftest import Rig
 from tests.support.procs import wait_for
-from worker.counters import read_counters
+from worker.broker.counters import read_counters
 from worker.jobs import JobState
 
 pytestmark = pytest.mark.integration

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.settings import load_settings
+from worker.settings.model import load_settings
 
 pytestmark = pytest.mark.integration
 
@@ -136,7 +136,7 @@ def test_cloud_init_user_data_parses_and_carries_the_same_unit_and_config() -> N
 
 
 def test_the_recipe_installs_what_the_generation_table_lists(tmp_path: Path) -> None:
-    from worker.generations import packages
+    from worker.backends.generations import packages
 
     for flag, non_free in (((), False), (("--non-free",), True)):
         root = tmp_path / str(non_free)
@@ -149,7 +149,7 @@ def test_the_recipe_installs_what_the_generation_table_lists(tmp_path: Path) -> 
 
 def test_cloud_init_lists_the_generation_tables_free_packages() -> None:
     yaml = pytest.importorskip("yaml")
-    from worker.generations import packages
+    from worker.backends.generations import packages
 
     data = yaml.safe_load((GUEST / "user-data.yaml").read_text())
     assert set(packages(non_free=False)) <= set(data["packages"])
@@ -161,18 +161,20 @@ def test_the_dockerfile_copies_what_the_table_needs_to_run_before_kamado_is_inst
     import re
     import sys
 
-    from worker.generations import packages
+    from worker.backends.generations import packages
 
     text = (REPO / "Dockerfile").read_text()
-    copy = re.search(r"^COPY (worker/\S+(?: worker/\S+)*) /tmp/table/worker/$", text, re.M)
-    assert copy, "the Dockerfile copies the table before its apt-get"
-    (tmp_path / "worker").mkdir()
-    for name in copy.group(1).split():
-        (tmp_path / name).write_bytes((REPO / name).read_bytes())
+    copies = re.findall(r"^COPY ((?:worker/\S+[ \\\n]+)+)/tmp/table/(\S+)/$", text, re.M)
+    assert copies, "the Dockerfile copies the table before its apt-get"
+    for names, into in copies:
+        for name in names.replace("\\", " ").split():
+            assert name.startswith(into + "/"), f"{name}: copied to another folder than its own"
+            (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / name).write_bytes((REPO / name).read_bytes())
     done = subprocess.run(
-        [sys.executable, "-S", "-m", "worker.generations", "packages", "--non-free"],
+        [sys.executable, "-S", "-m", "worker.backends.generations", "packages", "--non-free"],
         cwd=tmp_path, capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == packages(non_free=True)
-    assert "python3 -m worker.generations packages $flag" in text
+    assert "python3 -m worker.backends.generations packages $flag" in text

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.unit.guest_agent import intel_gpu
-from worker import capabilities
-from worker.capabilities import (
+from worker.backends import capabilities
+from worker.backends.capabilities import (
     BackendReport,
     ProbeReport,
     Status,
@@ -22,12 +22,12 @@ from worker.capabilities import (
     prove_backend,
     store_probe,
 )
-from worker.gpu import GpuFound
-from worker.probe import probe_source
+from worker.backends.gpu import GpuFound
+from worker.backends.proof import check_sample, make_samples
+from worker.encode.ffprobe import probe_source
+from worker.encode.sample import make_sample
 from worker.profiles import BUILTIN_PROFILES, Backend, Profile
-from worker.proof import check_sample, make_samples
-from worker.sample import make_sample
-from worker.settings import Settings
+from worker.settings.model import Settings
 
 pytestmark = pytest.mark.integration
 

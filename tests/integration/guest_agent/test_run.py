@@ -19,15 +19,15 @@ from tests.integration.guest_agent.guests import (
 from tests.support.media import Clips
 from tests.support.procs import wait_for
 from tests.support.redis_proc import RedisProcess
-from worker import presence
+from worker.broker import presence
+from worker.broker.counters import read_counters
+from worker.broker.heartbeat import WorkerHeartbeat
+from worker.broker.registry import Registry
+from worker.broker.submit import submit_job
 from worker.cli.common import EXIT_NOTHING_TO_SERVE
-from worker.counters import read_counters
-from worker.heartbeat import WorkerHeartbeat
 from worker.jobs import Job, JobState
 from worker.profiles import QUEUE_CPU, QUEUE_GPU
-from worker.registry import Registry
-from worker.settings import Settings
-from worker.submit import submit_job
+from worker.settings.model import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from worker.settings_host import HostSettings
+from worker.settings.host import HostSettings
 
 if TYPE_CHECKING:
     from host_agent.lifecycle import Hypervisor

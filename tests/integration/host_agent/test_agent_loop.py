@@ -14,7 +14,7 @@ from host_agent.lifecycle import Hypervisor, VmState
 from host_agent.redis_state import RedisState
 from tests.integration.host_agent.conftest import host_settings, wait_for
 from tests.support.redis_proc import RedisProcess
-from worker.heartbeat import HostHeartbeat, WorkerHeartbeat, host_key, worker_key
+from worker.broker.heartbeat import HostHeartbeat, WorkerHeartbeat, host_key, worker_key
 
 pytestmark = pytest.mark.integration
 

@@ -10,8 +10,8 @@ import pytest
 from host_agent.domain import domain_xml
 from host_agent.lifecycle import Hypervisor
 from tests.integration.host_agent.conftest import validate_xml
-from worker.settings import load_settings
-from worker.settings_host import VmSettings
+from worker.settings.host import VmSettings
+from worker.settings.model import load_settings
 
 pytestmark = pytest.mark.integration
 

@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from worker.broker.registry import JobRecord, Registry
 from worker.jobs import JobState
-from worker.registry import JobRecord, Registry
 
 
 def toml_value(value: object) -> str:

@@ -19,12 +19,12 @@ from tests.support.media import Clips, sha256
 from tests.support.redis_proc import RedisProcess
 from tests.support.sshd import SshdProcess, sshd_available
 from tests.support.workers import client_settings, running_worker
+from worker.broker.registry import RUNNING_STATES, Registry
+from worker.broker.submit import submit_job
+from worker.encode.sample import make_sample
 from worker.jobs import Job, JobState
-from worker.prefetch_next import IDLE_SWEEP
-from worker.registry import RUNNING_STATES, Registry
-from worker.sample import make_sample
-from worker.staging import scratch_path
-from worker.submit import submit_job
+from worker.runtime.prefetch import IDLE_SWEEP
+from worker.staging.api import scratch_path
 
 pytestmark = pytest.mark.integration
 

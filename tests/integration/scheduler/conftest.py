@@ -15,8 +15,8 @@ import pytest
 
 from tests.support.procs import pids_with, wait_for
 from tests.support.redis_proc import RedisProcess
-from worker.registry import Registry
-from worker.sample import make_sample
+from worker.broker.registry import Registry
+from worker.encode.sample import make_sample
 
 ROOT = Path(__file__).resolve().parents[3]
 

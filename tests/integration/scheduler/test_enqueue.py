@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.broker import BrokerState
+from scheduler.queues import BrokerState
 from tests.integration.scheduler.conftest import Kamado
-from worker.registry import Registry
+from worker.broker.registry import Registry
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.scheduler.conftest import Kamado, write_config
-from worker.registry import Registry
+from worker.broker.registry import Registry
 
 pytestmark = pytest.mark.integration
 

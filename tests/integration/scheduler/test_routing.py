@@ -12,20 +12,20 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.broker import BrokerState
-from scheduler.deliver import Deliverer
+from scheduler.queues import BrokerState
 from scheduler.service import Service
-from scheduler.spool import Spool
+from scheduler.spool.deliver import Deliverer
+from scheduler.spool.durable import Spool
 from scheduler.submission import Submission
 from tests.integration.scheduler.conftest import ROOT, Kamado
 from tests.support.procs import wait_for
 from tests.support.workers import running_worker
-from worker.heartbeat import BackendSpeed, WorkerHeartbeat
+from worker.broker.heartbeat import BackendSpeed, WorkerHeartbeat
+from worker.broker.presence import publish, record_speed
+from worker.broker.registry import Registry
+from worker.encode.progress import Progress
 from worker.jobs import Job, JobState
-from worker.presence import publish, record_speed
-from worker.progress import Progress
-from worker.registry import Registry
-from worker.settings import Settings
+from worker.settings.model import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.broker import BrokerState
-from scheduler.spool import Spool
+from scheduler.queues import BrokerState
+from scheduler.spool.durable import Spool
 from tests.integration.scheduler.conftest import ROOT, Kamado, write_config
 from tests.integration.scheduler.test_hooks import epgstation_env, place
 from tests.support.procs import wait_for
 from tests.support.redis_proc import RedisProcess
-from worker.registry import Registry
+from worker.broker.registry import Registry
 
 pytestmark = pytest.mark.integration
 
@@ -148,7 +148,7 @@ def test_scheduler_service_drains_the_spool_when_the_broker_returns(
 def test_a_process_killed_mid_write_leaves_no_partial_entry(tmp_path: Path) -> None:
     # A writer killed at any point leaves either a whole entry or only a hidden temp file.
     code = (
-        "import sys; from scheduler.spool import Spool; from tests.unit.scheduler."
+        "import sys; from scheduler.spool.durable import Spool; from tests.unit.scheduler."
         "test_spool_files import sub\nfor i in range(100000): Spool(__import__('pathlib')."
         f"Path({str(tmp_path)!r})).put(sub(str(i)))"
     )

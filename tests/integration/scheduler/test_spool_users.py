@@ -21,13 +21,13 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.spool_access import CONFIG_DIR_MODE, CONFIG_MODE, DIR_MODE, ENTRY_MODE
+from scheduler.spool.access import CONFIG_DIR_MODE, CONFIG_MODE, DIR_MODE, ENTRY_MODE
 from tests.integration.scheduler.conftest import ROOT, write_config
 from tests.integration.scheduler.test_hooks import epgstation_env
 from tests.support.procs import pids_with, wait_for
 from tests.support.redis_proc import RedisProcess, free_port
 from tests.support.users import Accounts
-from worker.registry import Registry
+from worker.broker.registry import Registry
 
 pytestmark = pytest.mark.integration
 

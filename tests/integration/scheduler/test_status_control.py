@@ -7,13 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.broker import BrokerState
+from scheduler.queues import BrokerState
 from tests.integration.scheduler.conftest import Kamado
-from worker.heartbeat import BackendProblem, BackendSpeed, HostHeartbeat, WorkerHeartbeat, host_key
+from worker.broker.heartbeat import (
+    BackendProblem,
+    BackendSpeed,
+    HostHeartbeat,
+    WorkerHeartbeat,
+    host_key,
+)
+from worker.broker.presence import publish, record_speed
+from worker.broker.registry import Registry
+from worker.encode.progress import Progress
 from worker.jobs import Job, JobState
-from worker.presence import publish, record_speed
-from worker.progress import Progress
-from worker.registry import Registry
 
 pytestmark = pytest.mark.integration
 

@@ -9,12 +9,12 @@ import pytest
 from tests.integration.scheduler.conftest import Kamado
 from tests.support.arib import plain_libavcodec
 from tests.support.procs import wait_for
-from worker.captions import caption_support
+from worker.broker.heartbeat import WorkerHeartbeat
+from worker.broker.presence import publish, workers
+from worker.broker.registry import Registry
 from worker.cli.worker_cmd import HeartbeatHook
-from worker.heartbeat import WorkerHeartbeat
-from worker.presence import publish, workers
-from worker.registry import Registry
-from worker.settings import Settings
+from worker.encode.captions import caption_support
+from worker.settings.model import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -36,7 +36,7 @@ from tests.support.redis_proc import REDIS_SERVER, free_port
 from tests.support.sshd import SSHD, SshdProcess, sshd_available
 from tests.support.users import Account, Accounts
 from tests.support.workers import environ_without_kamado
-from worker.sample import make_sample
+from worker.encode.sample import make_sample
 from worker.setup.envfile import parse_env
 from worker.setup.units import ROLE_UNITS, SHIPPED_BINARY
 

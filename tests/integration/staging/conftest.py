@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.sshd import SshdProcess, sshd_available
-from worker.settings_staging import StagingSettings
+from worker.settings.staging import StagingSettings
 
 
 @pytest.fixture(scope="session")

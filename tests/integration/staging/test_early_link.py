@@ -13,14 +13,14 @@ import pytest
 from tests.integration.staging.conftest import make_settings
 from tests.support.media import Clips
 from tests.support.sshd import SshdProcess
-from worker import staging_out
-from worker.encode import Attempt, encode_job
+from worker.encode.pipeline import Attempt, encode_job
 from worker.jobs import Job
 from worker.profiles import Backend
-from worker.settings import Settings
-from worker.settings_staging import LocalLocation, StagingSettings
-from worker.staging import Link, stage_out
-from worker.staging_local import Files
+from worker.settings.model import Settings
+from worker.settings.staging import LocalLocation, StagingSettings
+from worker.staging import outgoing as staging_out
+from worker.staging.api import Link, stage_out
+from worker.staging.local import Files
 
 pytestmark = pytest.mark.integration
 

@@ -10,15 +10,15 @@ import pytest
 
 from tests.integration.staging.conftest import make_settings
 from tests.support.sshd import SshdProcess, keygen
-from worker.settings_staging import StagingSettings
-from worker.staging import stage_in, stage_out
-from worker.staging_errors import (
+from worker.settings.staging import StagingSettings
+from worker.staging.api import stage_in, stage_out
+from worker.staging.errors import (
     AuthenticationError,
     HostKeyError,
     NoSpaceError,
     UnreachableError,
 )
-from worker.staging_pull import pull
+from worker.staging.pull import pull
 
 pytestmark = pytest.mark.integration
 

@@ -10,8 +10,8 @@ import pytest
 
 from tests.integration.staging.conftest import make_settings
 from tests.support.sshd import SshdProcess
-from worker.staging_errors import StagingError
-from worker.staging_pull import pull
+from worker.staging.errors import StagingError
+from worker.staging.pull import pull
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +51,7 @@ def test_scratch_filling_up_during_the_pull_fails_the_pull_and_keeps_no_short_co
 def test_a_short_write_on_a_nearly_full_scratch_is_never_taken_for_a_whole_one(
     small_fs: SmallFs,
 ) -> None:
-    from worker.staging_pull import _HashingWriter
+    from worker.staging.pull import _HashingWriter
 
     scratch = small_fs("scratch_nearly_full", 1024)
     fs = os.statvfs(scratch)

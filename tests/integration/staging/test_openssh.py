@@ -15,15 +15,15 @@ import pytest
 from tests.integration.staging.conftest import make_settings
 from tests.support.sshd import PASSPHRASE, SshdProcess, keygen, paramiko_key
 from worker.process import group_alive
-from worker.settings_staging import StagingSettings
-from worker.sftp import SftpSession
-from worker.sftp_common import Progress
-from worker.sftp_openssh import OpenSshSession
-from worker.sftp_wire import LinkLost
-from worker.staging import stage_out
-from worker.staging_core import connect
-from worker.staging_errors import HostKeyError, LocationError, UnreachableError
-from worker.staging_pull import pull
+from worker.settings.staging import StagingSettings
+from worker.staging.api import stage_out
+from worker.staging.core import connect
+from worker.staging.errors import HostKeyError, LocationError, UnreachableError
+from worker.staging.pull import pull
+from worker.staging.sftp.common import Progress
+from worker.staging.sftp.openssh_files import OpenSshSession
+from worker.staging.sftp.paramiko_files import SftpSession
+from worker.staging.sftp.wire import LinkLost
 
 pytestmark = pytest.mark.integration
 

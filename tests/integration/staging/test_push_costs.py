@@ -9,10 +9,12 @@ import pytest
 
 from tests.integration.staging.conftest import make_settings
 from tests.support.sshd import SshdProcess
-from worker import sftp_openssh, sftp_wire, staging_out
-from worker.settings_staging import StagingSettings
-from worker.staging import stage_out
-from worker.staging_local import Files
+from worker.settings.staging import StagingSettings
+from worker.staging import outgoing as staging_out
+from worker.staging.api import stage_out
+from worker.staging.local import Files
+from worker.staging.sftp import openssh_files as sftp_openssh
+from worker.staging.sftp import wire as sftp_wire
 
 pytestmark = pytest.mark.integration
 

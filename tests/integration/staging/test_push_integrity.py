@@ -12,14 +12,14 @@ import pytest
 from tests.integration.staging.conftest import make_settings
 from tests.support.redis_proc import RedisProcess
 from tests.support.sshd import SshdProcess
+from worker.broker.registry import Registry
 from worker.errors import LeaseLost
 from worker.jobs import Job
-from worker.lease import LeaseKeeper
-from worker.registry import Registry
-from worker.settings_staging import StagingSettings
-from worker.staging import stage_out
-from worker.staging_errors import IntegrityError, LocationError
-from worker.staging_out import temp_name
+from worker.runtime.lease import LeaseKeeper
+from worker.settings.staging import StagingSettings
+from worker.staging.api import stage_out
+from worker.staging.errors import IntegrityError, LocationError
+from worker.staging.outgoing import temp_name
 
 pytestmark = pytest.mark.integration
 

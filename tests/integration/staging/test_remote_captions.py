@@ -9,12 +9,12 @@ import pytest
 from tests.integration.staging.test_remote_output_checks import Seen, tree, worker_settings
 from tests.support.arib import captioned_ts, expected_captions, srt_texts
 from tests.support.sshd import SshdProcess
-from worker.captions import CaptionStatus
-from worker.encode import Attempt, encode_job
+from worker.encode.captions import CaptionStatus
+from worker.encode.pipeline import Attempt, encode_job
 from worker.errors import OutputConflict
 from worker.jobs import Job
 from worker.profiles import Backend, Captions, Profile
-from worker.settings import Settings
+from worker.settings.model import Settings
 
 pytestmark = pytest.mark.integration
 

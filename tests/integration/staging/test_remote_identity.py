@@ -10,15 +10,15 @@ import pytest
 
 from tests.integration.staging.conftest import make_settings
 from tests.support.sshd import SshdProcess, paramiko_key
-from worker.settings_staging import StagingSettings
-from worker.sftp import SftpSession
-from worker.sftp_openssh import OpenSshSession
-from worker.staging import stage_out
-from worker.staging_core import connect
-from worker.staging_errors import OutputExistsError, RemoteNotFoundError
-from worker.staging_identity import RemoteView, remote_identity
-from worker.staging_preflight import check_output_directory
-from worker.staging_uri import resolve
+from worker.settings.staging import StagingSettings
+from worker.staging.api import stage_out
+from worker.staging.core import connect
+from worker.staging.errors import OutputExistsError, RemoteNotFoundError
+from worker.staging.identity import RemoteView, remote_identity
+from worker.staging.preflight import check_output_directory
+from worker.staging.sftp.openssh_files import OpenSshSession
+from worker.staging.sftp.paramiko_files import SftpSession
+from worker.staging.uri import resolve
 
 pytestmark = pytest.mark.integration
 

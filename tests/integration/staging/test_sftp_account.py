@@ -15,11 +15,11 @@ import pytest
 
 from tests.support.accounts import accounts, add_user, is_root
 from tests.support.sshd import PASSPHRASE, SshdProcess, sshd_available
-from worker.settings_staging import StagingSettings
-from worker.sftp import SftpSession
-from worker.sftp_openssh import OpenSshSession
-from worker.staging_core import connect
-from worker.staging_errors import UnreachableError
+from worker.settings.staging import StagingSettings
+from worker.staging.core import connect
+from worker.staging.errors import UnreachableError
+from worker.staging.sftp.openssh_files import OpenSshSession
+from worker.staging.sftp.paramiko_files import SftpSession
 
 pytestmark = pytest.mark.integration
 

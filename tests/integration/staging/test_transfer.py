@@ -11,9 +11,9 @@ import pytest
 
 from tests.integration.staging.conftest import make_settings
 from tests.support.sshd import SshdProcess
-from worker.settings_staging import StagingSettings
-from worker.staging import Prefetcher, stage_in, stage_out
-from worker.staging_errors import RemoteNotFoundError
+from worker.settings.staging import StagingSettings
+from worker.staging.api import Prefetcher, stage_in, stage_out
+from worker.staging.errors import RemoteNotFoundError
 
 pytestmark = pytest.mark.integration
 

@@ -18,15 +18,15 @@ import pytest
 
 from tests.support.media import Clips, sha256
 from tests.support.redis_proc import RedisProcess
-from worker.celery_app import create_app
+from worker.admin.notify import Notifier
+from worker.broker.celery_app import create_app
+from worker.broker.registry import Registry
+from worker.broker.submit import submit_job
 from worker.errors import JobFailed
 from worker.jobs import ENCODE_TASK, Job, JobState
-from worker.notify import Notifier
-from worker.registry import Registry
-from worker.settings import Settings
-from worker.staging import StagedSource
-from worker.submit import submit_job
-from worker.tasks import run_attempt
+from worker.runtime.tasks import run_attempt
+from worker.settings.model import Settings
+from worker.staging.api import StagedSource
 
 pytestmark = pytest.mark.integration
 

@@ -22,15 +22,15 @@ from tests.support.audio_media import (
     ts,
 )
 from tests.support.media import leftovers, sha256
-from worker.aac_scan import scan_stream
-from worker.audio import plan_audio
-from worker.encode import Attempt, encode_job
+from worker.encode.aac_scan import scan_stream
+from worker.encode.audio import plan_audio
+from worker.encode.ffprobe import MediaInfo, parse_media, probe_source, run_ffprobe
+from worker.encode.pipeline import Attempt, encode_job
+from worker.encode.verify import verify_output
 from worker.errors import SourceError, VerifyError
 from worker.jobs import EncodeResult, Job
-from worker.probe import MediaInfo, parse_media, probe_source, run_ffprobe
 from worker.profiles import Audio, Backend, Profile
-from worker.settings import Settings, VerifySettings
-from worker.verify import verify_output
+from worker.settings.model import Settings, VerifySettings
 
 pytestmark = pytest.mark.integration
 

@@ -15,16 +15,16 @@ from pathlib import Path
 import pytest
 
 from tests.integration.worker.test_hardware_argv_real_ffmpeg import PARSE_ERRORS, options_of
-from worker.encode import Attempt, encode_job
+from worker.encode.argv import build_command
+from worker.encode.ffprobe import MediaInfo, probe_source
+from worker.encode.pipeline import Attempt, encode_job
+from worker.encode.sample import make_sample
+from worker.encode.stderr import classify
+from worker.encode.verify import verify_output
 from worker.errors import VerifyError
-from worker.ffmpeg import build_command
-from worker.ffmpeg_errors import classify
 from worker.jobs import Job
-from worker.probe import MediaInfo, probe_source
 from worker.profiles import Backend, Profile
-from worker.sample import make_sample
-from worker.settings import Settings, VerifySettings
-from worker.verify import verify_output
+from worker.settings.model import Settings, VerifySettings
 
 pytestmark = pytest.mark.integration
 

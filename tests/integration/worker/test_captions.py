@@ -28,17 +28,17 @@ from tests.support.arib import (
 from tests.support.media import leftovers, sha256
 from tests.support.redis_proc import RedisProcess
 from worker import process
-from worker.captions import CaptionStatus, caption_support, plan_captions
-from worker.encode import Attempt, encode_job
+from worker.broker.registry import Registry
+from worker.encode.argv import build_command
+from worker.encode.captions import CaptionStatus, caption_support, plan_captions
+from worker.encode.ffprobe import probe_source
+from worker.encode.pipeline import Attempt, encode_job
+from worker.encode.stderr import classify
 from worker.errors import OutputConflict
-from worker.ffmpeg import build_command
-from worker.ffmpeg_errors import classify
 from worker.jobs import EncodeResult, Job
 from worker.outputs.claims import Claims
-from worker.probe import probe_source
 from worker.profiles import Backend, Captions, Profile
-from worker.registry import Registry
-from worker.settings import Settings
+from worker.settings.model import Settings
 
 pytestmark = pytest.mark.integration
 # Nine data groups: four statements, of which ffmpeg shows the first three (a caption

@@ -18,13 +18,14 @@ from tests.support.media import Clips, leftovers, sha256
 from tests.support.procs import wait_for
 from tests.support.redis_proc import RedisProcess
 from tests.support.workers import client_session, client_settings, running_worker
-from worker import onebox, presence
-from worker.captions import CaptionStatus, caption_support
-from worker.heartbeat import WorkerHeartbeat
+from worker import onebox
+from worker.admin.task_events import UPDATE_EVENT, decode
+from worker.broker import presence
+from worker.broker.heartbeat import WorkerHeartbeat
+from worker.broker.registry import Registry
+from worker.encode.captions import CaptionStatus, caption_support
 from worker.jobs import ENCODE_TASK, Job
-from worker.registry import Registry
-from worker.settings import Settings
-from worker.task_events import UPDATE_EVENT, decode
+from worker.settings.model import Settings
 
 pytestmark = pytest.mark.integration
 

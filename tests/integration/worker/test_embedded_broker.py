@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from worker.embedded import EmbeddedBroker
+from worker.broker.embedded import EmbeddedBroker
 from worker.errors import EmbeddedBrokerError
 
 pytestmark = pytest.mark.integration

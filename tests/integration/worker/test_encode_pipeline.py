@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from tests.support.media import Clips, leftovers, sha256
-from worker.encode import Attempt, encode_job
+from worker.encode.ffprobe import probe_source
+from worker.encode.pipeline import Attempt, encode_job
+from worker.encode.progress import Progress
 from worker.errors import (
     BackendUnavailable,
     JobCancelled,
@@ -19,11 +21,9 @@ from worker.errors import (
     SourceError,
 )
 from worker.jobs import Job, JobState
-from worker.probe import probe_source
 from worker.process import group_alive
 from worker.profiles import Backend
-from worker.progress import Progress
-from worker.settings import Settings
+from worker.settings.model import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -176,9 +176,9 @@ def test_cancel_kills_ffmpeg_and_leaves_no_output(clips: Clips, tmp_path: Path) 
 def test_a_stalled_ffmpeg_is_killed_and_the_attempt_fails(tmp_path: Path) -> None:
     import os
 
+    from worker.encode.argv import Command
+    from worker.encode.run import run_encode
     from worker.errors import EncodeError
-    from worker.ffmpeg import Command
-    from worker.ffmpeg_run import run_encode
 
     fifo = tmp_path / "never-written.ts"
     os.mkfifo(fifo)

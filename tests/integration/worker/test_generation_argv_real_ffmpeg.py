@@ -24,13 +24,13 @@ from tests.integration.worker.test_hardware_argv_real_ffmpeg import (
     ffmpeg_help,
     options_of,
 )
-from worker.ffmpeg import build_command
-from worker.ffmpeg_errors import classify
-from worker.generations import GENERATIONS, Generation, LowPower
-from worker.probe import MediaInfo, probe_source
+from worker.backends.generations import GENERATIONS, Generation, LowPower
+from worker.backends.proof import SHAPES, make_samples
+from worker.encode.argv import build_command
+from worker.encode.ffprobe import MediaInfo, probe_source
+from worker.encode.stderr import classify
 from worker.profiles import Backend, Profile
-from worker.proof import SHAPES, make_samples
-from worker.settings import Settings
+from worker.settings.model import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from tests.support.media import Clips
-from worker.ffmpeg import build_command
-from worker.ffmpeg_errors import classify
-from worker.probe import probe_source
+from worker.encode.argv import build_command
+from worker.encode.ffprobe import probe_source
+from worker.encode.stderr import classify
 from worker.profiles import BUILTIN_PROFILES, Backend, Profile
 
 pytestmark = pytest.mark.integration

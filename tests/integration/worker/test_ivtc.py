@@ -11,13 +11,13 @@ import pytest
 from tests.integration.worker.test_hardware_argv_real_ffmpeg import PARSE_ERRORS, options_of
 from tests.support.media import sha256, telecined_ts
 from worker import process
-from worker.encode import Attempt, encode_job
-from worker.ffmpeg import IVTC, build_command
-from worker.ffmpeg_errors import classify
+from worker.encode.argv import IVTC, build_command
+from worker.encode.ffprobe import probe_source, run_ffprobe
+from worker.encode.pipeline import Attempt, encode_job
+from worker.encode.stderr import classify
 from worker.jobs import Job
-from worker.probe import probe_source, run_ffprobe
 from worker.profiles import Backend, Profile
-from worker.settings import Settings
+from worker.settings.model import Settings
 
 pytestmark = pytest.mark.integration
 SECONDS = 3.0

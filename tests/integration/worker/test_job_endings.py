@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support.redis_proc import RedisProcess
+from worker.broker.registry import Registry
 from worker.jobs import Job, JobState
-from worker.registry import Registry
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,6 @@
-"""The backend probe is reused only while what it depends on is unchanged (worker/probe_reuse.py).
+"""The backend probe is reused only while what it depends on is unchanged.
+
+The code is in worker/backends/proof_reuse.py.
 
 Real ffmpeg probes (libx264 proves here; this machine has no Intel GPU, so QSV and VAAPI
 fail or are absent, as on any box without one). The decision itself is tested over the
@@ -19,10 +21,11 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from worker import capabilities, probe_reuse
-from worker.capabilities import BackendReport, ProbeReport, Status
+from worker.backends import capabilities
+from worker.backends import proof_reuse as probe_reuse
+from worker.backends.capabilities import BackendReport, ProbeReport, Status
 from worker.profiles import Backend
-from worker.settings import Settings
+from worker.settings.model import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -10,11 +10,11 @@ import pytest
 
 from tests.support.media import Clips, leftovers, sha256
 from tests.support.sshd import SshdProcess, sshd_available
-from worker.encode import Attempt, encode_job
+from worker.encode.pipeline import Attempt, encode_job
 from worker.errors import SourceError, StagingError
 from worker.jobs import Job
 from worker.profiles import Backend
-from worker.settings import Settings
+from worker.settings.model import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -20,11 +20,11 @@ from tests.support.media import leftovers, sha256
 from tests.support.redis_proc import RedisProcess
 from tests.support.workers import client_session, client_settings, running_worker
 from worker import onebox
+from worker.broker.registry import FLAGS, Registry
+from worker.encode.ffprobe import parse_media, run_ffprobe
+from worker.encode.sample import make_sample
 from worker.jobs import Job, Recording
-from worker.probe import parse_media, run_ffprobe
-from worker.registry import FLAGS, Registry
-from worker.sample import make_sample
-from worker.settings import Settings
+from worker.settings.model import Settings
 
 pytestmark = pytest.mark.integration
 

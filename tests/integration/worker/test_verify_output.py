@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 
 from tests.support.media import leftovers, sha256
-from worker.encode import Attempt, encode_job
+from worker.encode.ffprobe import MediaInfo, StreamTime, probe_source
+from worker.encode.pipeline import Attempt, encode_job
+from worker.encode.sample import make_sample
+from worker.encode.verify import check_streams, verify_output
 from worker.errors import VerifyError
 from worker.jobs import Job
-from worker.probe import MediaInfo, StreamTime, probe_source
 from worker.profiles import Backend
-from worker.sample import make_sample
-from worker.settings import Settings, VerifySettings
-from worker.verify import check_streams, verify_output
+from worker.settings.model import Settings, VerifySettings
 
 pytestmark = pytest.mark.integration
 MODES = ["full", "keyframes", "off"]

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from celery.utils.saferepr import saferepr
 
-from worker import flower, task_view
+from worker.admin import flower, task_view
 from worker.errors import ConfigError
 from worker.jobs import Job
-from worker.settings import Settings, load_settings, masked_dump
-from worker.settings_admin import FlowerSettings, MetricsSettings, NotifySettings, is_loopback
+from worker.settings.admin import FlowerSettings, MetricsSettings, NotifySettings, is_loopback
+from worker.settings.model import Settings, load_settings, masked_dump
 
 ROOT = Path(__file__).resolve().parents[3]
 BROKER = "redis://:pw@127.0.0.1:6379/0"

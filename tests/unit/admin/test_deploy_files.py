@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 import yaml
 
-from worker.celery_app import celery_config
-from worker.metrics import snapshot_families
-from worker.metrics_read import Snapshot
-from worker.settings import Settings
+from worker.admin.metrics import snapshot_families
+from worker.admin.metrics_read import Snapshot
+from worker.broker.celery_app import celery_config
+from worker.settings.model import Settings
 
 ROOT = Path(__file__).resolve().parents[3]
 UNIT_DIR = ROOT / "deploy" / "systemd"

@@ -14,15 +14,15 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from worker.counters import Counters
-from worker.heartbeat import HostHeartbeat, WorkerHeartbeat
+from worker.admin.metrics import snapshot_families
+from worker.admin.metrics_read import Running, Snapshot, Speed, read_spool, spool_dir
+from worker.admin.notify import backoff_delay, payload, signature
+from worker.broker.counters import Counters
+from worker.broker.heartbeat import HostHeartbeat, WorkerHeartbeat
+from worker.broker.registry import JobRecord
 from worker.jobs import Job, JobState, now
-from worker.metrics import snapshot_families
-from worker.metrics_read import Running, Snapshot, Speed, read_spool, spool_dir
-from worker.notify import backoff_delay, payload, signature
-from worker.registry import JobRecord
-from worker.settings import Settings
-from worker.settings_admin import NotifySettings
+from worker.settings.admin import NotifySettings
+from worker.settings.model import Settings
 
 
 class Fixed:

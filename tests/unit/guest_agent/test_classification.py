@@ -6,7 +6,7 @@ import pytest
 
 from tests.unit.guest_agent import intel_gpu
 from tests.unit.guest_agent.intel_gpu import Failure
-from worker.capabilities import classify_failure, failure_reason
+from worker.backends.capabilities import classify_failure, failure_reason
 
 
 @pytest.mark.parametrize("name", sorted(intel_gpu.ALL))

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from guest_agent.ledger import HARDWARE_KINDS, attempt_backend, last_attempt
+from worker.broker.registry import AttemptRecord, JobRecord
 from worker.jobs import Job, JobState
-from worker.registry import AttemptRecord, JobRecord
 
 
 def attempt(

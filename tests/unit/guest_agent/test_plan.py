@@ -8,9 +8,9 @@ from guest_agent.plan import NothingToServe, make_plan
 from guest_agent.probe import GuestProbe
 from guest_agent.system import Driver, FfmpegBuild, VaInfo, parse_vainfo
 from tests.unit.guest_agent import intel_gpu
-from worker.capabilities import BackendReport, Status, failure_reason
+from worker.backends.capabilities import BackendReport, Status, failure_reason
 from worker.profiles import QUEUE_CPU, QUEUE_GPU, Backend
-from worker.settings import Settings
+from worker.settings.model import Settings
 
 
 def failed(failure: intel_gpu.Failure) -> BackendReport:

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 from guest_agent.tables import backends_table
-from worker.capabilities import BackendReport, ProbeReport, Status
+from worker.backends.capabilities import BackendReport, ProbeReport, Status
 from worker.cli.worker_cmd import probe_table
 from worker.profiles import Backend
 

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from host_agent.domain import QEMU_NS, domain_xml
-from worker.settings import load_settings
-from worker.settings_host import VmSettings
+from worker.settings.host import VmSettings
+from worker.settings.model import load_settings
 
 RECIPE = Path(__file__).parents[3] / "deploy" / "host.example.toml"
 Q = f"{{{QEMU_NS}}}"

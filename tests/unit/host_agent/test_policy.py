@@ -6,7 +6,7 @@ from datetime import time
 from typing import Any
 
 from host_agent.policy import Action, Policy, VmView, Work, in_windows
-from worker.settings_host import HostSettings
+from worker.settings.host import HostSettings
 
 ON = VmView(active=True, reason="booted")
 OFF = VmView(active=False, reason="shutdown")

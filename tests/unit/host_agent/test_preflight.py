@@ -28,7 +28,7 @@ from tests.unit.host_agent.sysfs_fixtures import (
     build_host,
     create_mdev,
 )
-from worker.settings_host import HostSettings
+from worker.settings.host import HostSettings
 
 UUID = "a297db4a-f4c2-11e6-90f6-d3b88d6c9525"
 DOMCAPS_VFIO = """<domainCapabilities><devices><hostdev supported='yes'>

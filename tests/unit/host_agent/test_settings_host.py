@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from worker.errors import ConfigError
-from worker.settings import load_settings
-from worker.settings_host import HostSettings, parse_window
+from worker.settings.host import HostSettings, parse_window
+from worker.settings.model import load_settings
 
 RECIPE = Path(__file__).parents[3] / "deploy" / "host.example.toml"
 

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from rich.cells import cell_len
 from rich.console import Console
 
-from scheduler.job_table import MIN_DETAIL, detail, fit, jobs_table, priority_word
-from scheduler.jobs import worker_host
+from scheduler.cli.job_table import MIN_DETAIL, detail, fit, jobs_table, priority_word
+from scheduler.control import worker_host
 
 STATES = ["queued", "encoding", "done", "failed", "cancelled"]
 # Names a recorder writes: Japanese, full-width, brackets, quotes, spaces.

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from scheduler.cluster import delivery, wake_delay
 from scheduler.routing import Cluster, Lane, Pending, initial_queue, plan
-from worker.heartbeat import HostHeartbeat
+from worker.broker.heartbeat import HostHeartbeat
 from worker.profiles import BUILTIN_PROFILES
-from worker.settings_scheduler import RoutingSettings
+from worker.settings.scheduler import RoutingSettings
 
 AUTO = BUILTIN_PROFILES["h264-auto"]
 INTEL = BUILTIN_PROFILES["h264-intel"]

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scheduler.spool_access import DIR_MODE, ENTRY_MODE, PRIVATE_DIR_MODE, make_dir, open_file
+from scheduler.spool.access import DIR_MODE, ENTRY_MODE, PRIVATE_DIR_MODE, make_dir, open_file
 
 OWNER = (54321, 54322)  # a uid and gid no account has: only the kernel's checks matter
 

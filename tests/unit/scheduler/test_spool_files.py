@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from scheduler.backlog import parse_age
-from scheduler.spool import Spool
+from scheduler.spool.durable import Spool
 from scheduler.submission import Submission
 from worker.errors import BadInputError
 from worker.jobs import Job

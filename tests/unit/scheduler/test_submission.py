@@ -14,8 +14,8 @@ from scheduler.rules import check_rules
 from scheduler.submission import prepare
 from worker.errors import BadInputError, ConfigError
 from worker.jobs import Recording
-from worker.settings import Settings
-from worker.settings_scheduler import PathMap, ProfileRule, SchedulerSettings
+from worker.settings.model import Settings
+from worker.settings.scheduler import PathMap, ProfileRule, SchedulerSettings
 
 TS = bytes([0x47]) + bytes(187) + bytes([0x47]) + bytes(187)
 
@@ -144,7 +144,7 @@ def test_the_example_scheduler_config_is_valid() -> None:
 def test_an_epgstation_hook_names_its_output_from_the_template_and_carries_its_counts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from scheduler.recorders import parse_epgstation
+    from scheduler.hooks.recorders import parse_epgstation
 
     rec = recording(tmp_path, "20261201210000-raw.ts")
     env = {"RECPATH": str(rec), "NAME": "ドラマ/第1話?", "CHANNELNAME": "ＮＨＫ総合",

@@ -6,7 +6,7 @@ import os
 import time
 from pathlib import Path
 
-from worker.staging_outbox import clean_outbox, drop, find, keep, outbox_dir
+from worker.staging.outbox import clean_outbox, drop, find, keep, outbox_dir
 
 
 def verified_file(scratch: Path, data: bytes = b"verified mp4 bytes") -> Path:

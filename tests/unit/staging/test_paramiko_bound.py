@@ -22,9 +22,10 @@ def test_paramiko_has_an_upper_bound_and_the_tested_version_is_inside_it() -> No
 
 
 def test_the_paramiko_fallback_finds_every_client_method_it_calls() -> None:
-    # worker/sftp.py pipelines requests with SFTPClient methods paramiko does not document;
-    # a paramiko inside the bound that renamed one must fail here, not on a user's box.
-    source = (ROOT / "worker" / "sftp.py").read_text("utf-8")
+    # worker/staging/sftp/paramiko_files.py pipelines requests with SFTPClient methods
+    # paramiko does not document; a paramiko inside the bound that renamed one must fail
+    # here, not on a user's box.
+    source = (ROOT / "worker" / "staging" / "sftp" / "paramiko_files.py").read_text("utf-8")
     called = set(re.findall(r"raw\.(_[a-z_]+)\(", source))
     assert called == {"_async_request", "_read_response", "_convert_status", "_request"}
     for name in called:

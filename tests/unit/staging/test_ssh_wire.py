@@ -9,13 +9,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker import sftp_wire as w
-from worker.settings_staging import NAME_PATTERN, SftpLocation, StagingSettings
-from worker.sftp_common import not_sftp_reason, shown_bytes
-from worker.ssh_command import diagnose, sftp_argv
-from worker.staging_core import openssh_unusable
-from worker.staging_errors import BadUriError
-from worker.staging_uri import resolve
+from worker.settings.staging import NAME_PATTERN, SftpLocation, StagingSettings
+from worker.staging.core import openssh_unusable
+from worker.staging.errors import BadUriError
+from worker.staging.sftp import wire as w
+from worker.staging.sftp.common import not_sftp_reason, shown_bytes
+from worker.staging.sftp.ssh_command import diagnose, sftp_argv
+from worker.staging.uri import resolve
 
 
 def location(**extra: object) -> SftpLocation:

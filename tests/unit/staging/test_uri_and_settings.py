@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from worker.settings import Settings
-from worker.settings_staging import SftpLocation, StagingSettings
-from worker.staging import scratch_path
-from worker.staging_errors import BadUriError
-from worker.staging_out import temp_name
-from worker.staging_uri import resolve, sftp_uri
+from worker.settings.model import Settings
+from worker.settings.staging import SftpLocation, StagingSettings
+from worker.staging.api import scratch_path
+from worker.staging.errors import BadUriError
+from worker.staging.outgoing import temp_name
+from worker.staging.uri import resolve, sftp_uri
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "deploy" / "staging.example.toml"
 
@@ -133,7 +133,7 @@ def test_a_job_naming_a_location_this_worker_lacks_says_what_to_define() -> None
 
 
 def test_connecting_to_an_undefined_location_says_what_to_define() -> None:
-    from worker.staging_core import connect
+    from worker.staging.core import connect
 
     with pytest.raises(BadUriError, match=r"define \[staging\.locations\.recorder\] on this"):
         connect(staging(), "recorder")

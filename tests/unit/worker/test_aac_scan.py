@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from worker.aac_scan import CONFIG_CHANNELS, AdtsScanner, frame_layout, scan_bytes
+from worker.encode.aac_scan import CONFIG_CHANNELS, AdtsScanner, frame_layout, scan_bytes
 
 
 def _pad(bits: str) -> str:

@@ -9,13 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from worker.audio import AudioTrack, audio_args, plan_audio, streams_to_scan
+from worker.encode.argv import build_command
+from worker.encode.audio import AudioTrack, audio_args, plan_audio, streams_to_scan
+from worker.encode.ffprobe import AudioStream, MediaInfo, StreamTime, VideoInfo
+from worker.encode.verify import check_audio, check_sync
 from worker.errors import ConfigError
-from worker.ffmpeg import build_command
-from worker.probe import AudioStream, MediaInfo, StreamTime, VideoInfo
 from worker.profiles import Audio, Backend, Profile
-from worker.settings import VerifySettings, load_settings
-from worker.verify import check_audio, check_sync
+from worker.settings.model import VerifySettings, load_settings
 
 LANGUAGES = st.sampled_from(["jpn", "eng", "kor", "zho", "fra"])
 

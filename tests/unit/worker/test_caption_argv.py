@@ -8,7 +8,8 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker.captions import (
+from worker.encode.argv import build_command
+from worker.encode.captions import (
     CaptionPlan,
     CaptionResult,
     CaptionStatus,
@@ -19,8 +20,7 @@ from worker.captions import (
     plan_captions,
     sidecar_path,
 )
-from worker.ffmpeg import build_command
-from worker.probe import MediaInfo, parse_media
+from worker.encode.ffprobe import MediaInfo, parse_media
 from worker.profiles import BUILTIN_PROFILES, Backend
 
 FIXTURE = Path(__file__).parents[2] / "fixtures" / "ffprobe_synth_isdb_1080i.json"

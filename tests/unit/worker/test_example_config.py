@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from worker.settings import Settings, load_settings
+from worker.settings.model import Settings, load_settings
 
 EXAMPLE = Path(__file__).parents[3] / "deploy" / "kamado.example.toml"
 

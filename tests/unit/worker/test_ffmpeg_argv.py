@@ -9,10 +9,10 @@ import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from worker.ffmpeg import IVTC, build_command, output_size
-from worker.probe import MediaInfo, VideoInfo, parse_media
+from worker.encode.argv import IVTC, build_command, output_size
+from worker.encode.ffprobe import MediaInfo, VideoInfo, parse_media
+from worker.encode.verify import check_aspect
 from worker.profiles import BUILTIN_PROFILES, Audio, Backend, Profile
-from worker.verify import check_aspect
 
 FIXTURE = Path(__file__).parents[2] / "fixtures" / "ffprobe_synth_isdb_1080i.json"
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker.generations import (
+from worker.backends.generations import (
     BY_KEY,
     GENERATIONS,
     LowPower,
@@ -17,8 +17,8 @@ from worker.generations import (
     packages,
     read_pci_id,
 )
-from worker.gpu import detect_gpu
-from worker.gpu_ids import INTEL_VENDOR, PCI_IDS
+from worker.backends.gpu import detect_gpu
+from worker.backends.gpu_ids import INTEL_VENDOR, PCI_IDS
 
 # Real GPUs by their PCI ids (Linux i915 pciids.h, and the parts users run kamado on).
 KNOWN = {
@@ -70,7 +70,7 @@ def test_only_intel_ids_in_the_table_get_a_generation(vendor: int, device: int) 
 
 @pytest.mark.parametrize("generation", GENERATIONS, ids=lambda g: g.key)
 def test_each_generation_is_consistent(generation: object) -> None:
-    from worker.generations import Generation
+    from worker.backends.generations import Generation
 
     assert isinstance(generation, Generation)
     assert generation.backends and set(generation.backends) <= {"qsv", "vaapi"}

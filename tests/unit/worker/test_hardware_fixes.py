@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.unit.guest_agent import intel_gpu
-from worker.capabilities import needs_low_power
-from worker.ffmpeg import SQUARE_PIXELS, VAAPI_EXTRA_FRAMES, build_command, output_size
-from worker.probe import MediaInfo, VideoInfo, parse_media
+from worker.backends.capabilities import needs_low_power
+from worker.encode.argv import SQUARE_PIXELS, VAAPI_EXTRA_FRAMES, build_command, output_size
+from worker.encode.ffprobe import MediaInfo, VideoInfo, parse_media
 from worker.profiles import Backend, Profile
 
 FIXTURE = Path(__file__).parents[2] / "fixtures" / "ffprobe_synth_isdb_1080i.json"

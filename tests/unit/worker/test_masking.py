@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from worker.cli.config_cmd import app
-from worker.masking import mask_url
+from worker.settings.masking import mask_url
 
 PASSWORD = st.text(
     alphabet=st.characters(blacklist_categories=("Cs", "Cc", "Zs", "Zl", "Zp")),

@@ -5,10 +5,10 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from worker.ffmpeg_errors import classify, describe, reason
-from worker.probe import ts_tail_cut
-from worker.settings import VerifySettings
-from worker.verify import check_duration, top_level_boxes
+from worker.encode.ffprobe import ts_tail_cut
+from worker.encode.stderr import classify, describe, reason
+from worker.encode.verify import check_duration, top_level_boxes
+from worker.settings.model import VerifySettings
 
 # Messages ffmpeg prints (the project's ffmpeg reference, section 8).
 NO_VA = """[AVHWDeviceContext @ 0x55e2ae03e300] No VA display found for device /dev/dri/renderD128.

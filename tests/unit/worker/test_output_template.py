@@ -19,7 +19,7 @@ from worker.errors import BadInputError, ConfigError
 from worker.jobs import Job, Recording, default_output
 from worker.outputs.names import MAX_NAME_BYTES, is_temp_name
 from worker.outputs.template import FIELDS, check_template, render_stem, safe_stem
-from worker.settings import load_settings
+from worker.settings.model import load_settings
 
 WINDOWS_REFUSED = set('<>:"/\\|?*')
 DEVICES = {"CON", "PRN", "AUX", "NUL"} | {

@@ -18,7 +18,7 @@ from worker.profiles import (
     choose_backend,
     get_profile,
 )
-from worker.settings import load_settings
+from worker.settings.model import load_settings
 
 
 def test_builtin_profiles_accept_the_documented_backends_in_order() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from worker.errors import ConfigError
-from worker.settings import load_settings, mask_url, masked_dump
+from worker.settings.model import load_settings, mask_url, masked_dump
 
 
 def write(tmp_path: Path, text: str) -> Path:

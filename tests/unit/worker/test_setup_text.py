@@ -17,7 +17,7 @@ from scheduler.setup_recorder import (
     redis_conf,
     with_broker_url,
 )
-from worker.settings import Settings
+from worker.settings.model import Settings
 from worker.setup.envfile import parse_env, with_value
 from worker.setup.errors import SetupError
 from worker.setup.location import LocationOptions, pastes, path_target

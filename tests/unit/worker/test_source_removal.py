@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from worker.jobs import Job, Recording
 from worker.outputs.source_removal import remove_source, seen_source
-from worker.settings import Settings
+from worker.settings.model import Settings
 
 
 def world(root: Path, *, read_only_source: bool) -> Settings:

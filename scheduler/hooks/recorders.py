@@ -1,0 +1,103 @@
+"""A recorder's hook input as a path and a :class:`Recording` (the job's metadata).
+
+The input is validated by :mod:`scheduler.hooks.recorder_input` (light, used by the hook
+itself); this module adds what a job needs and is used when the request is delivered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from scheduler.hooks.recorder_input import (
+    HookRequest,
+    read_chinachu,
+    read_edcb,
+    read_epgstation,
+)
+from worker.jobs import Recording
+
+EDCB_SUCCESS = "録画終了"
+
+
+@dataclass(frozen=True)
+class HookInput:
+    """A finished (or failed) recording as a hook received it."""
+
+    path: str
+    recording: Recording
+    failed: bool = False
+    flags: list[str] = field(default_factory=list)
+
+
+def _from_ms(value: int | None) -> datetime | None:
+    return datetime.fromtimestamp(value / 1000, UTC) if value is not None else None
+
+
+def parse_epgstation(env: Mapping[str, str], *, failed: bool) -> HookInput:
+    """EPGStation's environment as a HookInput; a missing or bad variable is a HookInputError."""
+    data = read_epgstation(env)
+    recording = Recording(
+        recorder="epgstation",
+        recorded_id=data["RECORDEDID"],
+        title=data["NAME"],
+        channel=data["CHANNELNAME"],
+        start=_from_ms(data["STARTAT"]),
+        end=_from_ms(data["ENDAT"]),
+        drop_count=data["DROP_CNT"],
+        error_count=data["ERROR_CNT"],
+        scrambling_count=data["SCRAMBLING_CNT"],
+    )
+    return HookInput(data["RECPATH"], recording, failed=failed)
+
+
+def parse_chinachu(rec_path: str, program_json: str) -> HookInput:
+    """Chinachu's two arguments as a HookInput; bad JSON is a HookInputError."""
+    program = read_chinachu(rec_path, program_json)
+    recording = Recording(
+        recorder="chinachu",
+        recorded_id=program["id"],
+        title=program["title"] or program["fullTitle"],
+        channel=channel["name"] if (channel := program["channel"]) else None,
+        genre=program["category"],
+        start=_from_ms(program["start"]),
+        end=_from_ms(program["end"]),
+    )
+    return HookInput(rec_path, recording)
+
+
+def parse_edcb(env: Mapping[str, str]) -> HookInput:
+    """EDCB's environment as a HookInput; a missing FilePath is a HookInputError."""
+    data = read_edcb(env)
+    start, seconds, result = data["StartTime"], data["DurationSecond"], data["Result"]
+    end = None
+    if start is not None and seconds is not None:
+        end = datetime.fromtimestamp(start.timestamp() + seconds, UTC)
+    recording = Recording(
+        recorder="edcb",
+        recorded_id=data["RecInfoID"],
+        title=data["Title"],
+        channel=data["ServiceName"],
+        start=start,
+        end=end,
+        drop_count=data["Drops"],
+        scrambling_count=data["Scrambles"],
+    )
+    failed = result is not None and not result.startswith(EDCB_SUCCESS)
+    flags = [f"recorder: {result}"] if failed else []
+    return HookInput(data["FilePath"], recording, failed=failed, flags=flags)
+
+
+def hook_input(request: HookRequest) -> HookInput:
+    """A spooled hook request parsed again, with the recording's absolute path."""
+    variables = request.variables
+    if request.origin == "chinachu":
+        parsed = parse_chinachu(variables["REC_PATH"], variables["PROGRAM_JSON"])
+    elif request.origin == "epgstation":
+        parsed = parse_epgstation(variables, failed=request.failed)
+    else:
+        parsed = parse_edcb(variables)
+    return HookInput(
+        request.path, parsed.recording, failed=parsed.failed or request.failed, flags=parsed.flags
+    )

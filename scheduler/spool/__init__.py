@@ -1,0 +1,1 @@
+"""The durable spool: submissions waiting on local disk, and their delivery to the broker."""

@@ -1,0 +1,1 @@
+"""What admins watch: Flower, Prometheus metrics, task events and webhook notifications."""

@@ -1,0 +1,1 @@
+"""Redis and Celery as kamado uses them: the app, the job registry, keys, heartbeats, submit."""

@@ -1,0 +1,1 @@
+"""One job's encode: the pipeline, ffmpeg's argv and run, ffprobe, audio, captions, verify."""

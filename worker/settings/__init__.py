@@ -1,0 +1,1 @@
+"""kamado's settings: the config file, KAMADO_* variables and every section's model."""

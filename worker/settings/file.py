@@ -1,0 +1,99 @@
+"""Finding and reading kamado's config file, without the settings models.
+
+Kept apart from :mod:`worker.settings.model` (which needs pydantic-settings and every role's
+config section) so a recorder hook can find the file and tell whether it changed at the
+cost of a few ``stat`` calls.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from worker.errors import ConfigError
+
+CONFIG_ENV = "KAMADO_CONFIG"
+USER_CONFIG = Path("~/.config/kamado/kamado.toml")
+SYSTEM_CONFIG = Path("/etc/kamado/kamado.toml")
+ENV_PREFIX = "KAMADO_"
+
+
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` is a file; a directory this user may not enter is a ConfigError."""
+    try:
+        return path.is_file()
+    except OSError as e:
+        from worker.permissions import permission_fix
+
+        raise ConfigError(f"config file {permission_fix(path, e)}") from e
+
+
+def find_config(explicit: Path | None = None) -> Path | None:
+    """The config file to read: --config, then KAMADO_CONFIG, then the user's, then /etc."""
+    if explicit is not None:
+        if not _is_file(explicit):
+            raise ConfigError(f"config file {explicit}: not found")
+        return explicit
+    env = os.environ.get(CONFIG_ENV, "")
+    if env:
+        path = Path(env).expanduser()
+        if not _is_file(path):
+            raise ConfigError(f"config file {path} (from {CONFIG_ENV}): not found")
+        return path
+    for candidate in (USER_CONFIG.expanduser(), SYSTEM_CONFIG):
+        if _is_file(candidate):
+            return candidate
+    return None
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse one TOML file, naming the file and line on a syntax error."""
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {path}: {e}") from e
+    except OSError as e:
+        from worker.permissions import permission_fix
+
+        raise ConfigError(f"config file {permission_fix(path, e)}") from e
+
+
+def load_env_file(path: Path) -> dict[str, str]:
+    """Read an env file (``KEY=value`` lines, as systemd's EnvironmentFile) into this process.
+
+    Its values override the process's own, as the units see only the file's. Returns
+    the pairs read; an unreadable file is a ConfigError naming it.
+    """
+    from worker.setup.envfile import parse_env
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        from worker.permissions import permission_fix
+
+        raise ConfigError(f"env file {permission_fix(path, e)}") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"env file {path}: not UTF-8 text ({e.reason})") from e
+    pairs = parse_env(text)
+    os.environ.update(pairs)
+    return pairs
+
+
+def kamado_environment() -> dict[str, str]:
+    """The KAMADO_* variables (any case, as the settings read them) and HOME, sorted."""
+    picked = {k: v for k, v in os.environ.items() if k.upper().startswith(ENV_PREFIX)}
+    picked["HOME"] = os.environ.get("HOME", "")
+    return dict(sorted(picked.items()))
+
+
+def code_stamp() -> int:
+    """The newest modification time of the shared contract's modules (changes on upgrade)."""
+    newest = 0
+    with os.scandir(Path(__file__).parent) as found:
+        for item in found:
+            if item.name.endswith(".py"):
+                newest = max(newest, item.stat().st_mtime_ns)
+    return newest

@@ -1,0 +1,1 @@
+"""The two SFTP transports (OpenSSH's client, paramiko) and what they share."""
