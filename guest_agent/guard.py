@@ -25,9 +25,9 @@ from guest_agent.plan import Plan, problems
 from guest_agent.probe import GuestProbe, run_probe
 from worker.broker.heartbeat import BackendProblem
 from worker.broker.registry import Registry
-from worker.cli.worker_cmd import HeartbeatHook
 from worker.errors import BrokerError, KamadoError
 from worker.profiles import QUEUE_GPU, Backend
+from worker.runtime.service import HeartbeatHook
 from worker.settings.model import Settings
 
 log = logging.getLogger("kamado.guest")

@@ -13,8 +13,8 @@ from worker.backends.view import CONF_KEY, backend_lines
 from worker.broker.celery_app import create_app
 from worker.broker.registry import check_login
 from worker.cli.common import err_console, fail
-from worker.cli.worker_cmd import HeartbeatHook, run_worker
 from worker.errors import KamadoError
+from worker.runtime.service import HeartbeatHook, run_worker
 from worker.settings.model import Settings
 
 

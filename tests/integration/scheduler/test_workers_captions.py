@@ -12,8 +12,8 @@ from tests.support.procs import wait_for
 from worker.broker.heartbeat import WorkerHeartbeat
 from worker.broker.presence import publish, workers
 from worker.broker.registry import Registry
-from worker.cli.worker_cmd import HeartbeatHook
 from worker.encode.captions import caption_support
+from worker.runtime.service import HeartbeatHook
 from worker.settings.model import Settings
 
 pytestmark = pytest.mark.integration
