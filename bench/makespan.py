@@ -41,8 +41,8 @@ from typing import Any
 
 from celery import Celery
 
+from scheduler.delivery.deliverer import Deliverer
 from scheduler.service import Service
-from scheduler.spool.deliver import Deliverer
 from scheduler.spool.durable import Spool
 from scheduler.submission import Submission
 from tests.support.redis_proc import RedisProcess

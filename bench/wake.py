@@ -28,7 +28,8 @@ from host_agent.agent import Agent
 from host_agent.lifecycle import Hypervisor
 from host_agent.redis_state import RedisState
 from tests.support.redis_proc import RedisProcess
-from worker.broker.heartbeat import WorkerHeartbeat, worker_key
+from worker.broker.heartbeat import WorkerHeartbeat
+from worker.broker.keys import worker_key
 from worker.settings.host import HostSettings
 
 QUEUE = "encode.gpu"

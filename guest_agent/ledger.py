@@ -15,6 +15,7 @@ from typing import Any
 
 from celery.signals import task_postrun, task_prerun
 
+from worker.broker.keys import guest_key
 from worker.broker.registry import AttemptRecord, JobRecord, Registry
 from worker.errors import BrokerError
 from worker.jobs import ENCODE_TASK
@@ -23,14 +24,8 @@ from worker.settings.model import Settings
 
 log = logging.getLogger("kamado.guest")
 
-PREFIX = "kamado:guest:"
 # Failure kinds that say the GPU itself is unwell (worker/encode/stderr.py, ffmpeg_run.py).
 HARDWARE_KINDS = frozenset({"hardware", "crash", "stalled"})
-
-
-def guest_key(hostname: str, name: str) -> str:
-    """The Redis key of one guest worker's value ``name``."""
-    return f"{PREFIX}{hostname}:{name}"
 
 
 def last_attempt(record: JobRecord, hostname: str) -> AttemptRecord | None:

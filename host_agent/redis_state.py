@@ -1,9 +1,8 @@
 """What the host agent reads and writes in Redis: the only module that imports ``redis``.
 
-Queue depth follows kombu's Redis transport: a queue is a list under its own name, and
-each priority step other than 0 is another list named ``queue + "\\x06\\x16" + step``.
-Messages a worker has taken but not acknowledged sit in the ``unacked`` hash as JSON
-``[message, exchange, routing_key]``.
+Queue depth follows kombu's Redis transport, whose layout worker/broker/keys.py spells:
+one list per queue and priority level, and the ``unacked`` hash of messages a worker has
+taken but not acknowledged.
 """
 
 from __future__ import annotations
@@ -14,19 +13,10 @@ from collections.abc import Sequence
 import redis
 from pydantic import ValidationError
 
-from worker.broker.heartbeat import HostHeartbeat, WorkerHeartbeat, host_key, worker_key
+from worker.broker.heartbeat import HostHeartbeat, WorkerHeartbeat
+from worker.broker.keys import UNACKED, host_key, queue_lists, worker_key
 from worker.errors import BrokerError
 from worker.settings.model import mask_url
-
-PRIORITY_SEP = "\x06\x16"
-# kombu's default steps are 0, 3, 6, 9; Celery can use all of 0-9, so read every one.
-PRIORITY_STEPS = range(1, 10)
-UNACKED = "unacked"
-
-
-def queue_keys(queue: str) -> list[str]:
-    """Every Redis list kombu may keep this queue's messages in."""
-    return [queue] + [f"{queue}{PRIORITY_SEP}{step}" for step in PRIORITY_STEPS]
 
 
 class RedisState:
@@ -56,7 +46,7 @@ class RedisState:
         try:
             with self._client.pipeline(transaction=False) as pipe:
                 for queue in queues:
-                    for key in queue_keys(queue):
+                    for key in queue_lists([queue]):
                         pipe.llen(key)
                 sizes = pipe.execute()
         except redis.RedisError as e:

@@ -16,8 +16,9 @@ from datetime import datetime
 from scheduler.queues import BrokerState, Message
 from scheduler.routing import DEFAULT_LENGTH_S, Cluster, Lane, Pending, accepts_software
 from worker.broker.heartbeat import HostHeartbeat, WorkerHeartbeat, now
+from worker.broker.keys import UNACKED, job_key
 from worker.broker.presence import workers
-from worker.broker.registry import UNACKED, Registry, job_key, task_job_id
+from worker.broker.registry import Registry, task_job_id
 from worker.jobs import Job, JobState
 from worker.profiles import QUEUE_CPU, QUEUE_GPU, Backend, all_profiles
 from worker.settings.model import Settings

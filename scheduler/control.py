@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from scheduler.errors import UnknownJob
@@ -18,7 +19,7 @@ from worker.profiles import QUEUE_CPU, QUEUE_GPU, get_profile
 if TYPE_CHECKING:
     from celery import Celery
 
-    from scheduler.spool.deliver import Deliverer
+    from scheduler.delivery.deliverer import Deliverer
 
 HEX = re.compile(r"^[0-9a-f]{1,20}$")
 RUNNING = (JobState.STAGING, JobState.ENCODING, JobState.VERIFYING)
@@ -185,3 +186,37 @@ def retry(deliverer: Deliverer, job_id: str, *, force: bool = False) -> str:
     if done.outcome == "exists":
         raise KamadoError(f"job {job_id} changed while retrying ({done.state.value}); try again")
     return done.queue
+
+
+def _age(at: datetime | None) -> float | None:
+    return round((datetime.now(UTC) - at).total_seconds(), 1) if at else None
+
+
+def presence(deliverer: Deliverer) -> dict[str, Any]:
+    """Workers and host agents with live heartbeats, as plain data."""
+    from worker.broker.presence import workers
+
+    return {
+        "workers": [
+            {
+                "hostname": w.hostname,
+                "queues": w.queues,
+                "backends": [b.model_dump(mode="json") for b in w.backends],
+                "problems": [p.model_dump(mode="json") for p in w.problems],
+                "current_job": w.current_job,
+                "captions": w.captions.model_dump(mode="json") if w.captions else None,
+                "heartbeat_age_s": _age(w.updated_at),
+            }
+            for w in workers(deliverer.registry)
+        ],
+        "hosts": [
+            {
+                "name": h.name,
+                "vm_state": h.vm_state,
+                "last_action": h.last_action,
+                "preflight_ok": h.preflight_ok,
+                "heartbeat_age_s": _age(h.updated_at),
+            }
+            for h in deliverer.state.hosts()
+        ],
+    }

@@ -6,13 +6,13 @@ import sys
 from pathlib import Path
 
 from scheduler.queues import BrokerState
-from scheduler.spool.durable import spool_dir
 from scheduler.unserved import unserved_queues
 from worker.broker.registry import Registry, redis_client
 from worker.doctor.access import blocked
 from worker.doctor.findings import Context, Finding, bad, ok
 from worker.errors import BrokerError
 from worker.profiles import QUEUE_CPU, QUEUE_GPU
+from worker.settings.model import spool_dir
 from worker.setup.source import kamado_binary
 
 TIMEOUT_S = 5.0

@@ -14,11 +14,17 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from scheduler.submission import Submission
-from worker.broker.heartbeat import KEY_PREFIX, HostHeartbeat
-from worker.broker.registry import FLAGS, INDEX, PRIORITY_SEP, Registry, job_id_of, job_key
-
-ESTIMATES = "kamado:scheduler:estimate"
-LEVELS = range(10)
+from worker.broker.heartbeat import HostHeartbeat
+from worker.broker.keys import (
+    ESTIMATES,
+    FLAGS,
+    INDEX,
+    PRIORITY_STEPS,
+    host_key,
+    job_key,
+    queue_list,
+)
+from worker.broker.registry import Registry, job_id_of
 
 # Take one exact message off a queue and point the job's record at the new queue, in one
 # step: if a worker popped the message first, nothing changes.
@@ -50,11 +56,6 @@ class Message:
         return str(found) if found else None
 
 
-def level_key(queue: str, level: int) -> str:
-    """The Redis list holding a queue's messages of one priority level."""
-    return queue if level == 0 else f"{queue}{PRIORITY_SEP}{level}"
-
-
 class BrokerState:
     """The scheduler's view of queues, host agents, estimates and flags."""
 
@@ -70,14 +71,14 @@ class BrokerState:
     def waiting(self, queue: str) -> list[Message]:
         """Messages waiting in a queue, in the order workers will take them."""
         pipe = self.client.pipeline(transaction=False)
-        for level in LEVELS:
-            pipe.lrange(level_key(queue, level), 0, -1)
+        for level in PRIORITY_STEPS:
+            pipe.lrange(queue_list(queue, level), 0, -1)
         rows = self.registry.call("read a queue", pipe.execute)
         found = []
-        for level, raws in zip(LEVELS, rows, strict=True):
+        for level, raws in zip(PRIORITY_STEPS, rows, strict=True):
             for raw in reversed(raws):
                 if job_id := job_id_of(raw):
-                    found.append(Message(job_id, level_key(queue, level), raw))
+                    found.append(Message(job_id, queue_list(queue, level), raw))
         return found
 
     def move(self, message: Message, job_id: str, queue: str) -> bool:
@@ -104,7 +105,7 @@ class BrokerState:
 
     def hosts(self) -> list[HostHeartbeat]:
         """Every host agent whose heartbeat is alive."""
-        keys = sorted(self.registry.call("list hosts", self.client.keys, f"{KEY_PREFIX}:host:*"))
+        keys = sorted(self.registry.call("list hosts", self.client.keys, host_key("*")))
         values = self.registry.call("read host heartbeats", self.client.mget, keys) if keys else []
         beats = []
         for value in values:

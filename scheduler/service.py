@@ -13,9 +13,9 @@ import threading
 import time
 from dataclasses import dataclass
 
+from scheduler.delivery.deliverer import Deliverer, drain, report_unreadable
 from scheduler.routing import plan
 from scheduler.spool import store as spool_store
-from scheduler.spool.deliver import Deliverer, drain, report_unreadable
 from scheduler.spool.durable import Entry, Spool
 from scheduler.unserved import UnservedWatch
 from scheduler.waiting import WaitingNotices

@@ -1,7 +1,7 @@
 """Building a submission: path mapping, profile, job id, hold and flags, length estimate.
 
 Every entry point (the hooks, `kamado enqueue`, the spool) builds a :class:`Submission`
-here and hands it to :func:`scheduler.spool.deliver.deliver`; nothing is sent until the whole
+here and hands it to :func:`scheduler.delivery.deliverer.deliver`; nothing is sent until the whole
 submission is valid.
 """
 

@@ -12,8 +12,9 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from scheduler.queues import LEVELS, BrokerState, level_key
+from scheduler.queues import BrokerState
 from worker.broker.heartbeat import HostHeartbeat
+from worker.broker.keys import PRIORITY_STEPS, queue_list
 from worker.broker.presence import workers
 from worker.broker.registry import Registry
 from worker.profiles import QUEUE_CPU, QUEUE_GPU
@@ -41,8 +42,8 @@ class Unserved:
 def queue_depth(state: BrokerState, queue: str) -> int:
     """Messages waiting in ``queue`` over every priority level."""
     pipe = state.client.pipeline(transaction=False)
-    for level in LEVELS:
-        pipe.llen(level_key(queue, level))
+    for level in PRIORITY_STEPS:
+        pipe.llen(queue_list(queue, level))
     return sum(int(n) for n in state.registry.call("read queue lengths", pipe.execute))
 
 

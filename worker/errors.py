@@ -9,6 +9,31 @@ from __future__ import annotations
 
 from pathlib import Path
 
+__all__ = [
+    "AttemptCrashed",
+    "BackendUnavailable",
+    "BadInputError",
+    "BrokerAuthError",
+    "BrokerError",
+    "ConfigError",
+    "EmbeddedBrokerError",
+    "EncodeError",
+    "JobCancelled",
+    "JobFailed",
+    "KamadoError",
+    "LeaseLost",
+    "MediaError",
+    "NothingToServe",
+    "OutputConflict",
+    "OutputError",
+    "OutputRefused",
+    "ProcessError",
+    "ProcessTimeout",
+    "SourceError",
+    "StagingError",
+    "VerifyError",
+]
+
 
 class KamadoError(Exception):
     """Raised for any failure kamado reports to a user; the base of all others."""

@@ -16,6 +16,24 @@ from worker.outputs.identity import real_path
 from worker.outputs.names import fit_name, stem_of
 from worker.outputs.template import DEFAULT_TEMPLATE, render_stem
 
+__all__ = [
+    "ENCODE_TASK",
+    "MAX_TEXT",
+    "SCHEMA_VERSION",
+    "EncodeResult",
+    "Job",
+    "JobState",
+    "Recording",
+    "Text",
+    "canonical_source",
+    "default_output",
+    "derive_job_id",
+    "is_uri",
+    "now",
+    "output_stem",
+    "source_identity_key",
+]
+
 SCHEMA_VERSION = 1
 ENCODE_TASK = "kamado.encode"
 # The longest text a recorder's field may carry in a task (EPGStation's NAME is ~100).

@@ -13,6 +13,8 @@ import errno
 import os
 from pathlib import Path
 
+__all__ = ["SETUP_HINT", "SPOOL_GROUP", "group_of", "permission_fix", "stat_names", "user_name"]
+
 SPOOL_GROUP = "kamado"
 SETUP_HINT = "`kamado setup recorder` sets this up"
 

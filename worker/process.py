@@ -27,6 +27,8 @@ from typing import IO, Any
 
 from worker.errors import ProcessError, ProcessTimeout
 
+__all__ = ["last_line", "run"]
+
 STDERR_TAIL_LINES = 40
 
 

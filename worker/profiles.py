@@ -14,6 +14,19 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from worker.errors import BackendUnavailable, BadInputError
 
+__all__ = [
+    "BUILTIN_PROFILES",
+    "QUEUE_CPU",
+    "QUEUE_GPU",
+    "Audio",
+    "Backend",
+    "Captions",
+    "Profile",
+    "all_profiles",
+    "choose_backend",
+    "get_profile",
+]
+
 QUEUE_GPU = "encode.gpu"
 QUEUE_CPU = "encode.cpu"
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from worker.errors import ProcessError
 
+__all__ = ["spawn_detached"]
+
 
 def _actions(log: Path | None, inherit: dict[int, int]) -> list[tuple[object, ...]]:
     err: tuple[object, ...] = (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0)

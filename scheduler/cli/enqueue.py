@@ -24,7 +24,7 @@ from worker.errors import BadInputError, BrokerError, KamadoError, OutputRefused
 
 if TYPE_CHECKING:
     from scheduler.backlog import Scan
-    from scheduler.spool.deliver import Deliverer
+    from scheduler.delivery.deliverer import Deliverer
     from scheduler.submission import Submission
     from worker.settings.model import Settings
 
@@ -145,12 +145,13 @@ def enqueue(
 ) -> None:
     """Submit recordings (a backlog): skips what is not a finished recording or already known."""
     from scheduler.backlog import expand, parse_age, scan
-    from scheduler.spool.deliver import Deliverer, broker_url
+    from scheduler.delivery.deliverer import Deliverer
+    from worker.broker.address import broker_url
     from worker.profiles import get_profile
 
     settings = settings_or_exit(config)
     try:
-        broker_url(settings)
+        broker_url(settings, embedded=False)
         level = parse_priority(priority, settings.scheduler.backlog_priority)
         age = parse_age(older_than) if older_than else None
         if profile is not None:

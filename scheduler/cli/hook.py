@@ -22,7 +22,7 @@ from worker.cli.common import ConfigOption, JsonOption, console, fail, print_jso
 from worker.errors import KamadoError
 
 if TYPE_CHECKING:
-    from scheduler.hooks.recorders import HookInput
+    from scheduler.recorders import HookInput
 
 app = typer.Typer(
     help="Recorder hooks: submit a finished recording (spooled, then delivered at once).",
@@ -40,7 +40,7 @@ WaitOption = Annotated[
 
 
 def _wait(config: Path | None, origin: str, parse: Callable[[], HookInput], as_json: bool) -> None:
-    from scheduler.hooks.handle import run_hook
+    from scheduler.delivery.direct import run_hook
 
     settings = settings_or_exit(config)
     try:
@@ -78,7 +78,7 @@ def epgstation(
     if not wait:
         _quick(HookArgs("epgstation", failed=failed, config=config, as_json=as_json))
         return
-    from scheduler.hooks.recorders import parse_epgstation
+    from scheduler.recorders import parse_epgstation
 
     env = dict(os.environ)
     _wait(config, "epgstation", lambda: parse_epgstation(env, failed=failed), as_json)
@@ -96,7 +96,7 @@ def chinachu(
     if not wait:
         _quick(HookArgs("chinachu", (rec_path, program_json), config=config, as_json=as_json))
         return
-    from scheduler.hooks.recorders import parse_chinachu
+    from scheduler.recorders import parse_chinachu
 
     _wait(config, "chinachu", lambda: parse_chinachu(rec_path, program_json), as_json)
 
@@ -109,7 +109,7 @@ def edcb(
     if not wait:
         _quick(HookArgs("edcb", config=config, as_json=as_json))
         return
-    from scheduler.hooks.recorders import parse_edcb
+    from scheduler.recorders import parse_edcb
 
     env = dict(os.environ)
     _wait(config, "edcb", lambda: parse_edcb(env), as_json)

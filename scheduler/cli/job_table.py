@@ -224,3 +224,19 @@ def caption_cell(captions: dict[str, Any] | None) -> Text:
     if captions.get("decoder"):
         return Text(str(captions["decoder"]))
     return Text("no decoder", style="yellow")
+
+
+def presence_tables(data: dict[str, Any]) -> list[Table]:
+    """Workers and hosts as tables."""
+    table = workers_table(data["workers"])
+    tables = [table]
+    if data["hosts"]:
+        hosts = Table(title="host agents")
+        for column in ("host", "VM", "last action", "heartbeat"):
+            hosts.add_column(column)
+        for h in data["hosts"]:
+            hosts.add_row(
+                h["name"], h["vm_state"], Text(h["last_action"]), f"{h['heartbeat_age_s']:.0f}s ago"
+            )
+        tables.append(hosts)
+    return tables

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from scheduler.cli.job_table import jobs_table, workers_table
+from scheduler.cli.job_table import jobs_table, presence_tables
 from worker.cli.common import (
     EXIT_FAILED,
     ConfigOption,
@@ -23,7 +22,7 @@ from worker.cli.common import (
 from worker.errors import BadInputError, KamadoError
 
 if TYPE_CHECKING:
-    from scheduler.spool.deliver import Deliverer
+    from scheduler.delivery.deliverer import Deliverer
     from worker.jobs import JobState
     from worker.settings.model import Settings
 
@@ -31,7 +30,7 @@ JobArg = Annotated[str, typer.Argument(help="a job id, or a unique prefix of one
 
 
 def _connect(settings: Settings) -> Deliverer:
-    from scheduler.spool.deliver import Deliverer
+    from scheduler.delivery.deliverer import Deliverer
 
     return Deliverer(settings)
 
@@ -168,63 +167,15 @@ def retry(
         console.print(f"job {job_id}: queued again on {queue}", markup=False)
 
 
-def _age(at: datetime | None) -> float | None:
-    return round((datetime.now(UTC) - at).total_seconds(), 1) if at else None
-
-
-def presence(box: Deliverer) -> dict[str, Any]:
-    """Workers and host agents with live heartbeats, as plain data."""
-    from worker.broker.presence import workers
-
-    return {
-        "workers": [
-            {
-                "hostname": w.hostname,
-                "queues": w.queues,
-                "backends": [b.model_dump(mode="json") for b in w.backends],
-                "problems": [p.model_dump(mode="json") for p in w.problems],
-                "current_job": w.current_job,
-                "captions": w.captions.model_dump(mode="json") if w.captions else None,
-                "heartbeat_age_s": _age(w.updated_at),
-            }
-            for w in workers(box.registry)
-        ],
-        "hosts": [
-            {
-                "name": h.name,
-                "vm_state": h.vm_state,
-                "last_action": h.last_action,
-                "preflight_ok": h.preflight_ok,
-                "heartbeat_age_s": _age(h.updated_at),
-            }
-            for h in box.state.hosts()
-        ],
-    }
-
-
-def presence_tables(data: dict[str, Any]) -> list[Table]:
-    """Workers and hosts as tables."""
-    table = workers_table(data["workers"])
-    tables = [table]
-    if data["hosts"]:
-        hosts = Table(title="host agents")
-        for column in ("host", "VM", "last action", "heartbeat"):
-            hosts.add_column(column)
-        for h in data["hosts"]:
-            hosts.add_row(
-                h["name"], h["vm_state"], Text(h["last_action"]), f"{h['heartbeat_age_s']:.0f}s ago"
-            )
-        tables.append(hosts)
-    return tables
-
-
 def workers_cmd(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Each worker: its queues, proven backends and measured speed, heartbeat age; host agents."""
+    from scheduler import control as jobs
+
     settings = settings_or_exit(config)
     try:
         box = _connect(settings)
         try:
-            data = presence(box)
+            data = jobs.presence(box)
         finally:
             box.close()
     except KamadoError as e:

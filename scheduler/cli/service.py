@@ -21,10 +21,11 @@ def run(
     loglevel: str = typer.Option("INFO", "--loglevel", "-l"),
 ) -> None:
     """Route waiting jobs, reconcile the registry and drain the spool until stopped."""
+    from scheduler.delivery.deliverer import Deliverer
     from scheduler.rules import check_rules
     from scheduler.service import Service
-    from scheduler.spool.deliver import Deliverer
-    from scheduler.spool.durable import Spool, spool_dir
+    from scheduler.spool.durable import Spool
+    from worker.settings.model import spool_dir
 
     settings = settings_or_exit(config)
     logging.basicConfig(

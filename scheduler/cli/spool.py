@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from scheduler.hooks.log import log_line
-from scheduler.spool.durable import Spool, spool_dir
+from scheduler.spool.durable import Spool
 from worker.cli.common import (
     EXIT_FAILED,
     ConfigOption,
@@ -21,6 +21,7 @@ from worker.cli.common import (
     settings_or_exit,
 )
 from worker.errors import KamadoError
+from worker.settings.model import spool_dir
 
 app = typer.Typer(
     help="Submissions waiting for the broker (written by hooks).", no_args_is_help=True
@@ -112,8 +113,8 @@ def flush(
     config: ConfigOption = None, as_json: JsonOption = False, lock_fd: LockFdOption = None
 ) -> None:
     """Deliver every spooled submission now, oldest first; exit 1 if the broker is away."""
-    from scheduler.spool.deliver import Deliverer
-    from scheduler.spool.delivery import deliver
+    from scheduler.delivery.deliverer import Deliverer
+    from scheduler.delivery.locked import deliver
 
     settings = settings_or_exit(config)
     spool = Spool(spool_dir(settings))

@@ -12,13 +12,12 @@ from rich.table import Table
 from rich.text import Text
 
 from scheduler import control as jobs
-from scheduler.cli.job_table import duration, jobs_table, name_of
-from scheduler.cli.jobs import presence, presence_tables
+from scheduler.cli.job_table import duration, jobs_table, name_of, presence_tables
 from worker.cli.common import console
 from worker.jobs import JobState
 
 if TYPE_CHECKING:
-    from scheduler.spool.deliver import Deliverer
+    from scheduler.delivery.deliverer import Deliverer
 
 ACTIVE = [JobState.STAGING, JobState.ENCODING, JobState.VERIFYING]
 FINAL = {JobState.DONE.value, JobState.FAILED.value, JobState.CANCELLED.value}
@@ -64,7 +63,7 @@ def frame(box: Deliverer, width: int | None = None) -> Group:
         jobs_table(waiting[:20], title=f"waiting ({len(waiting)})", width=width),
         jobs_table(ended, title=f"recent results (last {len(ended)})", width=width),
     ]
-    parts.extend(presence_tables(presence(box)))
+    parts.extend(presence_tables(jobs.presence(box)))
     return Group(*parts)
 
 

@@ -77,8 +77,7 @@ def _cache_file(path: Path | None) -> Path:
 
 
 def _validated(path: Path | None) -> HookConfig:
-    from scheduler.spool.durable import spool_dir
-    from worker.settings.model import load_settings
+    from worker.settings.model import load_settings, spool_dir
 
     settings = load_settings(path)
     return HookConfig(

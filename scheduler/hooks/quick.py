@@ -5,12 +5,12 @@ pydantic and nothing heavier (no typer, no Celery, no settings models, no Redis 
 
 1. the config's few values the hook needs (:mod:`scheduler.hooks.config`, validated in
    full when the config changed),
-2. the recorder's input, validated (:mod:`scheduler.hooks.recorder_input`), and the recording
+2. the recorder's input, validated (:mod:`scheduler.recorder_input`), and the recording
    checked (a readable, non-empty file whose name is UTF-8),
 3. the request written to the durable spool (fsync'd, renamed into place),
 4. delivery: nothing to do when a scheduler service on this machine holds the spool
    (it delivers it), nor when a delivery is already running (it takes the entry, see
-   :mod:`scheduler.spool.delivery`); otherwise the hook takes the spool's drain lock and
+   :mod:`scheduler.delivery.locked`); otherwise the hook takes the spool's drain lock and
    hands it to a detached `python -m scheduler spool flush` it starts, which drains the
    whole spool, oldest first, and logs each outcome to ``hooks.log``. At most one
    delivery process runs per spool, however many hooks run at once.
@@ -30,14 +30,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, cast
 
 from scheduler.hooks.log import log_line
-from scheduler.hooks.recorder_input import (
+from scheduler.paths import absolute, check_recording, require_utf8
+from scheduler.recorder_input import (
     Origin,
     hook_request,
     read_chinachu,
     read_edcb,
     read_epgstation,
 )
-from scheduler.paths import absolute, check_recording, require_utf8
 from scheduler.spool import access as spool_access
 from scheduler.spool import store as spool_store
 from worker.errors import ConfigError, KamadoError

@@ -17,19 +17,13 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from scheduler.hooks.recorder_input import REQUEST_KIND, HookRequest
+from scheduler.recorder_input import REQUEST_KIND, HookRequest
 from scheduler.spool import access as spool_access
 from scheduler.spool import store as spool_store
 from scheduler.submission import Submission
-from worker.settings.model import Settings
 
 SUFFIX = spool_store.SUFFIX
 BAD_DIR = "bad"
-
-
-def spool_dir(settings: Settings) -> Path:
-    """The spool directory: ``scheduler.spool_dir``, else ``<state_dir>/spool``."""
-    return settings.scheduler.spool_dir or settings.state_dir / "spool"
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from typing import Any
 from celery import Celery
 
 from worker.admin.task_view import view
+from worker.broker.address import broker_url
 from worker.broker.celery_app import create_app
-from worker.broker.embedded import MAX_SOCKET_PATH
 from worker.errors import ConfigError
 from worker.jobs import ENCODE_TASK
 from worker.settings.admin import is_loopback, parse_basic_auth
@@ -50,17 +50,6 @@ def credentials(settings: Settings, environ: Mapping[str, str]) -> list[str]:
     return parse_basic_auth(secret.get_secret_value()) if secret else []
 
 
-def embedded_broker_url(settings: Settings) -> str:
-    """The unix socket URL the one-box embedded broker listens on in this state_dir."""
-    path = (settings.state_dir / "broker" / "valkey.sock").absolute()
-    if len(str(path)) > MAX_SOCKET_PATH:
-        raise ConfigError(
-            f"state_dir {settings.state_dir} is too deep for the embedded broker's socket; "
-            "Flower cannot find it: use a shorter state_dir or configure broker_url"
-        )
-    return f"redis+socket://{path}"
-
-
 def plan(
     settings: Settings,
     *,
@@ -89,10 +78,7 @@ def plan(
             f"flower.basic_auth or {BASIC_AUTH_ENV}=user:password (only a loopback "
             "address on the one-box embedded broker may go without)"
         )
-    if settings.broker_url is not None:
-        url = settings.broker_url.get_secret_value()
-    else:
-        url = embedded_broker_url(settings)
+    url = broker_url(settings, embedded=True)
     db = conf.db or settings.state_dir / "flower" / "flower.db"
     options: dict[str, Any] = {
         "address": bind,

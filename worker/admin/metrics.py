@@ -18,12 +18,14 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from worker.admin.flower import embedded_broker_url
 from worker.admin.metrics_read import Reader, Snapshot
+from worker.broker.address import broker_url
 from worker.broker.heartbeat import now
 from worker.broker.registry import Registry
 from worker.errors import BrokerError, KamadoError
 from worker.settings.model import Settings
+
+__all__ = ["serve_metrics"]
 
 log = logging.getLogger("kamado.metrics")
 
@@ -233,16 +235,9 @@ class KamadoCollector:
         )
 
 
-def broker_url(settings: Settings) -> str:
-    """The broker the metrics read: the configured one, else the one-box embedded socket."""
-    if settings.broker_url is not None:
-        return settings.broker_url.get_secret_value()
-    return embedded_broker_url(settings)
-
-
 def connect(settings: Settings) -> Registry:
     """A job registry connection on the broker the metrics read."""
-    return Registry.connect(broker_url(settings), lease_ttl=settings.jobs.lease_ttl)
+    return Registry.connect(broker_url(settings, embedded=True), lease_ttl=settings.jobs.lease_ttl)
 
 
 def build_registry(settings: Settings, registry: Registry | None = None) -> CollectorRegistry:

@@ -17,20 +17,20 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from worker.broker.counters import Counters, read_counters
-from worker.broker.heartbeat import KEY_PREFIX, HostHeartbeat, WorkerHeartbeat
-from worker.broker.presence import SPEED_PREFIX
-from worker.broker.registry import (
+from worker.broker.heartbeat import HostHeartbeat, WorkerHeartbeat
+from worker.broker.keys import (
+    HEARTBEAT_PREFIX,
     INDEX,
-    RUNNING_STATES,
+    SPEED_PREFIX,
     UNACKED,
-    Registry,
     job_key,
-    queue_keys,
+    queue_lists,
 )
+from worker.broker.registry import RUNNING_STATES, Registry
 from worker.encode.progress import Progress
 from worker.jobs import JobState
 from worker.profiles import QUEUE_CPU, QUEUE_GPU
-from worker.settings.model import Settings
+from worker.settings.model import Settings, spool_dir
 
 BATCH = 500
 RUNNING_VALUES = frozenset(s.value for s in RUNNING_STATES)
@@ -72,12 +72,6 @@ class Snapshot:
     spool: int = 0
     spool_oldest_age: float = 0.0
     spool_unreadable: int = 0
-
-
-def spool_dir(settings: Settings) -> Path:
-    """Where the scheduler spools submissions while the broker is away."""
-    configured = getattr(settings.scheduler, "spool_dir", None)
-    return Path(configured) if configured else settings.state_dir / "spool"
 
 
 def read_spool(directory: Path, now: float | None = None) -> tuple[int, float]:
@@ -163,7 +157,7 @@ class Reader:
     def _queues(self, snap: Snapshot) -> None:
         reg = self.registry
         for queue in watched_queues(self.settings):
-            keys = reg.call("list queue keys", queue_keys, reg.client, [queue])
+            keys = queue_lists([queue])
             pipe = reg.client.pipeline(transaction=False)
             for key in keys:
                 pipe.llen(key)
@@ -173,7 +167,9 @@ class Reader:
     def _heartbeats(self, snap: Snapshot) -> None:
         reg = self.registry
         for kind, model in (("worker", WorkerHeartbeat), ("host", HostHeartbeat)):
-            keys = sorted(reg.call("list heartbeats", reg.client.keys, f"{KEY_PREFIX}:{kind}:*"))
+            keys = sorted(
+                reg.call("list heartbeats", reg.client.keys, f"{HEARTBEAT_PREFIX}:{kind}:*")
+            )
             values = reg.call("read heartbeats", reg.client.mget, keys) if keys else []
             for value in values:
                 if not value:

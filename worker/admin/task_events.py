@@ -33,6 +33,8 @@ from celery import Celery
 
 from worker.encode.progress import Progress
 
+__all__ = ["MOVED", "ended_fields", "send_revoked", "send_waiting", "sender_name"]
+
 log = logging.getLogger("kamado.worker")
 
 UPDATE_EVENT = "task-pending"

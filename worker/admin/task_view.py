@@ -16,6 +16,8 @@ from typing import Any
 
 from worker.admin.task_events import MOVED, decode
 
+__all__ = ["size"]
+
 # Celery's saferepr (the args of task events) writes a string as '...' with only its
 # single quotes escaped (\'); backslashes stay as they are, so this is not Python syntax.
 _FIELDS = {

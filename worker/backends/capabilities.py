@@ -35,6 +35,18 @@ from worker.errors import ConfigError, KamadoError
 from worker.profiles import BUILTIN_PROFILES, Backend, Profile
 from worker.settings.model import Settings
 
+__all__ = [
+    "BackendReport",
+    "ProbeReport",
+    "Status",
+    "compiled_decoders",
+    "compiled_encoders",
+    "compiled_filters",
+    "probe_backends",
+    "store_probe",
+    "writable_state_dir",
+]
+
 ENCODERS = {Backend.QSV: "h264_qsv", Backend.VAAPI: "h264_vaapi", Backend.X264: "libx264"}
 # Filters the profiles' argv uses per backend (worker/encode/argv.py) on a 1080i source.
 FILTERS = {

@@ -8,6 +8,8 @@ from pydantic import BaseModel, ConfigDict
 
 from worker.backends.generations import Generation, LowPower, generation_for, read_pci_id
 
+__all__ = ["GpuFound"]
+
 
 class GpuFound(BaseModel):
     """The render node's GPU as the probe reports it (``kamado guest probe --json``)."""

@@ -12,6 +12,8 @@ from typing import Any, Protocol
 
 from worker.broker.heartbeat import BackendProblem
 
+__all__ = ["CONF_KEY", "backend_lines", "refused_word"]
+
 # The app.conf key Flower's worker page lists (Config tab) with every backend's outcome.
 CONF_KEY = "kamado_backend_probe"
 

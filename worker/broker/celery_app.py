@@ -13,12 +13,13 @@ from typing import Any
 from celery import Celery
 from kombu import Queue
 
+from worker.broker.keys import PRIORITY_STEPS
 from worker.errors import ConfigError
 from worker.profiles import QUEUE_CPU, QUEUE_GPU
 from worker.runtime.tasks import register_tasks
 from worker.settings.model import Settings
 
-PRIORITY_STEPS = list(range(10))
+__all__ = ["create_app"]
 
 
 def transport_options(settings: Settings) -> dict[str, Any]:
@@ -33,7 +34,7 @@ def transport_options(settings: Settings) -> dict[str, Any]:
         "socket_connect_timeout": 10,
         # Redis priorities: 0 is most urgent; one list per level so new recordings
         # overtake a backlog.
-        "priority_steps": PRIORITY_STEPS,
+        "priority_steps": list(PRIORITY_STEPS),
         "queue_order_strategy": "priority",
     }
 

@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from worker.broker.keys import ATTEMPT_FAILURES, WATCHDOG_ACTIONS
 from worker.errors import (
     AttemptCrashed,
     BackendUnavailable,
@@ -26,10 +27,6 @@ from worker.errors import (
 if TYPE_CHECKING:
     from worker.broker.registry import Registry
 
-# Failed attempts by reason (one of FAILURE_REASONS).
-ATTEMPT_FAILURES = "kamado:counter:attempt_failures"
-# Watchdog actions by worker and action (restart, exit): field is JSON [worker, action].
-WATCHDOG_ACTIONS = "kamado:counter:watchdog"
 
 # Attempt outcomes that are not failures: still running, finished, a duplicate delivery
 # dropped before it ran, or a cancel the user asked for.

@@ -1,4 +1,4 @@
-"""Heartbeats: what each role publishes about itself in Redis, and the keys they live under.
+"""Heartbeats: what each role publishes about itself in Redis (keys in worker/broker/keys.py).
 
 Roles talk only through the broker; these models are the shared contract. A heartbeat is
 a JSON value under its key with a TTL of a few intervals, so a dead process disappears.
@@ -12,18 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from worker.encode.captions import CaptionSupport
 
+__all__ = ["BackendProblem", "HostHeartbeat", "WorkerHeartbeat", "now"]
+
 SCHEMA_VERSION = 1
-KEY_PREFIX = "kamado:heartbeat"
-
-
-def worker_key(hostname: str) -> str:
-    """The Redis key of one worker's heartbeat."""
-    return f"{KEY_PREFIX}:worker:{hostname}"
-
-
-def host_key(name: str) -> str:
-    """The Redis key of one host agent's heartbeat."""
-    return f"{KEY_PREFIX}:host:{name}"
 
 
 def now() -> datetime:

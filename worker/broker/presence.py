@@ -12,20 +12,17 @@ import logging
 import threading
 from collections.abc import Callable
 
-from worker.broker.heartbeat import KEY_PREFIX, BackendSpeed, WorkerHeartbeat, worker_key
-from worker.broker.registry import Registry, job_key
+from worker.broker.heartbeat import BackendSpeed, WorkerHeartbeat
+from worker.broker.keys import job_key, speed_key, worker_key
+from worker.broker.registry import Registry
 from worker.errors import BrokerError
+
+__all__ = ["workers"]
 
 log = logging.getLogger("kamado.presence")
 
-SPEED_PREFIX = "kamado:speed:"
 # Weight of the newest job in the moving average of a backend's speed.
 SPEED_WEIGHT = 0.3
-
-
-def speed_key(hostname: str) -> str:
-    """The hash of one worker's measured speeds: backend → {fps, realtime, jobs}."""
-    return f"{SPEED_PREFIX}{hostname}"
 
 
 def record_speed(
@@ -77,7 +74,7 @@ def publish(registry: Registry, beat: WorkerHeartbeat, ttl: float) -> None:
 def workers(registry: Registry) -> list[WorkerHeartbeat]:
     """Every worker whose heartbeat is alive."""
     client = registry.client
-    keys = sorted(registry.call("list workers", client.keys, f"{KEY_PREFIX}:worker:*"))
+    keys = sorted(registry.call("list workers", client.keys, worker_key("*")))
     values = registry.call("read heartbeats", client.mget, keys) if keys else []
     return [WorkerHeartbeat.model_validate_json(v) for v in values if v]
 

@@ -20,6 +20,8 @@ from worker.broker.submit import publish
 from worker.jobs import JobState, now
 from worker.profiles import QUEUE_CPU, QUEUE_GPU
 
+__all__ = ["reconcile"]
+
 log = logging.getLogger("kamado.reconcile")
 
 

@@ -21,43 +21,35 @@ from typing import Any
 import redis
 from pydantic import BaseModel, ConfigDict, Field
 
-from worker.broker.counters import ATTEMPT_FAILURES, failure_reason
+from worker.broker.counters import failure_reason
+from worker.broker.keys import (
+    ACTIVE,
+    ATTEMPT_FAILURES,
+    ENDED,
+    FLAGS,
+    INDEX,
+    attempts_key,
+    job_key,
+    lease_key,
+    queue_lists,
+)
 from worker.broker.registry_scripts import ACQUIRE, CANCEL, FINISH, RECORD, RENEW, SETTLE, UPDATE
 from worker.encode.progress import Progress
 from worker.errors import BrokerAuthError, BrokerError
 from worker.jobs import Job, JobState, now
 from worker.settings.model import mask_url
 
-# kombu's Redis transport keeps a priority queue as one list per level: "name", then
-# "name\x06\x16<level>" for levels above 0; delivered, unacked messages sit in "unacked".
-PRIORITY_SEP = "\x06\x16"
-UNACKED = "unacked"
+__all__ = [
+    "AttemptRecord",
+    "JobRecord",
+    "Registry",
+    "check_login",
+    "job_id_of",
+    "redis_client",
+    "task_job_id",
+]
 
-PREFIX = "kamado:job:"
-INDEX = "kamado:jobs"
-ACTIVE = "kamado:jobs:active"
-# The scheduler's flags per job (drops, errors, a failed recording), merged over every
-# submission of the job; a worker reads them before deleting a source.
-FLAGS = "kamado:scheduler:flags"
-# Published with the job id when a job may have reached a final state: a hint that wakes
-# waiters (`kamado encode`) at once instead of at their next poll. Waiters still poll.
-ENDED = "kamado:jobs:ended"
 RUNNING_STATES = (JobState.STAGING, JobState.ENCODING, JobState.VERIFYING)
-
-
-def job_key(job_id: str) -> str:
-    """The hash holding one job."""
-    return f"{PREFIX}{job_id}"
-
-
-def lease_key(job_id: str) -> str:
-    """The lease of the attempt that may run the job."""
-    return f"{PREFIX}{job_id}:lease"
-
-
-def attempts_key(job_id: str) -> str:
-    """Every attempt at the job: attempt id → AttemptRecord JSON."""
-    return f"{PREFIX}{job_id}:attempts"
 
 
 def redis_client(url: str, *, socket_timeout: float = 10.0) -> redis.Redis:
@@ -427,8 +419,8 @@ class Registry:
     def peek_next(self, queues: list[str]) -> str | None:
         """The raw message a worker on these queues would take next (most urgent, oldest)."""
         # Producers LPUSH and workers BRPOP: the next message is at the right end (-1) of
-        # the first non-empty list, priority levels 0..9 (celery_app.PRIORITY_STEPS) first.
-        keys = [q if n == 0 else f"{q}{PRIORITY_SEP}{n}" for n in range(10) for q in queues]
+        # the first non-empty list, priority levels first (keys.queue_lists).
+        keys = queue_lists(queues)
         pipe = self.client.pipeline(transaction=False)
         for key in keys:
             pipe.lindex(key, -1)
@@ -472,15 +464,6 @@ def _parse(raw: dict[str, str], history: list[AttemptRecord]) -> JobRecord:
     )
 
 
-def queue_keys(client: redis.Redis, queues: list[str]) -> list[str]:
-    """Every Redis list that holds messages of these queues, priority levels included."""
-    keys: list[str] = []
-    for queue in queues:
-        keys.append(queue)
-        keys.extend(k for k in client.scan_iter(match=f"{queue}{PRIORITY_SEP}*", count=500))
-    return keys
-
-
 def task_job_id(message: object) -> str | None:
     """The job id in one decoded kombu message (its task id starts with the job id)."""
     if isinstance(message, str | bytes):
@@ -507,7 +490,7 @@ def job_id_of(raw: str | bytes) -> str | None:
 def _jobs_with_messages(client: redis.Redis, queues: list[str]) -> set[str]:
     """Ids of jobs that have a message waiting in one of the queues."""
     found: set[str] = set()
-    for key in queue_keys(client, queues):
+    for key in queue_lists(queues):
         for message in client.lrange(key, 0, -1):
             if job_id := job_id_of(message):
                 found.add(job_id)

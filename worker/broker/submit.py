@@ -20,6 +20,8 @@ from worker.profiles import get_profile
 from worker.runtime.spans import span
 from worker.settings.model import Settings
 
+__all__ = ["Submitted", "publish", "submit_job"]
+
 
 @dataclass(frozen=True)
 class Submitted:

@@ -14,6 +14,17 @@ from rich.text import Text
 from worker.errors import KamadoError
 from worker.settings.model import Settings, load_settings
 
+__all__ = [
+    "EXIT_FAILED",
+    "ConfigOption",
+    "JsonOption",
+    "console",
+    "err_console",
+    "fail",
+    "print_json",
+    "settings_or_exit",
+]
+
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from worker.permissions import stat_names
 
+__all__ = ["blocked"]
+
 READ, WRITE, EXECUTE = 4, 2, 1
 
 

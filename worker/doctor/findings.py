@@ -9,6 +9,8 @@ from typing import Any
 
 from worker.settings.model import Settings
 
+__all__ = ["Context", "Finding", "Severity", "bad", "ok"]
+
 ROLES = ("recorder", "host", "guest", "worker")
 
 

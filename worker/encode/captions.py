@@ -25,6 +25,8 @@ from worker.errors import KamadoError
 if TYPE_CHECKING:
     from worker.profiles import Captions
 
+__all__ = ["CaptionSupport", "support_words"]
+
 ARIB_CODEC = "arib_caption"
 SIDECAR_FORMATS = ("srt", "ass")
 DECODER_TIMEOUT = 30.0

@@ -11,13 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from worker.broker.keys import JOB_SOURCES, OUTPUTS, SOURCES, WRITTEN
 from worker.broker.registry import Registry
 from worker.broker.registry_scripts import CLAIM
-
-OUTPUTS = "kamado:outputs"
-WRITTEN = "kamado:outputs:written"
-SOURCES = "kamado:sources"
-JOB_SOURCES = "kamado:outputs:job-source"
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from worker.errors import SourceError
 
+__all__ = ["kind_of"]
+
 
 @dataclass(frozen=True)
 class LocalIdentity:

@@ -24,7 +24,8 @@ from celery.signals import task_received
 from celery.worker import state
 
 from worker.broker.counters import count_watchdog
-from worker.broker.registry import Registry, queue_keys
+from worker.broker.keys import queue_lists
+from worker.broker.registry import Registry
 from worker.errors import BrokerError, KamadoError
 from worker.settings.model import Settings
 
@@ -122,7 +123,7 @@ class ConsumerWatchdog:
         """Messages waiting in the queues this worker serves, every priority level."""
         assert self.registry is not None
         reg = self.registry
-        keys = reg.call("list queue keys", queue_keys, reg.client, self.queues())
+        keys = queue_lists(self.queues())
         pipe = reg.client.pipeline(transaction=False)
         for key in keys:
             pipe.llen(key)

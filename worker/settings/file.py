@@ -14,6 +14,8 @@ from typing import Any
 
 from worker.errors import ConfigError
 
+__all__ = ["code_stamp", "find_config", "kamado_environment"]
+
 CONFIG_ENV = "KAMADO_CONFIG"
 USER_CONFIG = Path("~/.config/kamado/kamado.toml")
 SYSTEM_CONFIG = Path("/etc/kamado/kamado.toml")

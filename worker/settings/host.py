@@ -11,6 +11,8 @@ from pydantic import Field, field_validator, model_validator
 
 from worker.settings.base import Section
 
+__all__ = ["GpuSettings", "HostSettings", "VmSettings"]
+
 PCI_ADDRESS = re.compile(r"^(?:([0-9a-fA-F]{4}):)?([0-9a-fA-F]{2}):([0-9a-fA-F]{2})\.([0-7])$")
 USB_ID = re.compile(r"^(?:0x)?[0-9a-fA-F]{4}$")
 WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]|24):([0-5]\d)$")

@@ -36,6 +36,8 @@ from worker.settings.masking import mask_url as mask_url  # re-exported: callers
 from worker.settings.scheduler import SchedulerSettings
 from worker.settings.staging import StagingSettings
 
+__all__ = ["Settings", "load_settings", "mask_url", "spool_dir"]
+
 
 class EncodeSettings(Section):
     """How ffmpeg is run and where outputs go."""
@@ -283,6 +285,11 @@ def describe_validation_error(error: ValidationError, source: str) -> list[str]:
         reason = item["msg"].removeprefix("Value error, ")
         problems.append(f"{field}{shown}: {reason}")
     return problems
+
+
+def spool_dir(settings: Settings) -> Path:
+    """The spool directory: ``scheduler.spool_dir``, else ``<state_dir>/spool``."""
+    return settings.scheduler.spool_dir or settings.state_dir / "spool"
 
 
 def load_settings(config: Path | None = None) -> Settings:

@@ -10,6 +10,8 @@ from pydantic import Field, field_validator, model_validator
 
 from worker.settings.base import Section
 
+__all__ = ["HoldSettings", "PathMap", "ProfileRule", "RoutingSettings", "SchedulerSettings"]
+
 SFTP_TARGET = re.compile(r"^sftp://[^/\s]+/")
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from worker.setup.system import System
 
+__all__ = ["CONFIG", "ETC", "KAMADO", "ensure_account"]
+
 KAMADO = "kamado"
 ETC = "/etc/kamado"
 CONFIG = f"{ETC}/kamado.toml"

@@ -18,6 +18,8 @@ from worker.setup.source import deploy_dir, kamado_binary
 from worker.setup.system import System
 from worker.setup.units import ROLE_UNITS, setup_units
 
+__all__ = ["finish", "system_for"]
+
 app = typer.Typer(
     help="Put this box into the shape docs/deploy.md describes; every step is shown, and "
     "running it again changes nothing.",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+__all__ = ["parse_env", "toml_string", "with_value"]
+
 
 def parse_env(text: str) -> dict[str, str]:
     """The ``KEY=value`` pairs of an environment file (comments and blank lines skipped)."""

@@ -10,6 +10,8 @@ from rich.text import Text
 from worker.cli.common import console, print_json
 from worker.setup.system import System
 
+__all__ = ["Paste"]
+
 
 @dataclass(frozen=True)
 class Paste:

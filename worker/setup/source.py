@@ -7,6 +7,8 @@ from pathlib import Path
 
 from worker.setup.errors import SetupError
 
+__all__ = ["deploy_dir", "kamado_binary"]
+
 INSTALLED_CHECKOUT = Path("/opt/kamado/src")
 
 

@@ -22,6 +22,8 @@ from worker.errors import ProcessError
 from worker.permissions import stat_names
 from worker.setup.errors import SetupError
 
+__all__ = ["System", "owner_names", "user_exists"]
+
 COMMAND_TIMEOUT = 60.0
 
 

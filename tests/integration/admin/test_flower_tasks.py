@@ -24,9 +24,9 @@ import pytest
 from celery import Celery
 
 from scheduler import control as jobs
+from scheduler.delivery.deliverer import Deliverer
 from scheduler.queues import BrokerState
 from scheduler.service import Service
-from scheduler.spool.deliver import Deliverer
 from scheduler.spool.durable import Spool
 from scheduler.waiting import WaitingNotices
 from tests.integration.admin.flower_rig import realtime_ffmpeg, task_html, tasks_page
@@ -35,7 +35,8 @@ from tests.integration.admin.web import get, get_json, wait_until_up
 from tests.support.procs import wait_for
 from tests.support.redis_proc import RedisProcess, free_port
 from tests.support.workers import client_settings, running_worker
-from worker.broker.heartbeat import HostHeartbeat, host_key
+from worker.broker.heartbeat import HostHeartbeat
+from worker.broker.keys import host_key
 from worker.broker.registry import Registry
 from worker.broker.submit import submit_job
 from worker.encode.sample import make_sample

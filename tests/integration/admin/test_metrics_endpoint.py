@@ -17,9 +17,10 @@ from tests.support.redis_proc import RedisProcess
 from worker.admin.metrics import serve_metrics
 from worker.broker.celery_app import create_app
 from worker.broker.counters import count_watchdog
-from worker.broker.heartbeat import HostHeartbeat, WorkerHeartbeat, host_key
+from worker.broker.heartbeat import HostHeartbeat, WorkerHeartbeat
+from worker.broker.keys import attempts_key, host_key, job_key, lease_key
 from worker.broker.presence import publish, record_speed
-from worker.broker.registry import Registry, attempts_key, job_key, lease_key
+from worker.broker.registry import Registry
 from worker.broker.submit import publish as publish_message
 from worker.encode.progress import Progress
 from worker.jobs import Job, JobState

@@ -14,7 +14,8 @@ from host_agent.lifecycle import Hypervisor, VmState
 from host_agent.redis_state import RedisState
 from tests.integration.host_agent.conftest import host_settings, wait_for
 from tests.support.redis_proc import RedisProcess
-from worker.broker.heartbeat import HostHeartbeat, WorkerHeartbeat, host_key, worker_key
+from worker.broker.heartbeat import HostHeartbeat, WorkerHeartbeat
+from worker.broker.keys import host_key, worker_key
 
 pytestmark = pytest.mark.integration
 

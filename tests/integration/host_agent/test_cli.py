@@ -25,7 +25,8 @@ from tests.unit.host_agent.sysfs_fixtures import (
     build_host,
 )
 from worker import process
-from worker.broker.heartbeat import HostHeartbeat, host_key, worker_key
+from worker.broker.heartbeat import HostHeartbeat
+from worker.broker.keys import host_key, worker_key
 from worker.cli.main import build_app
 
 pytestmark = pytest.mark.integration

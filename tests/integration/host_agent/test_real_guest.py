@@ -24,7 +24,8 @@ from host_agent.redis_state import RedisState
 from tests.integration.host_agent import guest_kit
 from tests.integration.host_agent.conftest import wait_for
 from tests.support.redis_proc import RedisProcess
-from worker.broker.heartbeat import WorkerHeartbeat, worker_key
+from worker.broker.heartbeat import WorkerHeartbeat
+from worker.broker.keys import worker_key
 from worker.settings.host import HostSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]

@@ -11,7 +11,8 @@ from kombu import Connection, Exchange, Queue
 
 from host_agent.redis_state import RedisState
 from tests.support.redis_proc import RedisProcess
-from worker.broker.heartbeat import HostHeartbeat, WorkerHeartbeat, worker_key
+from worker.broker.heartbeat import HostHeartbeat, WorkerHeartbeat
+from worker.broker.keys import worker_key
 from worker.errors import BrokerError
 
 pytestmark = pytest.mark.integration

@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 
+from scheduler.delivery.deliverer import Deliverer, Drained, drain_pass
+from scheduler.delivery.locked import deliver
 from scheduler.spool import store as spool_store
-from scheduler.spool.deliver import Deliverer, Drained, drain_pass
-from scheduler.spool.delivery import deliver
-from scheduler.spool.durable import Spool, spool_dir
+from scheduler.spool.durable import Spool
 from tests.integration.scheduler.conftest import ROOT, Kamado, write_config
 from tests.integration.scheduler.test_hooks import epgstation_env, place
 from tests.support.procs import wait_for
 from tests.support.redis_proc import RedisProcess, free_port
 from worker.broker.registry import Registry
-from worker.settings.model import load_settings
+from worker.settings.model import load_settings, spool_dir
 
 pytestmark = pytest.mark.integration
 

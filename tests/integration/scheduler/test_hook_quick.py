@@ -42,7 +42,7 @@ def test_a_hook_with_a_known_config_loads_pydantics_validator_but_no_cli_broker_
     # The first hook on this config validates all of it with the real settings models.
     assert "worker.settings.model" in first
     again = imported(kamado, epgstation_env(str(place(tiny_ts, tmp_path, "2.ts"))))
-    assert "pydantic_core" in again and "scheduler.hooks.recorder_input" in again
+    assert "pydantic_core" in again and "scheduler.recorder_input" in again
     assert sorted(m for m in again if m in HEAVY or m.split(".")[0] in HEAVY) == []
     kamado.delivered()
     assert len(kamado.json("status")) == 2

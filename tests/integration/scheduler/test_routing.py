@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from scheduler.delivery.deliverer import Deliverer
 from scheduler.queues import BrokerState
 from scheduler.service import Service
-from scheduler.spool.deliver import Deliverer
 from scheduler.spool.durable import Spool
 from scheduler.submission import Submission
 from tests.integration.scheduler.conftest import ROOT, Kamado

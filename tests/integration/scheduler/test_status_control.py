@@ -9,13 +9,8 @@ import pytest
 
 from scheduler.queues import BrokerState
 from tests.integration.scheduler.conftest import Kamado
-from worker.broker.heartbeat import (
-    BackendProblem,
-    BackendSpeed,
-    HostHeartbeat,
-    WorkerHeartbeat,
-    host_key,
-)
+from worker.broker.heartbeat import BackendProblem, BackendSpeed, HostHeartbeat, WorkerHeartbeat
+from worker.broker.keys import host_key
 from worker.broker.presence import publish, record_speed
 from worker.broker.registry import Registry
 from worker.encode.progress import Progress

@@ -20,7 +20,8 @@ from tests.support.media import leftovers, sha256
 from tests.support.redis_proc import RedisProcess
 from tests.support.workers import client_session, client_settings, running_worker
 from worker import onebox
-from worker.broker.registry import FLAGS, Registry
+from worker.broker.keys import FLAGS
+from worker.broker.registry import Registry
 from worker.encode.ffprobe import parse_media, run_ffprobe
 from worker.encode.sample import make_sample
 from worker.jobs import Job, Recording

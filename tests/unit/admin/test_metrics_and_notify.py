@@ -15,14 +15,14 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from worker.admin.metrics import snapshot_families
-from worker.admin.metrics_read import Running, Snapshot, Speed, read_spool, spool_dir
+from worker.admin.metrics_read import Running, Snapshot, Speed, read_spool
 from worker.admin.notify import backoff_delay, payload, signature
 from worker.broker.counters import Counters
 from worker.broker.heartbeat import HostHeartbeat, WorkerHeartbeat
 from worker.broker.registry import JobRecord
 from worker.jobs import Job, JobState, now
 from worker.settings.admin import NotifySettings
-from worker.settings.model import Settings
+from worker.settings.model import Settings, spool_dir
 
 
 class Fixed:

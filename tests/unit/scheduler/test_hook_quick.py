@@ -9,8 +9,8 @@ import pytest
 from scheduler.errors import HookInputError
 from scheduler.hooks.config import cache_dir, hook_config
 from scheduler.hooks.quick import HookArgs, parse_args
-from scheduler.hooks.recorder_input import hook_request, read_epgstation
-from scheduler.hooks.recorders import hook_input
+from scheduler.recorder_input import hook_request, read_epgstation
+from scheduler.recorders import hook_input
 from scheduler.spool.durable import read_entry
 from worker.errors import ConfigError
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from scheduler.errors import HookInputError
-from scheduler.hooks.recorders import parse_chinachu, parse_edcb, parse_epgstation
+from scheduler.recorders import parse_chinachu, parse_edcb, parse_epgstation
 
 
 def test_epgstation_null_and_empty_values_are_absent_and_times_are_milliseconds() -> None:

@@ -23,8 +23,8 @@ import os
 import time
 from collections.abc import Callable
 
+from scheduler.delivery.deliverer import Deliverer, Drained, drain_pass, report_unreadable
 from scheduler.spool import store as spool_store
-from scheduler.spool.deliver import Deliverer, Drained, drain_pass, report_unreadable
 from scheduler.spool.durable import Spool
 
 Pass = Callable[[Spool, Deliverer], Drained]

@@ -1,6 +1,6 @@
 """A recorder's hook input as a path and a :class:`Recording` (the job's metadata).
 
-The input is validated by :mod:`scheduler.hooks.recorder_input` (light, used by the hook
+The input is validated by :mod:`scheduler.recorder_input` (light, used by the hook
 itself); this module adds what a job needs and is used when the request is delivered.
 """
 
@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from scheduler.hooks.recorder_input import (
+from scheduler.recorder_input import (
     HookRequest,
     read_chinachu,
     read_edcb,

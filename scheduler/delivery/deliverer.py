@@ -11,15 +11,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from scheduler.cluster import Snapshot
+from scheduler.delivery.hook_jobs import action_of, request_submission
 from scheduler.errors import RecordingError
-from scheduler.hooks.handle import action_of, request_submission
 from scheduler.hooks.log import log_line
 from scheduler.queues import BrokerState
 from scheduler.routing import Cluster, initial_queue
 from scheduler.spool.durable import Entry, Spool
 from scheduler.submission import Submission
+from worker.broker.address import broker_url
 from worker.broker.registry import Registry, redis_client
-from worker.errors import BrokerError, ConfigError, KamadoError
+from worker.errors import BrokerError, KamadoError
 from worker.profiles import get_profile
 from worker.settings.model import Settings
 
@@ -29,22 +30,12 @@ if TYPE_CHECKING:
     from worker.broker.submit import Submitted
 
 
-def broker_url(settings: Settings) -> str:
-    """The configured broker URL, or a ConfigError saying how to set one."""
-    if settings.broker_url is None:
-        raise ConfigError(
-            "no broker configured: set broker_url in the config file or KAMADO_BROKER_URL "
-            "(the scheduler submits to a shared broker, not an embedded one)"
-        )
-    return settings.broker_url.get_secret_value()
-
-
 class Deliverer:
     """A connection to the broker for submitting jobs (the Celery app is made on first use)."""
 
     def __init__(self, settings: Settings, *, timeout: float = 10.0) -> None:
         self.settings = settings
-        client = redis_client(broker_url(settings), socket_timeout=timeout)
+        client = redis_client(broker_url(settings, embedded=False), socket_timeout=timeout)
         self.registry = Registry(
             client, lease_ttl=settings.jobs.lease_ttl, max_attempts=settings.jobs.max_attempts
         )

@@ -5,7 +5,7 @@ the recorder reference for the contracts. EPGStation writes JSON ``null`` as the
 "null"; both "null" and the empty string mean absent here.
 
 The recorder hook validates its input here, writes the request to the spool and
-returns; delivery turns the request into a job later (:func:`scheduler.hooks.recorders.
+returns; delivery turns the request into a job later (:func:`scheduler.recorders.
 hook_input`), validating it again with the same schemas. They are written for pydantic's
 validation core (``pydantic_core``) directly: the hook then loads pydantic's validator
 without its model layer, which costs a recorder more start-up time than all the rest of
