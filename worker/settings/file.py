@@ -92,10 +92,10 @@ def kamado_environment() -> dict[str, str]:
 
 
 def code_stamp() -> int:
-    """The newest modification time of the shared contract's modules (changes on upgrade)."""
+    """The newest modification time of worker/'s modules, subpackages too (changes on upgrade)."""
     newest = 0
-    with os.scandir(Path(__file__).parent) as found:
-        for item in found:
-            if item.name.endswith(".py"):
-                newest = max(newest, item.stat().st_mtime_ns)
+    for folder, _dirs, files in os.walk(Path(__file__).parents[1]):
+        for name in files:
+            if name.endswith(".py"):
+                newest = max(newest, (Path(folder) / name).stat().st_mtime_ns)
     return newest
