@@ -26,8 +26,8 @@ import time
 from pathlib import Path
 
 from tests.support.redis_proc import RedisProcess
-from worker.broker.celery_app import create_app
 from worker.broker.registry import Registry
+from worker.celery_app import create_app
 from worker.jobs import ENCODE_TASK, Job
 from worker.settings.model import Settings
 

@@ -19,11 +19,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from worker.broker.claims import Claims
 from worker.broker.embedded import EmbeddedBroker
 from worker.broker.registry import Registry
+from worker.encode.output_contract import check_submission, check_task
 from worker.jobs import Job
-from worker.outputs.claims import Claims
-from worker.outputs.contract import check_submission, check_task
 from worker.outputs.identity import local_fingerprint, real_path
 from worker.outputs.names import numbered
 from worker.settings.model import Settings

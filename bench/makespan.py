@@ -46,12 +46,12 @@ from scheduler.service import Service
 from scheduler.spool.durable import Spool
 from scheduler.submission import Submission
 from tests.support.redis_proc import RedisProcess
-from worker.broker.celery_app import celery_config
 from worker.broker.heartbeat import BackendSpeed, WorkerHeartbeat
 from worker.broker.presence import publish, record_speed
 from worker.broker.registry import Registry
-from worker.encode.progress import Progress
+from worker.celery_app import celery_config
 from worker.jobs import ENCODE_TASK, Job, JobState, Recording
+from worker.progress import Progress
 from worker.settings.model import Settings
 
 ROOT = Path(__file__).resolve().parents[1]

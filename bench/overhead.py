@@ -8,7 +8,7 @@ and prints the median of each and ``overhead ratio = kamado / bare``.
     .venv/bin/python bench/overhead.py [--seconds 30] [--rounds 5] [--profile h264-x264]
         [--spans]
 
-With ``--spans`` every process of the run records its steps (worker/runtime/spans.py) and the
+With ``--spans`` every process of the run records its steps (worker/spans.py) and the
 bench prints the median seconds of each step and of the gaps between them: where the
 fixed cost per job goes.
 """
@@ -25,13 +25,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from worker import onebox
+from worker import onebox, spans
 from worker.encode.argv import build_command
 from worker.encode.ffprobe import probe_source
 from worker.encode.sample import make_sample
 from worker.jobs import Job
 from worker.profiles import Backend, get_profile
-from worker.runtime import spans
 from worker.settings.model import Settings
 
 

@@ -31,9 +31,9 @@ from tests.support.redis_proc import RedisProcess
 from tests.support.sshd import SshdProcess
 from tests.support.workers import client_settings, running_worker
 from worker.broker.registry import AttemptRecord, JobRecord, Registry
-from worker.broker.submit import submit_job
 from worker.encode.sample import make_sample
 from worker.jobs import Job, JobState
+from worker.submit import submit_job
 
 
 def run_backlog(

@@ -27,12 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.support.redis_proc import RedisProcess
 from tests.support.workers import running_worker
 from worker import process
-from worker.broker.celery_app import create_app
 from worker.broker.registry import Registry
-from worker.broker.submit import submit_job
+from worker.celery_app import create_app
 from worker.encode.sample import make_sample
 from worker.jobs import Job, JobState
 from worker.settings.model import JobsSettings, Settings
+from worker.submit import submit_job
 
 SLOW = {"slow": {"backends": ["x264"], "x264_preset": "veryslow", "height": None}}
 

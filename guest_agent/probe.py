@@ -35,7 +35,7 @@ from worker.backends.capabilities import (
     writable_state_dir,
 )
 from worker.backends.gpu import GpuFound
-from worker.encode.captions import CaptionSupport
+from worker.captions import CaptionSupport
 from worker.profiles import Backend
 from worker.settings.model import Settings
 

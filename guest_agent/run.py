@@ -10,8 +10,8 @@ from guest_agent.plan import Plan, make_plan
 from guest_agent.probe import run_probe
 from guest_agent.tables import backends_table
 from worker.backends.view import CONF_KEY, backend_lines
-from worker.broker.celery_app import create_app
 from worker.broker.registry import check_login
+from worker.celery_app import create_app
 from worker.cli.common import err_console, fail
 from worker.errors import KamadoError
 from worker.runtime.service import HeartbeatHook, run_worker

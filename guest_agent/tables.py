@@ -7,7 +7,7 @@ from rich.text import Text
 
 from guest_agent.probe import GuestProbe
 from worker.backends.capabilities import BackendReport, ProbeReport, Status
-from worker.encode.captions import support_words
+from worker.captions import support_words
 
 
 def backends_table(report: ProbeReport) -> Table:

@@ -163,7 +163,7 @@ def cancel(registry: Registry, state: BrokerState, job_id: str, app: Celery | No
 
 def retry(deliverer: Deliverer, job_id: str, *, force: bool = False) -> str:
     """Run a failed, cancelled or held job again (a done one only with ``force``); its queue."""
-    from worker.broker.submit import submit_job
+    from worker.submit import submit_job
 
     registry = deliverer.registry
     record = registry.get(job_id)

@@ -51,7 +51,7 @@ class Service:
 
     def route_once(self) -> list[Moved]:
         """One routing pass: move the jobs that finish sooner on software to encode.cpu."""
-        from worker.broker.submit import publish
+        from worker.broker.publish import publish
 
         state = self.deliverer.state
         messages = state.waiting(QUEUE_GPU)

@@ -10,7 +10,7 @@ from pathlib import Path, PurePosixPath
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from worker.encode.captions import CaptionResult
+from worker.captions import CaptionResult
 from worker.errors import BadInputError
 from worker.outputs.identity import real_path
 from worker.outputs.names import fit_name, stem_of

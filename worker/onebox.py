@@ -21,15 +21,15 @@ from celery import Celery
 
 from worker import process
 from worker.backends.proof_reuse import last_start
-from worker.broker.celery_app import create_app
 from worker.broker.embedded import EmbeddedBroker
 from worker.broker.reconcile import reconcile
 from worker.broker.registry import Registry
-from worker.broker.submit import submit_job
+from worker.celery_app import create_app
 from worker.errors import KamadoError
 from worker.jobs import EncodeResult, Job, JobState
-from worker.runtime.spans import mark, span
 from worker.settings.model import Settings
+from worker.spans import mark, span
+from worker.submit import submit_job
 
 WORKER_READY_TIMEOUT = 90.0
 POLL = 0.1

@@ -1,4 +1,4 @@
-"""Delivering submissions: route, record in the registry, publish (worker.broker.submit), note.
+"""Delivering submissions: route, record in the registry, publish (worker.submit), note.
 
 Celery is imported only when something is actually published, so a hook that finds the
 broker away spools without paying for it.
@@ -27,7 +27,7 @@ from worker.settings.model import Settings
 if TYPE_CHECKING:
     from celery import Celery
 
-    from worker.broker.submit import Submitted
+    from worker.submit import Submitted
 
 
 class Deliverer:
@@ -47,7 +47,7 @@ class Deliverer:
     def app(self) -> Celery:
         """The Celery app, created on first use."""
         if self._app is None:
-            from worker.broker.celery_app import create_app
+            from worker.celery_app import create_app
 
             self._app = create_app(self.settings)
         return self._app
@@ -66,7 +66,7 @@ class Deliverer:
         self, sub: Submission, cluster: Cluster | None = None, *, note: bool = True
     ) -> Submitted:
         """Record and publish one submission to the queue routing picks for it."""
-        from worker.broker.submit import submit_job
+        from worker.submit import submit_job
 
         profile = get_profile(sub.job.profile, self.settings.profiles)
         queue = initial_queue(profile, cluster or self.cluster())

@@ -16,7 +16,7 @@ from scheduler.submission import Submission, prepare
 from worker.settings.model import Settings
 
 if TYPE_CHECKING:
-    from worker.broker.submit import Submitted
+    from worker.submit import Submitted
 
 
 def submission_for(

@@ -43,15 +43,15 @@ from tests.support.procs import parent_of
 from tests.support.redis_proc import REDIS_SERVER
 from tests.support.sshd import SSHD, SshdProcess
 from worker import process
-from worker.broker.celery_app import create_app
 from worker.broker.counters import read_counters
 from worker.broker.registry import Registry
-from worker.broker.submit import submit_job
+from worker.celery_app import create_app
 from worker.encode.ffprobe import probe_source
 from worker.encode.verify import verify_output
 from worker.errors import KamadoError
 from worker.jobs import Job, JobState
 from worker.settings.model import Settings
+from worker.submit import submit_job
 
 RECORDER, BROKER, SCHEDULER = "recorder", "broker", "sched"
 WORKERS = ("a", "b")

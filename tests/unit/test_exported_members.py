@@ -19,8 +19,9 @@ ROOT = Path(__file__).resolve().parents[2]
 ROLES = ("scheduler", "host_agent", "guest_agent")
 # Shared as a whole: every module in these packages is part of the contract.
 CONTRACT_PACKAGES = ("worker.settings", "worker.broker", "worker.setup")
-CONTRACT_MODULES = ("worker.errors", "worker.jobs", "worker.profiles", "worker.process",
-                    "worker.spawn", "worker.permissions")  # fmt: skip
+CONTRACT_MODULES = ("worker.errors", "worker.jobs", "worker.profiles", "worker.progress",
+                    "worker.captions", "worker.process", "worker.spawn", "worker.permissions",
+                    "worker.celery_app", "worker.submit")  # fmt: skip
 
 
 def imports_from_worker() -> dict[str, set[tuple[str, str]]]:

@@ -1,6 +1,6 @@
 """Celery Flower on kamado's broker: options from Settings, authentication enforced.
 
-Flower runs in this process on the app from :func:`worker.broker.celery_app.create_app`, so it
+Flower runs in this process on the app from :func:`worker.celery_app.create_app`, so it
 loads the same broker transport options as every worker (the shortest visibility timeout
 on a broker wins, and Flower's inspect calls sweep unacked messages too). Credentials are
 set on Flower's options object directly, never on a command line another user could read.
@@ -18,7 +18,7 @@ from celery import Celery
 
 from worker.admin.task_view import view
 from worker.broker.address import broker_url
-from worker.broker.celery_app import create_app
+from worker.celery_app import create_app
 from worker.errors import ConfigError
 from worker.jobs import ENCODE_TASK
 from worker.settings.admin import is_loopback, parse_basic_auth

@@ -27,9 +27,9 @@ from worker.broker.keys import (
     queue_lists,
 )
 from worker.broker.registry import RUNNING_STATES, Registry
-from worker.encode.progress import Progress
 from worker.jobs import JobState
 from worker.profiles import QUEUE_CPU, QUEUE_GPU
+from worker.progress import Progress
 from worker.settings.model import Settings, spool_dir
 
 BATCH = 500

@@ -31,7 +31,7 @@ from typing import Any
 
 from celery import Celery
 
-from worker.encode.progress import Progress
+from worker.progress import Progress
 
 __all__ = ["MOVED", "ended_fields", "send_revoked", "send_waiting", "sender_name"]
 

@@ -27,9 +27,9 @@ from worker.backends.proof import (
     profiles_for,
     sample_info,
 )
+from worker.captions import CaptionSupport, caption_support
 from worker.encode import stderr as ffmpeg_errors
 from worker.encode.argv import build_command
-from worker.encode.captions import CaptionSupport, caption_support
 from worker.encode.ffprobe import probe_source
 from worker.errors import ConfigError, KamadoError
 from worker.profiles import BUILTIN_PROFILES, Backend, Profile

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from worker.encode.captions import CaptionSupport
+from worker.captions import CaptionSupport
 
 __all__ = ["BackendProblem", "HostHeartbeat", "WorkerHeartbeat", "now"]
 

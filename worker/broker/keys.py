@@ -16,7 +16,7 @@ role spells a key by hand. kamado's keys all start with ``kamado:``:
 ``kamado:heartbeat:host:<name>``   a host agent's heartbeat (TTL)
 ``kamado:speed:<host>``            a worker's measured speed per backend
 ``kamado:guest:<host>:<name>``     the guest agent's ledger of its hardware failures
-``kamado:outputs`` …               output and source claims (worker/outputs/claims.py)
+``kamado:outputs`` …               output and source claims (worker/broker/claims.py)
 ``kamado:counter:…``               monotonic counters for Prometheus
 =================================  ==========================================================
 
@@ -77,7 +77,7 @@ ENDED = "kamado:jobs:ended"
 FLAGS = "kamado:scheduler:flags"
 ESTIMATES = "kamado:scheduler:estimate"
 
-# Output and source claims (worker/outputs/claims.py).
+# Output and source claims (worker/broker/claims.py).
 OUTPUTS = "kamado:outputs"
 WRITTEN = "kamado:outputs:written"
 SOURCES = "kamado:sources"

@@ -15,8 +15,8 @@ from datetime import timedelta
 
 from celery import Celery
 
+from worker.broker.publish import publish
 from worker.broker.registry import Registry
-from worker.broker.submit import publish
 from worker.jobs import JobState, now
 from worker.profiles import QUEUE_CPU, QUEUE_GPU
 

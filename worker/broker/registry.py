@@ -34,9 +34,9 @@ from worker.broker.keys import (
     queue_lists,
 )
 from worker.broker.registry_scripts import ACQUIRE, CANCEL, FINISH, RECORD, RENEW, SETTLE, UPDATE
-from worker.encode.progress import Progress
 from worker.errors import BrokerAuthError, BrokerError
 from worker.jobs import Job, JobState, now
+from worker.progress import Progress
 from worker.settings.model import mask_url
 
 __all__ = [

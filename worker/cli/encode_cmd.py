@@ -18,6 +18,7 @@ from rich.progress import (
 
 from worker import onebox
 from worker.backends.proof_reuse import last_start
+from worker.captions import CaptionStatus, caption_line
 from worker.cli.common import (
     EXIT_FAILED,
     ConfigOption,
@@ -28,12 +29,11 @@ from worker.cli.common import (
     print_json,
     settings_or_exit,
 )
-from worker.encode.captions import CaptionStatus, caption_line
 from worker.encode.ffprobe import parse_media, run_ffprobe
+from worker.encode.output_contract import inspect_submission
 from worker.encode.sample import make_sample
 from worker.errors import BadInputError, KamadoError
 from worker.jobs import Job, JobState
-from worker.outputs.contract import inspect_submission
 from worker.profiles import get_profile
 from worker.settings.model import Settings
 

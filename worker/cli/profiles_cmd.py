@@ -8,10 +8,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from worker.captions import plan_for, sidecar_path
 from worker.cli.common import ConfigOption, JsonOption, console, fail, print_json, settings_or_exit
 from worker.encode.argv import build_command
 from worker.encode.audio import read_layouts
-from worker.encode.captions import plan_for, sidecar_path
 from worker.encode.ffprobe import probe_source
 from worker.errors import BadInputError, KamadoError, SourceError
 from worker.profiles import Backend, all_profiles, get_profile

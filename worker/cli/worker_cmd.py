@@ -11,11 +11,11 @@ from rich.text import Text
 from worker.backends.capabilities import ProbeReport, Status
 from worker.backends.proof_reuse import probe_at_start
 from worker.backends.view import CONF_KEY, backend_lines, problems_of
-from worker.broker.celery_app import create_app
 from worker.broker.heartbeat import BackendProblem
 from worker.broker.registry import check_login
+from worker.captions import describe_support
+from worker.celery_app import create_app
 from worker.cli.common import ConfigOption, err_console, fail, settings_or_exit
-from worker.encode.captions import describe_support
 from worker.errors import BadInputError, KamadoError, NothingToServe
 from worker.profiles import QUEUE_GPU
 from worker.runtime.service import HeartbeatHook, proven_fps, run_worker

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from worker.captions import CaptionPlan
 from worker.encode.audio import audio_args, decoder_mode, plan_audio
 from worker.encode.caption_argv import with_captions
-from worker.encode.captions import CaptionPlan
 from worker.encode.ffprobe import MediaInfo
 from worker.profiles import Backend, Profile
 

@@ -9,7 +9,7 @@ second output for the sidecar. Without captions to keep, the MP4 gets ``-sn``.
 
 from __future__ import annotations
 
-from worker.encode.captions import CaptionPlan, CaptionStatus
+from worker.captions import CaptionPlan, CaptionStatus
 
 SIDECAR_CODECS = {"srt": "srt", "ass": "ass"}
 

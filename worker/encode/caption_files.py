@@ -16,17 +16,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from worker.encode.captions import CaptionPlan, CaptionResult, CaptionStatus, sidecar_path
+from worker.broker.claims import Claims
+from worker.captions import CaptionPlan, CaptionResult, CaptionStatus, sidecar_path
 from worker.encode.ffprobe import run_ffprobe
 from worker.errors import OutputConflict, OutputError, OutputRefused, SourceError, VerifyError
-from worker.outputs.claims import Claims
 from worker.outputs.identity import local_fingerprint, real_path
 from worker.outputs.view import OutputView
 from worker.staging.local import file_sha256
 from worker.staging.outgoing import stage_out
 
 if TYPE_CHECKING:
-    from worker.staging.remote_output import RemoteOutput
+    from worker.encode.remote_output import RemoteOutput
 
 NO_TEXT = "the caption stream held no caption text in this recording; no sidecar written"
 

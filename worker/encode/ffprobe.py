@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from worker import process
-from worker.encode.captions import ARIB_CODEC
+from worker.captions import ARIB_CODEC
 from worker.errors import ProcessError, SourceError
 from worker.outputs.identity import require_regular
 
@@ -100,7 +100,7 @@ class MediaInfo(BaseModel):
     program_id: int | None = None
     video_packets: int | None = None
     streams: list[StreamTime] = []
-    # The programme's ARIB caption streams (ffmpeg indexes), see worker/encode/captions.py.
+    # The programme's ARIB caption streams (ffmpeg indexes), see worker/captions.py.
     captions: list[int] = []
     audio: list[AudioStream] = []
 

@@ -18,7 +18,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from worker.backends.capabilities import encode_hardware
+from worker.broker.claims import Claims
+from worker.captions import CaptionPlan, plan_for
 from worker.encode.argv import build_command
 from worker.encode.audio import plan_audio, read_layouts
 from worker.encode.caption_files import (
@@ -31,22 +32,20 @@ from worker.encode.caption_files import (
     sidecar_temp,
     verify_captions,
 )
-from worker.encode.captions import CaptionPlan, plan_for
 from worker.encode.ffprobe import check_readable, probe_source
-from worker.encode.progress import Progress
+from worker.encode.remote_output import RemoteOutput, deliver_remote, prepare_remote, push_kept
 from worker.encode.run import run_encode
 from worker.encode.verify import verify_output
 from worker.errors import EncodeError, OutputError, OutputRefused
 from worker.jobs import EncodeResult, Job, JobState
-from worker.outputs.claims import Claims
 from worker.outputs.identity import local_fingerprint, local_identity, real_path
 from worker.outputs.names import temp_name, temp_pattern
 from worker.outputs.view import LocalView
 from worker.profiles import Backend, Profile, choose_backend, get_profile
-from worker.runtime.spans import span
+from worker.progress import Progress
 from worker.settings.model import Settings
+from worker.spans import span
 from worker.staging.api import StagedSource, Target, resolve, stage_in
-from worker.staging.remote_output import RemoteOutput, deliver_remote, prepare_remote, push_kept
 
 log = logging.getLogger("kamado.worker")
 NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK}
@@ -74,13 +73,17 @@ class Attempt:
     # copies (worker/runtime/prefetch.py). None: pull it now.
     stage_source: StageSource | None = None
     attempt_id: str = field(default_factory=lambda: secrets.token_hex(4))
-    # From the worker's check of the task (worker/outputs/contract.py): the registry's output
+    # From the worker's check of the task (worker/encode/output_contract.py): the registry's output
     # claims, and whether the file now at the output is one kamado may replace.
     claims: Claims | None = None
     replace_output: bool = False
     # Called with (place, fingerprint) once the output is in place, so a later attempt or a
     # forced re-run knows kamado wrote that file.
     on_committed: Callable[[str, str], None] = lambda _k, _f: None
+    # The VA driver and low-power choice the probe verified for a backend on this GPU
+    # (worker/backends/proof.py); a worker passes the cached probe's. None: the configured
+    # driver, full power.
+    hardware: Callable[[Backend], tuple[str, bool]] | None = None
 
 
 def temp_output(output: Path, job_id: str, attempt_id: str) -> Path:
@@ -269,8 +272,10 @@ def _encode_and_commit(
         profile.captions, info.captions, settings.encode.ffmpeg, lambda f: sidecar_temp(temp, f)
     )
     sidecar, sidecar_replace = _place_sidecar(job, attempt, captions, destination, remote)
-    # The VA driver and low-power choice the probe verified on this GPU (worker/backends/proof.py).
-    driver, low_power = encode_hardware(settings, backend)
+    if attempt.hardware is not None:
+        driver, low_power = attempt.hardware(backend)
+    else:
+        driver, low_power = settings.encode.vaapi_driver, False
     command = build_command(
         backend,
         profile,

@@ -9,8 +9,8 @@ from pathlib import Path
 from worker import process
 from worker.encode import stderr as ffmpeg_errors
 from worker.encode.argv import Command
-from worker.encode.progress import Progress, ProgressParser
 from worker.errors import EncodeError
+from worker.progress import Progress, ProgressParser
 
 
 def run_encode(

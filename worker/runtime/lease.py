@@ -17,9 +17,9 @@ from collections.abc import Callable
 from types import TracebackType
 
 from worker.broker.registry import Registry
-from worker.encode.progress import Progress
 from worker.errors import BrokerError, JobCancelled, KamadoError, LeaseLost
-from worker.runtime.spans import span
+from worker.progress import Progress
+from worker.spans import span
 
 log = logging.getLogger("kamado.lease")
 

@@ -18,8 +18,9 @@ from worker.backends.capabilities import cached_probe
 from worker.broker.heartbeat import BackendProblem, BackendSpeed, WorkerHeartbeat
 from worker.broker.presence import HeartbeatPublisher, current_job, speeds
 from worker.broker.registry import Registry
-from worker.encode.captions import CaptionSupport, caption_support
+from worker.captions import CaptionSupport, caption_support
 from worker.runtime.pool_guard import refuse_pool_resize
+from worker.runtime.tasks import register_tasks
 from worker.runtime.watchdog import ConsumerWatchdog
 from worker.settings.model import Settings
 
@@ -71,6 +72,7 @@ def run_worker(
     for hook in (watchdog, *hooks):
         worker_ready.connect(hook.start, weak=False)
         worker_shutdown.connect(hook.stop, weak=False)
+    register_tasks(app, settings)  # only a worker runs them: producers send by name
     refuse_pool_resize()
     app.worker_main(
         worker_argv(settings, queues, concurrency=concurrency, hostname=hostname, loglevel=loglevel)

@@ -28,12 +28,14 @@ from worker.admin.task_events import (
     send_update,
 )
 from worker.backends import proof_reuse as probe_reuse
-from worker.backends.capabilities import cached_probe
+from worker.backends.capabilities import cached_probe, encode_hardware
+from worker.broker.claims import Claims
 from worker.broker.counters import failure_kind
 from worker.broker.presence import record_speed
 from worker.broker.registry import Acquired, Registry
+from worker.encode.output_contract import check_task
 from worker.encode.pipeline import Attempt, StageSource, encode_job
-from worker.encode.progress import Progress
+from worker.encode.source_removal import after_done, seen_source
 from worker.errors import (
     AttemptCrashed,
     BackendUnavailable,
@@ -49,14 +51,12 @@ from worker.errors import (
     VerifyError,
 )
 from worker.jobs import ENCODE_TASK, Job, JobState
-from worker.outputs.claims import Claims
-from worker.outputs.contract import check_task
-from worker.outputs.source_removal import after_done, seen_source
 from worker.profiles import Backend, get_profile
+from worker.progress import Progress
 from worker.runtime.lease import LeaseKeeper
 from worker.runtime.prefetch import NextPrefetch, consumed_queues
-from worker.runtime.spans import mark, span
 from worker.settings.model import Settings
+from worker.spans import mark, span
 
 log = logging.getLogger("kamado.worker")
 
@@ -240,6 +240,7 @@ def run_attempt(
                 claims=claims,
                 replace_output=replace,
                 on_committed=claims.mark_written,
+                hardware=lambda backend: encode_hardware(settings, backend),
             )
             with span(job.id, "task.encode_job"):
                 result = encode_job(job, attempt).model_dump(mode="json")

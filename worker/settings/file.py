@@ -63,14 +63,27 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {permission_fix(path, e)}") from e
 
 
+def parse_env(text: str) -> dict[str, str]:
+    """The ``KEY=value`` pairs of an environment file (comments and blank lines skipped)."""
+    found: dict[str, str] = {}
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#") or "=" not in stripped:
+            continue
+        key, value = stripped.split("=", 1)
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        found[key.strip()] = value
+    return found
+
+
 def load_env_file(path: Path) -> dict[str, str]:
     """Read an env file (``KEY=value`` lines, as systemd's EnvironmentFile) into this process.
 
     Its values override the process's own, as the units see only the file's. Returns
     the pairs read; an unreadable file is a ConfigError naming it.
     """
-    from worker.setup.envfile import parse_env
-
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as e:

@@ -4,22 +4,9 @@ from __future__ import annotations
 
 import json
 
+from worker.settings.file import parse_env  # read by the settings too; edited here
+
 __all__ = ["parse_env", "toml_string", "with_value"]
-
-
-def parse_env(text: str) -> dict[str, str]:
-    """The ``KEY=value`` pairs of an environment file (comments and blank lines skipped)."""
-    found: dict[str, str] = {}
-    for line in text.splitlines():
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#") or "=" not in stripped:
-            continue
-        key, value = stripped.split("=", 1)
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        found[key.strip()] = value
-    return found
 
 
 def with_value(text: str, key: str, value: str) -> str:

@@ -12,7 +12,7 @@ The encode pipeline calls, with ``settings.staging``:
 - :class:`worker.staging.prefetch.Prefetcher`: pull the next job's source meanwhile.
 
 An encode's SFTP output is checked before ffmpeg starts and kept after a failed push by
-:mod:`worker.staging.remote_output` (with :mod:`worker.staging.preflight`,
+:mod:`worker.encode.remote_output` (with :mod:`worker.staging.preflight`,
 :mod:`worker.staging.identity` and :mod:`worker.staging.outbox`).
 
 A dropped SFTP link is retried (``retries``, doubling ``retry_delay``) and the transfer

@@ -16,12 +16,12 @@ from tests.support.procs import wait_for
 from tests.support.redis_proc import REDIS_SERVER, RedisProcess, free_port
 from tests.support.workers import environ_without_kamado, running_worker, worker_env
 from worker.admin.metrics import serve_metrics
-from worker.broker.celery_app import create_app
 from worker.broker.registry import Registry
-from worker.broker.submit import submit_job
+from worker.celery_app import create_app
 from worker.encode.sample import make_sample
 from worker.jobs import Job
 from worker.settings.model import Settings
+from worker.submit import submit_job
 
 from .web import get
 

@@ -22,7 +22,7 @@ from tests.support.redis_proc import RedisProcess
 from tests.support.workers import client_settings
 from worker.admin import task_events
 from worker.admin.task_events import QUIET_S, decode, send_update
-from worker.broker.celery_app import create_app
+from worker.celery_app import create_app
 
 pytestmark = pytest.mark.integration
 # Three tries of EVENT_TIMEOUT_S each (redis-py's retries) and their backoff, with room.

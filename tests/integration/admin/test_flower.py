@@ -18,9 +18,9 @@ from tests.support.workers import client_settings, environ_without_kamado, runni
 from worker import process
 from worker.admin.task_view import describe_args
 from worker.broker.registry import Registry
-from worker.broker.submit import submit_job
 from worker.encode.sample import make_sample
 from worker.jobs import Job, JobState
+from worker.submit import submit_job
 
 pytestmark = pytest.mark.integration
 

@@ -38,11 +38,11 @@ from tests.support.workers import client_settings, running_worker
 from worker.broker.heartbeat import HostHeartbeat
 from worker.broker.keys import host_key
 from worker.broker.registry import Registry
-from worker.broker.submit import submit_job
 from worker.encode.sample import make_sample
 from worker.jobs import Job, JobState
 from worker.runtime.pool_guard import REFUSAL
 from worker.settings.model import Settings
+from worker.submit import submit_job
 
 pytestmark = pytest.mark.integration
 AUTH = (USER, PASSWORD)

@@ -15,15 +15,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.integration.admin.web import get
 from tests.support.redis_proc import RedisProcess
 from worker.admin.metrics import serve_metrics
-from worker.broker.celery_app import create_app
 from worker.broker.counters import count_watchdog
 from worker.broker.heartbeat import HostHeartbeat, WorkerHeartbeat
 from worker.broker.keys import attempts_key, host_key, job_key, lease_key
 from worker.broker.presence import publish, record_speed
+from worker.broker.publish import publish as publish_message
 from worker.broker.registry import Registry
-from worker.broker.submit import publish as publish_message
-from worker.encode.progress import Progress
+from worker.celery_app import create_app
 from worker.jobs import Job, JobState
+from worker.progress import Progress
 from worker.settings.model import Settings
 
 pytestmark = pytest.mark.integration

@@ -18,14 +18,14 @@ from tests.support.media import Clips, leftovers, sha256
 from tests.support.redis_proc import RedisProcess
 from tests.support.workers import running_worker
 from worker import process
-from worker.broker.celery_app import create_app
 from worker.broker.reconcile import reconcile
 from worker.broker.registry import JobRecord, Registry
-from worker.broker.submit import submit_job
+from worker.celery_app import create_app
 from worker.encode.verify import verify_output
 from worker.errors import BrokerError
 from worker.jobs import Job, JobState
 from worker.settings.model import Settings
+from worker.submit import submit_job
 
 LEASE_TTL = 3.0
 # Slow enough that an 8 s 1080i clip encodes for several seconds: time to cause a fault.

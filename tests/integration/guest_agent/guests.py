@@ -14,7 +14,7 @@ from typing import Any
 from celery import Celery
 
 from worker import process
-from worker.broker.celery_app import create_app
+from worker.celery_app import create_app
 from worker.settings.model import Settings
 
 

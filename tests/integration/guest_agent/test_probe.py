@@ -11,7 +11,7 @@ import pytest
 from guest_agent.probe import cached, run_probe
 from tests.integration.guest_agent.guests import guest_argv, guest_env
 from worker.backends.capabilities import Status
-from worker.encode.captions import caption_support
+from worker.captions import caption_support
 from worker.profiles import Backend
 from worker.settings.model import Settings
 

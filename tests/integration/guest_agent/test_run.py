@@ -23,11 +23,11 @@ from worker.broker import presence
 from worker.broker.counters import read_counters
 from worker.broker.heartbeat import WorkerHeartbeat
 from worker.broker.registry import Registry
-from worker.broker.submit import submit_job
 from worker.cli.common import EXIT_NOTHING_TO_SERVE
 from worker.jobs import Job, JobState
 from worker.profiles import QUEUE_CPU, QUEUE_GPU
 from worker.settings.model import Settings
+from worker.submit import submit_job
 
 pytestmark = pytest.mark.integration
 

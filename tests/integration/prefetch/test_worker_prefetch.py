@@ -20,11 +20,11 @@ from tests.support.redis_proc import RedisProcess
 from tests.support.sshd import SshdProcess, sshd_available
 from tests.support.workers import client_settings, running_worker
 from worker.broker.registry import RUNNING_STATES, Registry
-from worker.broker.submit import submit_job
 from worker.encode.sample import make_sample
 from worker.jobs import Job, JobState
 from worker.runtime.prefetch import IDLE_SWEEP
 from worker.staging.api import scratch_path
+from worker.submit import submit_job
 
 pytestmark = pytest.mark.integration
 

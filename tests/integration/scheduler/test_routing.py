@@ -23,8 +23,8 @@ from tests.support.workers import running_worker
 from worker.broker.heartbeat import BackendSpeed, WorkerHeartbeat
 from worker.broker.presence import publish, record_speed
 from worker.broker.registry import Registry
-from worker.encode.progress import Progress
 from worker.jobs import Job, JobState
+from worker.progress import Progress
 from worker.settings.model import Settings
 
 pytestmark = pytest.mark.integration

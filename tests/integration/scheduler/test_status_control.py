@@ -13,8 +13,8 @@ from worker.broker.heartbeat import BackendProblem, BackendSpeed, HostHeartbeat,
 from worker.broker.keys import host_key
 from worker.broker.presence import publish, record_speed
 from worker.broker.registry import Registry
-from worker.encode.progress import Progress
 from worker.jobs import Job, JobState
+from worker.progress import Progress
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ from tests.support.procs import wait_for
 from worker.broker.heartbeat import WorkerHeartbeat
 from worker.broker.presence import publish, workers
 from worker.broker.registry import Registry
-from worker.encode.captions import caption_support
+from worker.captions import caption_support
 from worker.runtime.service import HeartbeatHook
 from worker.settings.model import Settings
 

@@ -15,12 +15,12 @@ import pytest
 
 from tests.support.accounts import accounts, add_user, is_root, kamado
 from tests.support.redis_proc import RedisProcess
-from worker.broker.celery_app import create_app
 from worker.broker.registry import Registry
-from worker.broker.submit import submit_job
+from worker.celery_app import create_app
 from worker.encode.sample import make_sample
 from worker.jobs import Job
 from worker.settings.model import Settings
+from worker.submit import submit_job
 
 pytestmark = pytest.mark.integration
 

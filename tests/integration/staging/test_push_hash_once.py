@@ -17,14 +17,14 @@ from hypothesis import strategies as st
 
 from tests.integration.staging.conftest import make_settings
 from tests.support.sshd import SshdProcess
+from worker.encode import remote_output
 from worker.encode.pipeline import Attempt
+from worker.encode.remote_output import deliver_remote, prepare_remote
 from worker.errors import OutputError
 from worker.jobs import EncodeResult, Job
 from worker.outputs.identity import local_fingerprint
 from worker.settings.model import Settings
 from worker.staging import local as staging_local
-from worker.staging import remote_output
-from worker.staging.remote_output import deliver_remote, prepare_remote
 
 pytestmark = pytest.mark.integration
 

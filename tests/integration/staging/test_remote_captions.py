@@ -9,7 +9,7 @@ import pytest
 from tests.integration.staging.test_remote_output_checks import Seen, tree, worker_settings
 from tests.support.arib import captioned_ts, expected_captions, srt_texts
 from tests.support.sshd import SshdProcess
-from worker.encode.captions import CaptionStatus
+from worker.captions import CaptionStatus
 from worker.encode.pipeline import Attempt, encode_job
 from worker.errors import OutputConflict
 from worker.jobs import Job

@@ -13,17 +13,17 @@ from tests.integration.staging.conftest import fill_disk
 from tests.support.media import Clips, sha256
 from tests.support.redis_proc import RedisProcess
 from tests.support.sshd import SshdProcess
+from worker.broker.claims import Claims
 from worker.broker.registry import Registry
 from worker.encode.pipeline import Attempt, encode_job
-from worker.encode.progress import Progress
+from worker.encode.remote_output import prepare_remote
 from worker.errors import OutputConflict, OutputRefused
 from worker.jobs import Job, JobState
-from worker.outputs.claims import Claims
 from worker.profiles import Backend
+from worker.progress import Progress
 from worker.settings.model import Settings
 from worker.staging.errors import AccessDeniedError, NoSpaceError, RemoteNotFoundError
 from worker.staging.outbox import outbox_dir
-from worker.staging.remote_output import prepare_remote
 
 pytestmark = pytest.mark.integration
 

@@ -22,13 +22,13 @@ from hypothesis import strategies as st
 from tests.integration.staging.conftest import make_settings
 from tests.support.redis_proc import RedisProcess
 from tests.support.sshd import SshdProcess
+from worker.broker.claims import Claims
 from worker.broker.registry import Registry
 from worker.encode.pipeline import Attempt
+from worker.encode.remote_output import prepare_remote
 from worker.errors import OutputRefused
 from worker.jobs import Job
-from worker.outputs.claims import Claims
 from worker.settings.model import Settings
-from worker.staging.remote_output import prepare_remote
 
 pytestmark = pytest.mark.integration
 

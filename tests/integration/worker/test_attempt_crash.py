@@ -19,14 +19,14 @@ import pytest
 from tests.support.media import Clips, sha256
 from tests.support.redis_proc import RedisProcess
 from worker.admin.notify import Notifier
-from worker.broker.celery_app import create_app
 from worker.broker.registry import Registry
-from worker.broker.submit import submit_job
+from worker.celery_app import create_app
 from worker.errors import JobFailed
 from worker.jobs import ENCODE_TASK, Job, JobState
-from worker.runtime.tasks import run_attempt
+from worker.runtime.tasks import register_tasks, run_attempt
 from worker.settings.model import Settings
 from worker.staging.api import StagedSource
+from worker.submit import submit_job
 
 pytestmark = pytest.mark.integration
 
@@ -52,6 +52,7 @@ def test_an_unexpected_oserror_fails_the_attempt_at_once_naming_it(
         worker={"backends": ["x264"]},
     )
     app = create_app(settings)
+    register_tasks(app, settings)  # as the worker service does
     source = Path(shutil.copy2(clips.isdb_1080i, tmp_path / "crash.ts"))
     digest = sha256(source)
     job = submit_job(app, registry, settings, Job.create(str(source), "h264-x264")).job

@@ -28,15 +28,15 @@ from tests.support.arib import (
 from tests.support.media import leftovers, sha256
 from tests.support.redis_proc import RedisProcess
 from worker import process
+from worker.broker.claims import Claims
 from worker.broker.registry import Registry
+from worker.captions import CaptionStatus, caption_support, plan_captions
 from worker.encode.argv import build_command
-from worker.encode.captions import CaptionStatus, caption_support, plan_captions
 from worker.encode.ffprobe import probe_source
 from worker.encode.pipeline import Attempt, encode_job
 from worker.encode.stderr import classify
 from worker.errors import OutputConflict
 from worker.jobs import EncodeResult, Job
-from worker.outputs.claims import Claims
 from worker.profiles import Backend, Captions, Profile
 from worker.settings.model import Settings
 

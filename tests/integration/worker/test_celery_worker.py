@@ -23,7 +23,7 @@ from worker.admin.task_events import UPDATE_EVENT, decode
 from worker.broker import presence
 from worker.broker.heartbeat import WorkerHeartbeat
 from worker.broker.registry import Registry
-from worker.encode.captions import CaptionStatus, caption_support
+from worker.captions import CaptionStatus, caption_support
 from worker.jobs import ENCODE_TASK, Job
 from worker.settings.model import Settings
 

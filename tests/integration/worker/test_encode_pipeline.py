@@ -12,7 +12,6 @@ import pytest
 from tests.support.media import Clips, leftovers, sha256
 from worker.encode.ffprobe import probe_source
 from worker.encode.pipeline import Attempt, encode_job
-from worker.encode.progress import Progress
 from worker.errors import (
     BackendUnavailable,
     JobCancelled,
@@ -23,6 +22,7 @@ from worker.errors import (
 from worker.jobs import Job, JobState
 from worker.process import group_alive
 from worker.profiles import Backend
+from worker.progress import Progress
 from worker.settings.model import Settings
 
 pytestmark = pytest.mark.integration

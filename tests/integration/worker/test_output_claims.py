@@ -18,11 +18,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support.redis_proc import RedisProcess
+from worker.broker.claims import Claims
 from worker.broker.registry import Registry
+from worker.encode.output_contract import check_submission, check_task
 from worker.errors import BadInputError, OutputConflict, OutputRefused
 from worker.jobs import Job
-from worker.outputs.claims import Claims
-from worker.outputs.contract import check_submission, check_task
 from worker.outputs.names import MAX_NAME_BYTES
 from worker.settings.model import Settings
 

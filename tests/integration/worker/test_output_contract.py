@@ -25,11 +25,11 @@ from tests.support.redis_proc import RedisProcess
 from tests.support.workers import client_session, client_settings, running_worker
 from worker import onebox
 from worker.broker.registry import Registry
-from worker.broker.submit import submit_job
 from worker.encode.ffprobe import parse_media, run_ffprobe
 from worker.jobs import ENCODE_TASK, Job, JobState
 from worker.outputs.names import MAX_NAME_BYTES
 from worker.settings.model import Settings
+from worker.submit import submit_job
 
 pytestmark = pytest.mark.integration
 

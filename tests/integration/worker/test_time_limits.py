@@ -16,8 +16,8 @@ from tests.support.procs import parent_of, pids_with, wait_for
 from tests.support.redis_proc import RedisProcess
 from tests.support.workers import client_session, client_settings, running_worker
 from worker import onebox
-from worker.broker.submit import submit_job
 from worker.jobs import Job
+from worker.submit import submit_job
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ import yaml
 
 from worker.admin.metrics import snapshot_families
 from worker.admin.metrics_read import Snapshot
-from worker.broker.celery_app import celery_config
+from worker.celery_app import celery_config
 from worker.settings.model import Settings
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from worker.runtime.prefetch import job_of_message
 
-# LRANGE of `encode.cpu\x06\x162` after worker.broker.submit.publish of one job with priority 2
+# LRANGE of `encode.cpu\x06\x162` after worker.submit.publish of one job with priority 2
 # (kombu's Redis transport, Celery protocol 2); only `origin` was replaced.
 CAPTURED = (Path(__file__).parent / "kombu_encode_message.json").read_text().strip()
 

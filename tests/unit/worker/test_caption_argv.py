@@ -8,8 +8,7 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker.encode.argv import build_command
-from worker.encode.captions import (
+from worker.captions import (
     CaptionPlan,
     CaptionResult,
     CaptionStatus,
@@ -20,6 +19,7 @@ from worker.encode.captions import (
     plan_captions,
     sidecar_path,
 )
+from worker.encode.argv import build_command
 from worker.encode.ffprobe import MediaInfo, parse_media
 from worker.profiles import BUILTIN_PROFILES, Backend
 

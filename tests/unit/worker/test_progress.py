@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from worker.encode.progress import ProgressParser
+from worker.progress import ProgressParser
 
 # A real block from ffmpeg 5.1.9 (see the project's ffmpeg reference, section 7).
 REAL_BLOCK = """frame=72

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from worker.encode.source_removal import remove_source, seen_source
 from worker.jobs import Job, Recording
-from worker.outputs.source_removal import remove_source, seen_source
 from worker.settings.model import Settings
 
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from worker.runtime import spans
+from worker import spans
 
 
 @settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture])

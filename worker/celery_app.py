@@ -16,7 +16,6 @@ from kombu import Queue
 from worker.broker.keys import PRIORITY_STEPS
 from worker.errors import ConfigError
 from worker.profiles import QUEUE_CPU, QUEUE_GPU
-from worker.runtime.tasks import register_tasks
 from worker.settings.model import Settings
 
 __all__ = ["create_app"]
@@ -105,5 +104,4 @@ def create_app(settings: Settings, broker_url: str | None = None) -> Celery:
         )
     app = Celery("kamado", set_as_current=False)
     app.conf.update(celery_config(settings, url))
-    register_tasks(app, settings)
     return app

@@ -3,7 +3,7 @@
 Before ffmpeg starts, on the connection the push will use: the output directory exists,
 takes files and has room (worker/staging/preflight.py); the output is not the source and
 not a file kamado did not write, compared by the server's real paths (the output
-contract, worker/outputs/contract.py, with :class:`worker.staging.identity.RemoteView`).
+contract, worker/encode/output_contract.py, with :class:`worker.staging.identity.RemoteView`).
 After verification the file is pushed under the attempt's own temporary name, its bytes
 hashed as they go and compared with the verified file's, and renamed into place without
 replacing anything kamado may not replace. When the push fails in a way a retry may mend,
@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-from worker.encode.progress import Progress
+from worker.encode.output_contract import Chosen, choose_output
 from worker.errors import OutputConflict, OutputError, OutputRefused
 from worker.jobs import EncodeResult, Job, JobState
-from worker.outputs.contract import Chosen, choose_output
 from worker.outputs.identity import local_fingerprint
 from worker.outputs.view import OutputView
+from worker.progress import Progress
 from worker.settings.staging import StagingSettings
 from worker.staging.core import Link, connect
 from worker.staging.errors import IntegrityError, LocationError

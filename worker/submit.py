@@ -6,21 +6,20 @@ reconciler publishes it later, so a job once recorded is never lost.
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 
 from celery import Celery
 
+from worker.broker.claims import Claims
+from worker.broker.publish import publish
 from worker.broker.registry import Registry
-from worker.errors import BrokerError
-from worker.jobs import ENCODE_TASK, Job, JobState
-from worker.outputs.claims import Claims
-from worker.outputs.contract import check_submission
+from worker.encode.output_contract import check_submission
+from worker.jobs import Job, JobState
 from worker.profiles import get_profile
-from worker.runtime.spans import span
 from worker.settings.model import Settings
+from worker.spans import span
 
-__all__ = ["Submitted", "publish", "submit_job"]
+__all__ = ["Submitted", "submit_job"]
 
 
 @dataclass(frozen=True)
@@ -32,27 +31,6 @@ class Submitted:
     state: JobState
     task_id: str | None
     queue: str
-
-
-def task_id_for(job: Job) -> str:
-    """A Celery task id that starts with the job id, so Flower shows which job it is."""
-    return f"{job.id}-{secrets.token_hex(4)}"
-
-
-def publish(app: Celery, job: Job, queue: str) -> str:
-    """Send the job's message to a capability queue; returns the task id."""
-    task_id = task_id_for(job)
-    try:
-        app.send_task(
-            ENCODE_TASK,
-            args=[job.model_dump(mode="json")],
-            task_id=task_id,
-            queue=queue,
-            priority=job.priority,
-        )
-    except Exception as e:  # kombu/redis raise many types; all mean the broker is away
-        raise BrokerError(f"cannot publish job {job.id} to {queue}: {e}") from e
-    return task_id
 
 
 def submit_job(

@@ -16,6 +16,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from worker.broker.claims import Claims
 from worker.errors import (
     BadInputError,
     OutputConflict,
@@ -25,7 +26,6 @@ from worker.errors import (
     StagingError,
 )
 from worker.jobs import Job, is_uri
-from worker.outputs.claims import Claims
 from worker.outputs.identity import LocalIdentity, local_identity, real_path, require_regular
 from worker.outputs.names import MAX_NAME_BYTES, SUFFIX, is_temp_name, numbered, split_dir
 from worker.outputs.view import BlindView, LocalView, OutputView

@@ -1,0 +1,37 @@
+"""Publishing a job's Celery message to a capability queue (after the registry records it).
+
+:mod:`worker.submit` records then publishes; the reconciler publishes again a job whose
+message was lost.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from celery import Celery
+
+from worker.errors import BrokerError
+from worker.jobs import ENCODE_TASK, Job
+
+__all__ = ["publish", "task_id_for"]
+
+
+def task_id_for(job: Job) -> str:
+    """A Celery task id that starts with the job id, so Flower shows which job it is."""
+    return f"{job.id}-{secrets.token_hex(4)}"
+
+
+def publish(app: Celery, job: Job, queue: str) -> str:
+    """Send the job's message to a capability queue; returns the task id."""
+    task_id = task_id_for(job)
+    try:
+        app.send_task(
+            ENCODE_TASK,
+            args=[job.model_dump(mode="json")],
+            task_id=task_id,
+            queue=queue,
+            priority=job.priority,
+        )
+    except Exception as e:  # kombu/redis raise many types; all mean the broker is away
+        raise BrokerError(f"cannot publish job {job.id} to {queue}: {e}") from e
+    return task_id
