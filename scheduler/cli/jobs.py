@@ -85,25 +85,25 @@ def status(
     settings = settings_or_exit(config)
     try:
         wanted = _states(state)
-        box = _connect(settings)
+        deliverer = _connect(settings)
         try:
             if job is not None:
-                job_id = jobs.resolve(box.registry, box.state, job)
-                data = jobs.detail(box.registry, box.state, job_id)
+                job_id = jobs.resolve(deliverer.registry, deliverer.state, job)
+                data = jobs.detail(deliverer.registry, deliverer.state, job_id)
                 if data["state"] == "queued" and data["queue"]:
                     # One job: the words every view uses, then the backlog and the fix
                     # when nobody serves its queue.
-                    waits = unserved_queues(box.registry, box.state, [data["queue"]])
+                    waits = unserved_queues(deliverer.registry, deliverer.state, [data["queue"]])
                     if waits:
                         data["waiting"] = (
                             f"{data['waiting']} ({waits[0].waiting} job(s) wait in "
                             f"{waits[0].queue}); {waits[0].fix}"
                         )
             else:
-                rows = jobs.listing(box.registry, box.state, states=wanted, limit=limit)
-                waits = unserved_queues(box.registry, box.state)
+                rows = jobs.listing(deliverer.registry, deliverer.state, states=wanted, limit=limit)
+                waits = unserved_queues(deliverer.registry, deliverer.state)
         finally:
-            box.close()
+            deliverer.close()
     except KamadoError as e:
         fail(e)
     if job is not None:
@@ -122,12 +122,12 @@ def cancel(job: JobArg, config: ConfigOption = None, as_json: JsonOption = False
 
     settings = settings_or_exit(config)
     try:
-        box = _connect(settings)
+        deliverer = _connect(settings)
         try:
-            job_id = jobs.resolve(box.registry, box.state, job)
-            answer = jobs.cancel(box.registry, box.state, job_id, app=box.app)
+            job_id = jobs.resolve(deliverer.registry, deliverer.state, job)
+            answer = jobs.cancel(deliverer.registry, deliverer.state, job_id, app=deliverer.app)
         finally:
-            box.close()
+            deliverer.close()
     except KamadoError as e:
         fail(e)
     if as_json:
@@ -154,12 +154,12 @@ def retry(
 
     settings = settings_or_exit(config)
     try:
-        box = _connect(settings)
+        deliverer = _connect(settings)
         try:
-            job_id = jobs.resolve(box.registry, box.state, job)
-            queue = jobs.retry(box, job_id, force=force)
+            job_id = jobs.resolve(deliverer.registry, deliverer.state, job)
+            queue = jobs.retry(deliverer, job_id, force=force)
         finally:
-            box.close()
+            deliverer.close()
     except KamadoError as e:
         fail(e)
     if as_json:
@@ -172,7 +172,7 @@ def _age(at: datetime | None) -> float | None:
     return round((datetime.now(UTC) - at).total_seconds(), 1) if at else None
 
 
-def presence(box: Deliverer) -> dict[str, Any]:
+def presence(deliverer: Deliverer) -> dict[str, Any]:
     """Workers and host agents with live heartbeats, as plain data."""
     from worker.broker.presence import workers
 
@@ -187,7 +187,7 @@ def presence(box: Deliverer) -> dict[str, Any]:
                 "captions": w.captions.model_dump(mode="json") if w.captions else None,
                 "heartbeat_age_s": _age(w.updated_at),
             }
-            for w in workers(box.registry)
+            for w in workers(deliverer.registry)
         ],
         "hosts": [
             {
@@ -197,7 +197,7 @@ def presence(box: Deliverer) -> dict[str, Any]:
                 "preflight_ok": h.preflight_ok,
                 "heartbeat_age_s": _age(h.updated_at),
             }
-            for h in box.state.hosts()
+            for h in deliverer.state.hosts()
         ],
     }
 
@@ -222,11 +222,11 @@ def workers_cmd(config: ConfigOption = None, as_json: JsonOption = False) -> Non
     """Each worker: its queues, proven backends and measured speed, heartbeat age; host agents."""
     settings = settings_or_exit(config)
     try:
-        box = _connect(settings)
+        deliverer = _connect(settings)
         try:
-            data = presence(box)
+            data = presence(deliverer)
         finally:
-            box.close()
+            deliverer.close()
     except KamadoError as e:
         fail(e)
     if as_json:
@@ -251,10 +251,10 @@ def watch(
 
     settings = settings_or_exit(config)
     try:
-        box = _connect(settings)
+        deliverer = _connect(settings)
         try:
-            run_watch(box, interval=interval, once=once)
+            run_watch(deliverer, interval=interval, once=once)
         finally:
-            box.close()
+            deliverer.close()
     except KamadoError as e:
         fail(e)

@@ -30,7 +30,7 @@ from worker.backends.proof import (
 from worker.encode import stderr as ffmpeg_errors
 from worker.encode.argv import build_command
 from worker.encode.captions import CaptionSupport, caption_support
-from worker.encode.ffprobe import probe_source
+from worker.encode.ffprobe import read_media
 from worker.errors import ConfigError, KamadoError
 from worker.profiles import BUILTIN_PROFILES, Backend, Profile
 from worker.settings.model import Settings
@@ -162,7 +162,7 @@ def prove(
     h264-auto unless ``profile``); PROVEN here means ffmpeg wrote a file, which
     ``prove_backend`` then verifies."""
     profile = profile or BUILTIN_PROFILES["h264-auto"]
-    info = probe_source(settings.encode.ffprobe, sample)
+    info = read_media(settings.encode.ffprobe, sample)
     output = workdir / f"probe-{backend.value}-{sample.stem}.mp4"
     command = build_command(
         backend, profile, info, sample, output,

@@ -17,10 +17,10 @@ from tests.support.sshd import PASSPHRASE, SshdProcess, keygen, paramiko_key
 from worker.process import group_alive
 from worker.settings.staging import StagingSettings
 from worker.staging.api import stage_out
-from worker.staging.core import connect
+from worker.staging.connection import connect
 from worker.staging.errors import HostKeyError, LocationError, UnreachableError
 from worker.staging.pull import pull
-from worker.staging.sftp.common import Progress
+from worker.staging.sftp.common import TransferProgress
 from worker.staging.sftp.openssh_files import OpenSshSession
 from worker.staging.sftp.paramiko_files import SftpSession
 from worker.staging.sftp.wire import LinkLost
@@ -140,7 +140,9 @@ def test_hostile_names_are_listed_renamed_and_removed_intact(
     files = connect(settings, "rec")
     try:
         for name in names:
-            files.write_from(io.BytesIO(b"x"), str(remote / name), Progress(), offset=0, size=1)
+            files.write_from(
+                io.BytesIO(b"x"), str(remote / name), TransferProgress(), offset=0, size=1
+            )
         assert sorted(files.listdir(str(remote))) == sorted(names)
         files.rename(str(remote / names[0]), str(remote / "moved\n.ts"))
         for name in [*names[1:], "moved\n.ts"]:

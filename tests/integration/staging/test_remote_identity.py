@@ -12,7 +12,7 @@ from tests.integration.staging.conftest import make_settings
 from tests.support.sshd import SshdProcess, paramiko_key
 from worker.settings.staging import StagingSettings
 from worker.staging.api import stage_out
-from worker.staging.core import connect
+from worker.staging.connection import connect
 from worker.staging.errors import OutputExistsError, RemoteNotFoundError
 from worker.staging.identity import RemoteView, remote_identity
 from worker.staging.preflight import check_output_directory

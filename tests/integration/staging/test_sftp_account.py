@@ -16,7 +16,7 @@ import pytest
 from tests.support.accounts import accounts, add_user, is_root
 from tests.support.sshd import PASSPHRASE, SshdProcess, sshd_available
 from worker.settings.staging import StagingSettings
-from worker.staging.core import connect
+from worker.staging.connection import connect
 from worker.staging.errors import UnreachableError
 from worker.staging.sftp.openssh_files import OpenSshSession
 from worker.staging.sftp.paramiko_files import SftpSession
