@@ -16,7 +16,7 @@ from typing import Any
 from celery.signals import task_postrun, task_prerun
 
 from worker.broker.registry import AttemptRecord, JobRecord, Registry
-from worker.errors import BrokerError
+from worker.errors import BrokerError, EncodeErrorKind
 from worker.jobs import ENCODE_TASK
 from worker.profiles import QUEUE_GPU, Backend
 from worker.settings.model import Settings
@@ -25,7 +25,9 @@ log = logging.getLogger("kamado.guest")
 
 PREFIX = "kamado:guest:"
 # Failure kinds that say the GPU itself is unwell (worker/encode/stderr.py, ffmpeg_run.py).
-HARDWARE_KINDS = frozenset({"hardware", "crash", "stalled"})
+HARDWARE_KINDS = frozenset(
+    {EncodeErrorKind.HARDWARE, EncodeErrorKind.CRASH, EncodeErrorKind.STALLED}
+)
 
 
 def guest_key(hostname: str, name: str) -> str:

@@ -36,7 +36,7 @@ from worker.encode.ffprobe import check_readable, read_media
 from worker.encode.progress import Progress
 from worker.encode.run import run_encode
 from worker.encode.verify import verify_output
-from worker.errors import EncodeError, OutputError, OutputRefused
+from worker.errors import EncodeError, EncodeErrorKind, OutputError, OutputRefused
 from worker.jobs import EncodeResult, Job, JobState
 from worker.outputs.claims import Claims
 from worker.outputs.identity import local_fingerprint, local_identity, real_path
@@ -297,7 +297,7 @@ def _encode_and_commit(
                 stall_timeout=settings.encode.stall_timeout,
             )
     except EncodeError as e:
-        if e.kind == "disk":
+        if e.kind is EncodeErrorKind.DISK:
             raise OutputError(
                 f"{job.output}: no space left on the output file system ({e})", path=job.output
             ) from e
