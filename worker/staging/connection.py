@@ -24,6 +24,8 @@ _told: set[tuple[str, str]] = set()
 
 
 def connect(settings: StagingSettings, name: str) -> Files:
+    """Open the location ``name`` ("" is this machine): local, OpenSSH, or paramiko when
+    OpenSSH cannot carry it (close it after)."""
     if not name:
         return LocalFiles()
     location = settings.locations.get(name)

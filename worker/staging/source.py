@@ -36,6 +36,7 @@ class StagedSource:
 
 
 def local_source(target: Target) -> StagedSource:
+    """A local (or mounted) source used where it is; a directory is refused."""
     st = LocalFiles(target.location).stat(target.path)
     if st.is_dir:
         raise RemoteNotFoundError(
