@@ -150,18 +150,18 @@ def one_run(mode: str, jobs: list[Job], args: argparse.Namespace, root: Path) ->
     procs = start_workers(redis.url, args.fast, args.slow, mode == "fifo", root)
     settings = Settings(broker_url=redis.url, state_dir=root / "state",
                         scheduler={"routing": {"interval": args.interval}})  # fmt: skip
-    box = Deliverer(settings)
+    deliverer = Deliverer(settings)
     try:
         time.sleep(0.3)  # a heartbeat or two
         start = time.monotonic()
         if mode == "fifo":
             for job in jobs:
-                box.registry.record(job, queue="encode.fifo")
-                box.app.send_task(ENCODE_TASK, args=[job.model_dump(mode="json")],
+                deliverer.registry.record(job, queue="encode.fifo")
+                deliverer.app.send_task(ENCODE_TASK, args=[job.model_dump(mode="json")],
                                   queue="encode.fifo", priority=job.priority)  # fmt: skip
-            end = wait_done(box.registry, jobs)
+            end = wait_done(deliverer.registry, jobs)
         else:
-            cluster = box.cluster()
+            cluster = deliverer.cluster()
             for job in jobs:
                 sub = Submission(
                     job=job,
@@ -169,18 +169,20 @@ def one_run(mode: str, jobs: list[Job], args: argparse.Namespace, root: Path) ->
                     recorder_path=job.source,
                     estimate_s=job.recording.duration_s if job.recording else None,
                 )
-                box.submit(sub, cluster)
-            service = Service(settings, box, Spool(root / "spool"))
+                deliverer.submit(sub, cluster)
+            service = Service(settings, deliverer, Spool(root / "spool"))
 
             def tick() -> None:
                 if service.due("route", args.interval):
                     service.route_once()
 
-            end = wait_done(box.registry, jobs, tick=tick)
-        slow = sum(1 for j in jobs if (r := box.registry.get(j.id)) and r.worker == "slow@bench")
+            end = wait_done(deliverer.registry, jobs, tick=tick)
+        slow = sum(
+            1 for j in jobs if (r := deliverer.registry.get(j.id)) and r.worker == "slow@bench"
+        )
         return end - start, slow
     finally:
-        box.close()
+        deliverer.close()
         for proc in procs:
             proc.terminate()
         for proc in procs:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from worker.backends.proof_reuse import last_start
 from worker.encode.argv import build_command
-from worker.encode.ffprobe import probe_source
+from worker.encode.ffprobe import read_media
 from worker.encode.sample import make_sample
 from worker.profiles import Backend, get_profile
 from worker.settings.model import Settings
@@ -89,7 +89,7 @@ def main() -> None:
         argvs = []
         for f in files:
             command = build_command(
-                Backend.X264, profile, probe_source("ffprobe", f), f, bare_dir / f"{f.stem}.mp4"
+                Backend.X264, profile, read_media("ffprobe", f), f, bare_dir / f"{f.stem}.mp4"
             )
             argvs.append([*command.argv, "-y"])
         env = {k: v for k, v in os.environ.items() if not k.startswith("KAMADO_")}

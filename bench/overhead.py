@@ -27,7 +27,7 @@ from typing import Any
 
 from worker import onebox, spans
 from worker.encode.argv import build_command
-from worker.encode.ffprobe import probe_source
+from worker.encode.ffprobe import read_media
 from worker.encode.sample import make_sample
 from worker.jobs import Job
 from worker.profiles import Backend, get_profile
@@ -50,7 +50,7 @@ def main() -> None:
         settings = Settings(state_dir=root / "state", worker={"backends": ["x264"]})
         source = make_sample(root / "clip-1080i.ts", seconds=args.seconds)
         profile = get_profile(args.profile, settings.profiles)
-        info = probe_source("ffprobe", source)
+        info = read_media("ffprobe", source)
         bare_out = root / "bare.mp4"
         argv = build_command(Backend.X264, profile, info, source, bare_out).argv
         bare: list[float] = []

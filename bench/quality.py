@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from worker.encode.argv import build_command
-from worker.encode.ffprobe import MediaInfo, probe_source
+from worker.encode.ffprobe import MediaInfo, read_media
 from worker.encode.sample import make_sample
 from worker.profiles import Backend, Profile, all_profiles
 from worker.settings.model import Settings, load_settings
@@ -132,7 +132,7 @@ def main() -> None:
                 seconds=args.seconds, width=width, height=height, aspect=aspect,
                 interlaced=interlaced,
             )  # fmt: skip
-            info = probe_source("ffprobe", source)
+            info = read_media("ffprobe", source)
             seen: dict[tuple[str, ...], str] = {}
             for name, profile in profiles.items():
                 out, reference, baseline = (root / n for n in ("out.mp4", "ref.mp4", "base.mp4"))
@@ -154,7 +154,7 @@ def main() -> None:
                 encode(with_rate(argv_to(reference), 0, "ultrafast"))
                 encode(with_rate(argv_to(baseline), 16, "slow"))
                 encode(argv)
-                probed = probe_source("ffprobe", out)
+                probed = read_media("ffprobe", out)
                 assert probed.video is not None
                 got = compare(out, reference, args.seconds)
                 base = compare(baseline, reference, args.seconds)

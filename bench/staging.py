@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.support.sshd import SshdProcess
 from worker.settings.staging import StagingSettings
 from worker.staging.api import pull, stage_out
-from worker.staging.core import connect
+from worker.staging.connection import connect
 
 MIB = 1024 * 1024
 GCM = "aes128-gcm@openssh.com"

@@ -258,7 +258,7 @@ def _read_env(
         raise _problem(recorder, e, "variable") from None
 
 
-def read_epgstation(env: Mapping[str, str]) -> EpgstationVars:
+def validate_epgstation(env: Mapping[str, str]) -> EpgstationVars:
     """EPGStation's variables, validated; a missing or bad one is a HookInputError."""
     hint = (
         " (or is null): use `kamado hook epgstation` as recordingFinishCommand or "
@@ -267,7 +267,7 @@ def read_epgstation(env: Mapping[str, str]) -> EpgstationVars:
     return cast(EpgstationVars, _read_env(EPGSTATION, env, "epgstation", "RECPATH", hint))
 
 
-def read_chinachu(rec_path: str, program_json: str) -> ChinachuProgram:
+def validate_chinachu(rec_path: str, program_json: str) -> ChinachuProgram:
     """Chinachu's programme JSON, validated; bad JSON or an empty path is a HookInputError."""
     if not rec_path.strip():
         raise HookInputError(
@@ -293,7 +293,7 @@ def read_chinachu(rec_path: str, program_json: str) -> ChinachuProgram:
         raise _problem("chinachu", e, "PROGRAM_JSON field") from None
 
 
-def read_edcb(env: Mapping[str, str]) -> EdcbVars:
+def validate_edcb(env: Mapping[str, str]) -> EdcbVars:
     """EDCB's variables, validated; a missing FilePath is a HookInputError."""
     hint = ": use `kamado hook edcb` from PostRecEnd.sh (or a reservation's post-recording batch)"
     return cast(EdcbVars, _read_env(EDCB, env, "edcb", "FilePath", hint))

@@ -1,7 +1,8 @@
 """A recorder's hook input as a path and a :class:`Recording` (the job's metadata).
 
-The input is validated by :mod:`scheduler.recorder_input` (light, used by the hook
-itself); this module adds what a job needs and is used when the request is delivered.
+The input is validated by :mod:`scheduler.recorder_input` (``validate_epgstation``
+and its siblings: light, used by the hook itself); this module's ``epgstation_input`` and
+siblings turn the validated input into what a job needs, when the request is delivered.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from datetime import UTC, datetime
 
 from scheduler.recorder_input import (
     HookRequest,
-    read_chinachu,
-    read_edcb,
-    read_epgstation,
+    validate_chinachu,
+    validate_edcb,
+    validate_epgstation,
 )
 from worker.jobs import Recording
 
@@ -35,9 +36,9 @@ def _from_ms(value: int | None) -> datetime | None:
     return datetime.fromtimestamp(value / 1000, UTC) if value is not None else None
 
 
-def parse_epgstation(env: Mapping[str, str], *, failed: bool) -> HookInput:
+def epgstation_input(env: Mapping[str, str], *, failed: bool) -> HookInput:
     """EPGStation's environment as a HookInput; a missing or bad variable is a HookInputError."""
-    data = read_epgstation(env)
+    data = validate_epgstation(env)
     recording = Recording(
         recorder="epgstation",
         recorded_id=data["RECORDEDID"],
@@ -52,9 +53,9 @@ def parse_epgstation(env: Mapping[str, str], *, failed: bool) -> HookInput:
     return HookInput(data["RECPATH"], recording, failed=failed)
 
 
-def parse_chinachu(rec_path: str, program_json: str) -> HookInput:
+def chinachu_input(rec_path: str, program_json: str) -> HookInput:
     """Chinachu's two arguments as a HookInput; bad JSON is a HookInputError."""
-    program = read_chinachu(rec_path, program_json)
+    program = validate_chinachu(rec_path, program_json)
     recording = Recording(
         recorder="chinachu",
         recorded_id=program["id"],
@@ -67,9 +68,9 @@ def parse_chinachu(rec_path: str, program_json: str) -> HookInput:
     return HookInput(rec_path, recording)
 
 
-def parse_edcb(env: Mapping[str, str]) -> HookInput:
+def edcb_input(env: Mapping[str, str]) -> HookInput:
     """EDCB's environment as a HookInput; a missing FilePath is a HookInputError."""
-    data = read_edcb(env)
+    data = validate_edcb(env)
     start, seconds, result = data["StartTime"], data["DurationSecond"], data["Result"]
     end = None
     if start is not None and seconds is not None:
@@ -93,11 +94,11 @@ def hook_input(request: HookRequest) -> HookInput:
     """A spooled hook request parsed again, with the recording's absolute path."""
     variables = request.variables
     if request.origin == "chinachu":
-        parsed = parse_chinachu(variables["REC_PATH"], variables["PROGRAM_JSON"])
+        parsed = chinachu_input(variables["REC_PATH"], variables["PROGRAM_JSON"])
     elif request.origin == "epgstation":
-        parsed = parse_epgstation(variables, failed=request.failed)
+        parsed = epgstation_input(variables, failed=request.failed)
     else:
-        parsed = parse_edcb(variables)
+        parsed = edcb_input(variables)
     return HookInput(
         request.path, parsed.recording, failed=parsed.failed or request.failed, flags=parsed.flags
     )

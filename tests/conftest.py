@@ -5,17 +5,30 @@ Tests that must not share the machine's time with each other are kept in one gro
 one process runs them one after another: the fault tests (leases of a few seconds, kills
 and restarts timed against encodes) and the set-up tests (they add and remove real Unix
 accounts, and shadow's tools lock /etc/passwd).
+
+Under ``CI=true`` a test skipped because this machine lacks something the CI machine has
+(a program or package, a Python module, network namespaces, root) fails instead: a
+missing component must not turn a red run green. Skip reasons say so in the words of
+:data:`CI_MUST_RUN`; other skips (a render node present, a parametrized case that does
+not apply) stay skips.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import re
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.media import Clips, make_clips
 from tests.support.redis_proc import RedisProcess
+
+# Reasons of skips the CI machine (every component installed, running as root) never needs.
+CI_MUST_RUN = re.compile(
+    r"\b(is|are) not (installed|available)\b|could not import|\bneeds root\b|run as root"
+)
 
 SERIAL_GROUPS = {
     "tests/integration/faults/": "faults",
@@ -31,6 +44,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for prefix, group in SERIAL_GROUPS.items():
             if where.startswith(prefix):
                 item.add_marker(pytest.mark.xdist_group(group))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Under CI=true, turn a skip for a missing component into a failure naming it."""
+    report = yield
+    if report.skipped and not hasattr(report, "wasxfail") and os.environ.get("CI") == "true":
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        if CI_MUST_RUN.search(reason):
+            report.outcome = "failed"
+            report.longrepr = f"CI=true: this machine must run it, but it skipped: {reason}"
+    return report
 
 
 @pytest.fixture(scope="session")

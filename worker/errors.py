@@ -3,10 +3,61 @@
 Third-party exceptions (subprocess, redis, celery, paramiko, libvirt) are converted into
 these at the one adapter module that calls them, with ``raise ... from e``. The message
 names the thing (file, field, job) and the reason.
+
+Every role's errors, in one tree (defined here unless a module is named;
+tests/unit/worker/test_error_tree.py keeps the drawing true)::
+
+    KamadoError
+    ├── ConfigError
+    ├── BadInputError
+    │   ├── RecordingError                  scheduler.errors
+    │   ├── HookInputError                  scheduler.errors
+    │   └── UnknownJob                      scheduler.errors
+    ├── ProcessError
+    │   └── ProcessTimeout
+    ├── MediaError
+    │   ├── SourceError
+    │   ├── EncodeError                     .kind: EncodeErrorKind
+    │   ├── VerifyError
+    │   └── OutputError
+    │       └── OutputRefused
+    │           └── OutputConflict
+    ├── StagingError
+    │   └── LocationError                   worker.staging.errors
+    │       ├── BadUriError                 worker.staging.errors
+    │       ├── HostKeyError                worker.staging.errors
+    │       ├── AuthenticationError         worker.staging.errors
+    │       ├── UnreachableError            worker.staging.errors
+    │       ├── RemoteNotFoundError         worker.staging.errors
+    │       ├── AccessDeniedError           worker.staging.errors
+    │       ├── NoSpaceError                worker.staging.errors
+    │       ├── OutputExistsError           worker.staging.errors
+    │       └── TransferError               worker.staging.errors
+    │           └── IntegrityError          worker.staging.errors
+    ├── BrokerError
+    │   ├── BrokerAuthError
+    │   └── EmbeddedBrokerError
+    ├── BackendUnavailable
+    ├── NothingToServe
+    ├── JobCancelled
+    ├── LeaseLost
+    ├── JobFailed
+    ├── AttemptCrashed
+    ├── SetupError                          worker.setup.errors
+    ├── SpoolError                          scheduler.errors
+    │   └── SpoolAccessError                scheduler.errors
+    └── HostAgentError                      host_agent.errors
+        ├── HypervisorUnavailable           host_agent.errors
+        ├── DomainNotFound                  host_agent.errors
+        ├── DomainDefinitionError           host_agent.errors
+        ├── DomainOperationError            host_agent.errors
+        │   └── ShutdownTimeout             host_agent.errors
+        └── UnsupportedOperation            host_agent.errors
 """
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 
 __all__ = [
@@ -18,6 +69,7 @@ __all__ = [
     "ConfigError",
     "EmbeddedBrokerError",
     "EncodeError",
+    "EncodeErrorKind",
     "JobCancelled",
     "JobFailed",
     "KamadoError",
@@ -100,8 +152,24 @@ class SourceError(MediaError):
     """
 
 
+class EncodeErrorKind(StrEnum):
+    """What an ffmpeg failure was, read from its stderr (worker/encode/stderr.py).
+
+    The values are what the registry, the metrics and the notifications store, so an old
+    record's string and a new member compare equal.
+    """
+
+    OPTION = "option"  # ffmpeg refused an option of the profile: permanent
+    HARDWARE = "hardware"  # the GPU, its driver or the runtime is missing or failed
+    DISK = "disk"  # no space or quota for the output: permanent until freed
+    INPUT = "input"  # ffmpeg cannot read the source: permanent
+    CRASH = "crash"  # ffmpeg was killed by a signal
+    STALLED = "stalled"  # no progress for encode.stall_timeout (a hung GPU does that)
+    ENCODE = "encode"  # any other failure
+
+
 class EncodeError(MediaError):
-    """Raised when ffmpeg fails on a source it could read."""
+    """Raised when ffmpeg fails on a source it could read; ``kind`` says how."""
 
     def __init__(
         self,
@@ -111,14 +179,13 @@ class EncodeError(MediaError):
         backend: str | None = None,
         returncode: int | None = None,
         stderr_tail: str = "",
-        kind: str = "encode",
+        kind: EncodeErrorKind = EncodeErrorKind.ENCODE,
     ) -> None:
         super().__init__(message, path=path)
         self.backend = backend
         self.returncode = returncode
         self.stderr_tail = stderr_tail
-        # "hardware", "option", "crash", "disk", "input" or "encode": see worker/encode/stderr.py
-        self.kind = kind
+        self.kind = EncodeErrorKind(kind)
 
 
 class VerifyError(MediaError):

@@ -72,10 +72,10 @@ class Sent:
     error: str = ""
 
 
-def _submit(box: Deliverer, subs: list[Submission], show: bool) -> Sent:
+def _submit(deliverer: Deliverer, subs: list[Submission], show: bool) -> Sent:
     """Submit in order with a progress bar; a job the output contract refuses is skipped."""
     sent = Sent()
-    cluster = box.cluster()
+    cluster = deliverer.cluster()
     columns = (TextColumn("enqueue"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err_console, disable=not show, transient=True) as bar:
         task = bar.add_task("enqueue", total=len(subs))
@@ -85,14 +85,14 @@ def _submit(box: Deliverer, subs: list[Submission], show: bool) -> Sent:
                 for sub in chunk:
                     bar.advance(task)
                     try:
-                        done = box.submit(sub, cluster, note=False)
+                        done = deliverer.submit(sub, cluster, note=False)
                     except (OutputRefused, BadInputError) as e:
                         sent.refused.append({"path": sub.recorder_path, "reason": str(e)})
                         continue
                     (sent.known if done.outcome == "exists" else sent.queued).append(sub.job.id)
                     if done.job.output != sub.job.output:
                         sent.renamed.append({"source": sub.job.source, "output": done.job.output})
-                box.state.note(chunk)
+                deliverer.state.note(chunk)
         except BrokerError as e:
             sent.error = str(e)
     return sent
@@ -166,17 +166,17 @@ def enqueue(
                 + (f" ({len(found.skipped)} files skipped: {reasons}…)" if reasons else "")
             )
         subs = _prepare(settings, found, profile, level, force)
-        box = Deliverer(settings)
+        deliverer = Deliverer(settings)
         try:
-            known_ids = set() if force else box.state.known([s.job.id for s in subs])
+            known_ids = set() if force else deliverer.state.known([s.job.id for s in subs])
             fresh = [s for s in subs if s.job.id not in known_ids]
             if dry_run:
                 sent = Sent(queued=[s.job.id for s in fresh], known=sorted(known_ids))
             else:
-                sent = _submit(box, fresh, show=not as_json)
+                sent = _submit(deliverer, fresh, show=not as_json)
                 sent.known = sorted(known_ids) + sent.known
         finally:
-            box.close()
+            deliverer.close()
     except KamadoError as e:
         fail(e)
     queued, known, error = sent.queued, sent.known, sent.error

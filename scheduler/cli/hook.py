@@ -78,10 +78,10 @@ def epgstation(
     if not wait:
         _quick(HookArgs("epgstation", failed=failed, config=config, as_json=as_json))
         return
-    from scheduler.recorders import parse_epgstation
+    from scheduler.recorders import epgstation_input
 
     env = dict(os.environ)
-    _wait(config, "epgstation", lambda: parse_epgstation(env, failed=failed), as_json)
+    _wait(config, "epgstation", lambda: epgstation_input(env, failed=failed), as_json)
 
 
 @app.command("chinachu")
@@ -96,9 +96,9 @@ def chinachu(
     if not wait:
         _quick(HookArgs("chinachu", (rec_path, program_json), config=config, as_json=as_json))
         return
-    from scheduler.recorders import parse_chinachu
+    from scheduler.recorders import chinachu_input
 
-    _wait(config, "chinachu", lambda: parse_chinachu(rec_path, program_json), as_json)
+    _wait(config, "chinachu", lambda: chinachu_input(rec_path, program_json), as_json)
 
 
 @app.command("edcb")
@@ -109,7 +109,7 @@ def edcb(
     if not wait:
         _quick(HookArgs("edcb", config=config, as_json=as_json))
         return
-    from scheduler.recorders import parse_edcb
+    from scheduler.recorders import edcb_input
 
     env = dict(os.environ)
-    _wait(config, "edcb", lambda: parse_edcb(env), as_json)
+    _wait(config, "edcb", lambda: edcb_input(env), as_json)

@@ -84,25 +84,25 @@ def status(
     settings = settings_or_exit(config)
     try:
         wanted = _states(state)
-        box = _connect(settings)
+        deliverer = _connect(settings)
         try:
             if job is not None:
-                job_id = jobs.resolve(box.registry, box.state, job)
-                data = jobs.detail(box.registry, box.state, job_id)
+                job_id = jobs.resolve(deliverer.registry, deliverer.state, job)
+                data = jobs.detail(deliverer.registry, deliverer.state, job_id)
                 if data["state"] == "queued" and data["queue"]:
                     # One job: the words every view uses, then the backlog and the fix
                     # when nobody serves its queue.
-                    waits = unserved_queues(box.registry, box.state, [data["queue"]])
+                    waits = unserved_queues(deliverer.registry, deliverer.state, [data["queue"]])
                     if waits:
                         data["waiting"] = (
                             f"{data['waiting']} ({waits[0].waiting} job(s) wait in "
                             f"{waits[0].queue}); {waits[0].fix}"
                         )
             else:
-                rows = jobs.listing(box.registry, box.state, states=wanted, limit=limit)
-                waits = unserved_queues(box.registry, box.state)
+                rows = jobs.listing(deliverer.registry, deliverer.state, states=wanted, limit=limit)
+                waits = unserved_queues(deliverer.registry, deliverer.state)
         finally:
-            box.close()
+            deliverer.close()
     except KamadoError as e:
         fail(e)
     if job is not None:
@@ -121,12 +121,12 @@ def cancel(job: JobArg, config: ConfigOption = None, as_json: JsonOption = False
 
     settings = settings_or_exit(config)
     try:
-        box = _connect(settings)
+        deliverer = _connect(settings)
         try:
-            job_id = jobs.resolve(box.registry, box.state, job)
-            answer = jobs.cancel(box.registry, box.state, job_id, app=box.app)
+            job_id = jobs.resolve(deliverer.registry, deliverer.state, job)
+            answer = jobs.cancel(deliverer.registry, deliverer.state, job_id, app=deliverer.app)
         finally:
-            box.close()
+            deliverer.close()
     except KamadoError as e:
         fail(e)
     if as_json:
@@ -153,12 +153,12 @@ def retry(
 
     settings = settings_or_exit(config)
     try:
-        box = _connect(settings)
+        deliverer = _connect(settings)
         try:
-            job_id = jobs.resolve(box.registry, box.state, job)
-            queue = jobs.retry(box, job_id, force=force)
+            job_id = jobs.resolve(deliverer.registry, deliverer.state, job)
+            queue = jobs.retry(deliverer, job_id, force=force)
         finally:
-            box.close()
+            deliverer.close()
     except KamadoError as e:
         fail(e)
     if as_json:
@@ -173,11 +173,11 @@ def workers_cmd(config: ConfigOption = None, as_json: JsonOption = False) -> Non
 
     settings = settings_or_exit(config)
     try:
-        box = _connect(settings)
+        deliverer = _connect(settings)
         try:
-            data = jobs.presence(box)
+            data = jobs.presence(deliverer)
         finally:
-            box.close()
+            deliverer.close()
     except KamadoError as e:
         fail(e)
     if as_json:
@@ -202,10 +202,10 @@ def watch(
 
     settings = settings_or_exit(config)
     try:
-        box = _connect(settings)
+        deliverer = _connect(settings)
         try:
-            run_watch(box, interval=interval, once=once)
+            run_watch(deliverer, interval=interval, once=once)
         finally:
-            box.close()
+            deliverer.close()
     except KamadoError as e:
         fail(e)

@@ -51,10 +51,10 @@ def recent(rows: list[dict[str, Any]], limit: int = RECENT) -> list[dict[str, An
     return sorted(ended, key=lambda r: r.get("updated_at") or "", reverse=True)[:limit]
 
 
-def frame(box: Deliverer, width: int | None = None) -> Group:
+def frame(deliverer: Deliverer, width: int | None = None) -> Group:
     """One frame: running jobs with bars, waiting jobs, recent results, workers and hosts."""
     width = width or console.width
-    rows = jobs.listing(box.registry, box.state, states=[], limit=500)
+    rows = jobs.listing(deliverer.registry, deliverer.state, states=[], limit=500)
     running = [r for r in rows if r["state"] in {s.value for s in ACTIVE}]
     waiting = [r for r in rows if r["state"] in ("queued", "held")]
     ended = recent(rows)
@@ -63,19 +63,19 @@ def frame(box: Deliverer, width: int | None = None) -> Group:
         jobs_table(waiting[:20], title=f"waiting ({len(waiting)})", width=width),
         jobs_table(ended, title=f"recent results (last {len(ended)})", width=width),
     ]
-    parts.extend(presence_tables(jobs.presence(box)))
+    parts.extend(presence_tables(jobs.presence(deliverer)))
     return Group(*parts)
 
 
-def run_watch(box: Deliverer, *, interval: float, once: bool) -> None:
+def run_watch(deliverer: Deliverer, *, interval: float, once: bool) -> None:
     """Redraw until interrupted (or once)."""
     if once:
-        console.print(frame(box))
+        console.print(frame(deliverer))
         return
     try:
-        with Live(frame(box), console=console, refresh_per_second=4, screen=False) as live:
+        with Live(frame(deliverer), console=console, refresh_per_second=4, screen=False) as live:
             while True:
                 time.sleep(interval)
-                live.update(frame(box))
+                live.update(frame(deliverer))
     except KeyboardInterrupt:
         return

@@ -34,9 +34,9 @@ from scheduler.paths import absolute, check_recording, require_utf8
 from scheduler.recorder_input import (
     Origin,
     hook_request,
-    read_chinachu,
-    read_edcb,
-    read_epgstation,
+    validate_chinachu,
+    validate_edcb,
+    validate_epgstation,
 )
 from scheduler.spool import access as spool_access
 from scheduler.spool import store as spool_store
@@ -92,11 +92,11 @@ def parse_args(argv: list[str]) -> HookArgs | None:
 def _recording_path(args: HookArgs, env: dict[str, str]) -> str:
     """Validate the recorder's input; the recording's path as the recorder gave it."""
     if args.origin == "epgstation":
-        return read_epgstation(env)["RECPATH"]
+        return validate_epgstation(env)["RECPATH"]
     if args.origin == "edcb":
-        return read_edcb(env)["FilePath"]
+        return validate_edcb(env)["FilePath"]
     rec_path, program_json = args.arguments
-    read_chinachu(rec_path, program_json)
+    validate_chinachu(rec_path, program_json)
     return rec_path
 
 

@@ -46,7 +46,7 @@ from worker import process
 from worker.broker.counters import read_counters
 from worker.broker.registry import Registry
 from worker.celery_app import create_app
-from worker.encode.ffprobe import probe_source
+from worker.encode.ffprobe import read_media
 from worker.encode.verify import verify_output
 from worker.errors import KamadoError
 from worker.jobs import Job, JobState
@@ -508,7 +508,7 @@ def tally(world: World, jobs: dict[str, tuple[Path, str]], seconds: float) -> Fi
             figures.done += 1
             try:
                 (output,) = outputs
-                verify_output(output, probe_source("ffprobe", source), world.settings.verify)
+                verify_output(output, read_media("ffprobe", source), world.settings.verify)
             except (ValueError, KamadoError) as e:
                 figures.bad_outputs += 1
                 figures.failures.append(f"{source.name}: output: {e}")

@@ -28,10 +28,10 @@ from worker.backends.proof import (
     sample_info,
 )
 from worker.captions import CaptionSupport, caption_support
-from worker.encode import stderr as ffmpeg_errors
+from worker.encode import stderr as ffmpeg_stderr
 from worker.encode.argv import build_command
-from worker.encode.ffprobe import probe_source
-from worker.errors import ConfigError, KamadoError
+from worker.encode.ffprobe import read_media
+from worker.errors import ConfigError, EncodeErrorKind, KamadoError
 from worker.profiles import BUILTIN_PROFILES, Backend, Profile
 from worker.settings.model import Settings
 
@@ -122,18 +122,18 @@ class ProbeReport(BaseModel):
 _ABSENT = BackendReport(status=Status.ABSENT)
 
 
-def classify_failure(stderr_tail: str, returncode: int | None) -> str:
-    """The kind of a probe failure: hardware, option, crash, or ffmpeg_errors' other kinds."""
+def classify_failure(stderr_tail: str, returncode: int | None) -> EncodeErrorKind:
+    """The kind of a probe failure: hardware, option, crash, or ffmpeg_stderr's other kinds."""
     if _QSV_MODE.search(stderr_tail):
-        return "option"
-    return ffmpeg_errors.classify(stderr_tail, returncode)
+        return EncodeErrorKind.OPTION
+    return ffmpeg_stderr.classify(stderr_tail, returncode)
 
 
 def failure_reason(stderr_tail: str, returncode: int | None) -> str:
     """How ffmpeg ended and its most telling line, e.g. 'exit 1: No VA display found ...'."""
     lines = [li.strip() for li in stderr_tail.splitlines() if _QSV_MODE.search(li)]
-    line = lines[0] if lines else ffmpeg_errors.reason(stderr_tail)
-    return f"{ffmpeg_errors.describe(returncode)}: {_CONTEXT.sub('', line)}"
+    line = lines[0] if lines else ffmpeg_stderr.reason(stderr_tail)
+    return f"{ffmpeg_stderr.describe(returncode)}: {_CONTEXT.sub('', line)}"
 
 
 def _listing(ffmpeg: str, what: str) -> list[list[str]]:
@@ -174,7 +174,7 @@ def prove(
     h264-auto unless ``profile``); PROVEN here means ffmpeg wrote a file, which
     ``prove_backend`` then verifies."""
     profile = profile or BUILTIN_PROFILES["h264-auto"]
-    info = probe_source(settings.encode.ffprobe, sample)
+    info = read_media(settings.encode.ffprobe, sample)
     output = workdir / f"probe-{backend.value}-{sample.stem}.mp4"
     command = build_command(
         backend, profile, info, sample, output,
@@ -189,14 +189,14 @@ def prove(
         result = process.run(command.argv, timeout=timeout, env=command.env)
     except KamadoError as e:
         # A probe that hangs is what a hung GPU does: the same kind ffmpeg_run gives it.
-        return BackendReport(status=Status.FAILED, reason=str(e), kind="stalled")
+        return BackendReport(status=Status.FAILED, reason=str(e), kind=EncodeErrorKind.STALLED)
     seconds = round(time.monotonic() - started, 3)
     if result.returncode != 0 or not output.is_file() or output.stat().st_size == 0:
         if result.returncode == 0:
             return BackendReport(
                 status=Status.FAILED,
                 reason="exit 0 but no output file was written",
-                kind="encode",
+                kind=EncodeErrorKind.ENCODE,
                 seconds=seconds,
             )
         return BackendReport(
@@ -265,7 +265,7 @@ def probe_backends(settings: Settings, only: list[Backend] | None = None) -> Pro
 
 
 # A device that failed like this fails the same way on every other sample.
-_DEVICE_KINDS = {"hardware", "stalled", "crash"}
+_DEVICE_KINDS = {EncodeErrorKind.HARDWARE, EncodeErrorKind.STALLED, EncodeErrorKind.CRASH}
 
 
 def prove_backend(

@@ -16,7 +16,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from worker.encode.argv import inverse_telecine, output_size
-from worker.encode.ffprobe import MediaInfo, probe_source
+from worker.encode.ffprobe import MediaInfo, read_media
 from worker.encode.sample import make_sample
 from worker.encode.verify import verify_output
 from worker.errors import KamadoError
@@ -126,4 +126,4 @@ def check_sample(output: Path, source: MediaInfo, profile: Profile, settings: Se
 
 def sample_info(settings: Settings, sample: Path) -> MediaInfo:
     """The sample probed the way a job probes its source."""
-    return probe_source(settings.encode.ffprobe, sample)
+    return read_media(settings.encode.ffprobe, sample)

@@ -18,6 +18,7 @@ from worker.errors import (
     BadInputError,
     BrokerError,
     EncodeError,
+    EncodeErrorKind,
     OutputError,
     SourceError,
     StagingError,
@@ -35,7 +36,7 @@ NOT_FAILED = frozenset({"running", "done", "dropped", "cancelled"})
 
 # The reason labels of kamado_attempt_failures_total, as docs/deploy.md lists them:
 # ffmpeg's own kinds (worker/encode/stderr.py) first, then kamado's.
-FFMPEG_KINDS = ("option", "hardware", "disk", "input", "crash", "encode", "stalled")
+FFMPEG_KINDS: tuple[str, ...] = tuple(EncodeErrorKind)
 FAILURE_REASONS = (
     *FFMPEG_KINDS,
     "timeout",  # ran past encode.soft_time_limit
@@ -63,7 +64,7 @@ _BY_CLASS: tuple[tuple[type[Exception], str], ...] = (
 def failure_kind(error: Exception) -> str:
     """The documented reason an attempt that raised ``error`` failed for."""
     if isinstance(error, EncodeError):
-        return error.kind if error.kind in FFMPEG_KINDS else "encode"
+        return error.kind.value
     declared = getattr(error, "kind", None)
     if isinstance(declared, str) and declared in FAILURE_REASONS:
         return declared

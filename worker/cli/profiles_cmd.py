@@ -12,7 +12,7 @@ from worker.captions import plan_for, sidecar_path
 from worker.cli.common import ConfigOption, JsonOption, console, fail, print_json, settings_or_exit
 from worker.encode.argv import build_command
 from worker.encode.audio import read_layouts
-from worker.encode.ffprobe import probe_source
+from worker.encode.ffprobe import read_media
 from worker.errors import BadInputError, KamadoError, SourceError
 from worker.profiles import Backend, all_profiles, get_profile
 
@@ -59,7 +59,9 @@ def list_profiles(
 def argv(
     name: Annotated[str, typer.Argument(help="profile name")],
     backend: Annotated[Backend, typer.Option("--backend", "-b")],
-    input_file: Annotated[Path, typer.Option("--input", "-i", help="a real recording to probe")],
+    input_file: Annotated[
+        Path, typer.Option("--input", "-i", help="a real recording (read with ffprobe)")
+    ],
     output: Annotated[Path, typer.Option("--output", "-o")],
     config: ConfigOption = None,
 ) -> None:
@@ -72,7 +74,7 @@ def argv(
             raise BadInputError(
                 f"profile {name} does not accept {backend.value} (it accepts {accepted})"
             )
-        info = probe_source(settings.encode.ffprobe, input_file, service_id=profile.service_id)
+        info = read_media(settings.encode.ffprobe, input_file, service_id=profile.service_id)
         # What an encode would see: the AAC frames read where the profile needs them.
         info = read_layouts(settings.encode.ffmpeg, input_file, info, profile.audio)
         captions = plan_for(

@@ -1,4 +1,4 @@
-"""The ffmpeg argv each backend builds for a profile and a probed source (never a shell string).
+"""The ffmpeg argv each backend builds for a profile and a source (never a shell string).
 
 qsv: mpeg2_qsv/h264_qsv decode, vpp_qsv deinterlace and scale, h264_qsv (ICQ).
 vaapi: VAAPI decode, deinterlace_vaapi, scale_vaapi, h264_vaapi (CQP or VBR); the only

@@ -13,7 +13,7 @@ from worker.captions import ARIB_CODEC
 from worker.errors import ProcessError, SourceError
 from worker.outputs.identity import require_regular
 
-PROBE_TIMEOUT = 120.0
+FFPROBE_TIMEOUT = 120.0
 TS_PACKET = 188
 INTERLACED_ORDERS = {"tt", "bb", "tb", "bt"}
 
@@ -87,7 +87,7 @@ class AudioStream(BaseModel):
 
 
 class MediaInfo(BaseModel):
-    """One probed file."""
+    """One file as ffprobe read it."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -150,12 +150,12 @@ def _start(value: Any) -> float | None:
 
 def run_ffprobe(ffprobe: str, path: Path, extra: list[str] | None = None) -> dict[str, Any]:
     """ffprobe's JSON for a file; a file ffprobe cannot read is a SourceError with its reason."""
-    data, _ = probe_with_log(ffprobe, path, extra)
+    data, _ = run_ffprobe_with_log(ffprobe, path, extra)
     return data
 
 
-def probe_with_log(
-    ffprobe: str, path: Path, extra: list[str] | None = None, *, timeout: float = PROBE_TIMEOUT
+def run_ffprobe_with_log(
+    ffprobe: str, path: Path, extra: list[str] | None = None, *, timeout: float = FFPROBE_TIMEOUT
 ) -> tuple[dict[str, Any], str]:
     """ffprobe's JSON for a file and the errors it logged while reading it (may be empty)."""
     argv = [
@@ -167,7 +167,7 @@ def probe_with_log(
     try:
         result = process.run(argv, timeout=timeout)
     except ProcessError as e:
-        raise SourceError(f"{path}: cannot probe: {e}", path=path) from e
+        raise SourceError(f"{path}: ffprobe cannot read it: {e}", path=path) from e
     if result.returncode != 0:
         reason = process.last_line(result.stderr_tail)
         reason = reason.removeprefix(f"{path}: ")
@@ -288,10 +288,10 @@ def check_readable(path: Path) -> None:
         raise SourceError(f"{path}: empty file (0 bytes)", path=path)
 
 
-def probe_source(
+def read_media(
     ffprobe: str, path: Path, *, service_id: int | None = None, reject_cut_ts: bool = True
 ) -> MediaInfo:
-    """Probe a source recording and reject what can never encode, with the reason."""
+    """A recording as ffprobe reads it; what can never encode is a SourceError with the reason."""
     check_readable(path)
     info = parse_media(path, run_ffprobe(ffprobe, path), service_id)
     if info.video is None:

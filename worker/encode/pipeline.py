@@ -1,4 +1,4 @@
-"""One job, start to finish: probe, encode to a temporary name, verify, rename into place.
+"""One job, start to finish: read the source, encode to a temporary name, verify, rename into place.
 
 This is the plain function a Celery task calls; it knows nothing of Celery. The source is
 only ever read. The output appears under its final name only after it passed
@@ -32,11 +32,11 @@ from worker.encode.caption_files import (
     sidecar_temp,
     verify_captions,
 )
-from worker.encode.ffprobe import check_readable, probe_source
+from worker.encode.ffprobe import check_readable, read_media
 from worker.encode.remote_output import RemoteOutput, deliver_remote, prepare_remote, push_kept
 from worker.encode.run import run_encode
 from worker.encode.verify import verify_output
-from worker.errors import EncodeError, OutputError, OutputRefused
+from worker.errors import EncodeError, EncodeErrorKind, OutputError, OutputRefused
 from worker.jobs import EncodeResult, Job, JobState
 from worker.outputs.identity import local_fingerprint, local_identity, real_path
 from worker.outputs.names import temp_name, temp_pattern
@@ -207,7 +207,7 @@ def _encode_job(job: Job, attempt: Attempt, remote: RemoteOutput | None) -> Enco
         check_readable(Path(origin.path))  # the clearest words for a local file's problem
     attempt.on_progress(Progress(state=JobState.STAGING, backend=backend.value))
     # Sources are pulled (or used in place on a shared mount), never streamed here:
-    # the probe must read the file before ffmpeg does.
+    # ffprobe must read the file before ffmpeg does.
     stage = attempt.stage_source or (lambda uri: stage_in(settings.staging, uri, stream=False))
     with stage(job.source) as staged:
         source = staged.path
@@ -265,7 +265,7 @@ def _encode_and_commit(
 ) -> EncodeResult:
     settings = attempt.settings
     with span(job.id, "encode.source_probe"):
-        info = probe_source(settings.encode.ffprobe, source, service_id=profile.service_id)
+        info = read_media(settings.encode.ffprobe, source, service_id=profile.service_id)
     info = read_layouts(settings.encode.ffmpeg, source, info, profile.audio)
     duration = info.duration_s or (job.recording.duration_s if job.recording else None)
     captions = plan_for(
@@ -302,7 +302,7 @@ def _encode_and_commit(
                 stall_timeout=settings.encode.stall_timeout,
             )
     except EncodeError as e:
-        if e.kind == "disk":
+        if e.kind is EncodeErrorKind.DISK:
             raise OutputError(
                 f"{job.output}: no space left on the output file system ({e})", path=job.output
             ) from e

@@ -26,7 +26,7 @@ from worker.outputs.identity import local_fingerprint
 from worker.outputs.view import OutputView
 from worker.progress import Progress
 from worker.settings.staging import StagingSettings
-from worker.staging.core import Link, connect
+from worker.staging.connection import Link, connect
 from worker.staging.errors import IntegrityError, LocationError
 from worker.staging.identity import RemoteView
 from worker.staging.local import Files, file_sha256

@@ -7,9 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from worker import process
-from worker.encode import stderr as ffmpeg_errors
+from worker.encode import stderr as ffmpeg_stderr
 from worker.encode.argv import Command
-from worker.errors import EncodeError
+from worker.errors import EncodeError, EncodeErrorKind
 from worker.progress import Progress, ProgressParser
 
 
@@ -43,7 +43,7 @@ def run_encode(
                 f"{source}: ffmpeg ({backend}) stalled: no progress for {stall_timeout:g} s",
                 path=source,
                 backend=backend,
-                kind="stalled",
+                kind=EncodeErrorKind.STALLED,
             )
 
     with process.Supervised(command.argv, env=command.env) as child:
@@ -61,10 +61,10 @@ def run_encode(
         tail = child.stderr_tail
     final = parser.last
     if code != 0 or final is None or not final.done:
-        kind = ffmpeg_errors.classify(tail, code)
+        kind = ffmpeg_stderr.classify(tail, code)
         raise EncodeError(
-            f"{source}: ffmpeg ({backend}) failed, {ffmpeg_errors.describe(code)}: "
-            f"{ffmpeg_errors.reason(tail)}",
+            f"{source}: ffmpeg ({backend}) failed, {ffmpeg_stderr.describe(code)}: "
+            f"{ffmpeg_stderr.reason(tail)}",
             path=source,
             backend=backend,
             returncode=code,

@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 import signal
 
+from worker.errors import EncodeErrorKind
+
 # Checked against Debian 12's ffmpeg 5.1 without a GPU, plus messages users report from
 # real hardware (see the project's ffmpeg reference). Order matters: specific first.
-_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
+_PATTERNS: list[tuple[EncodeErrorKind, re.Pattern[str]]] = [
     (
-        "option",
+        EncodeErrorKind.OPTION,
         re.compile(
             r"Unrecognized option|Option not found|Unable to parse option value|"
             r"Error setting option|Unknown encoder|No such filter|"
@@ -21,7 +23,7 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
         ),
     ),
     (
-        "hardware",
+        EncodeErrorKind.HARDWARE,
         re.compile(
             r"Device creation failed|No VA display found|"
             r"Error (initializing|creating) (an internal |a |the )?MFX|"
@@ -32,9 +34,12 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
             re.IGNORECASE,
         ),
     ),
-    ("disk", re.compile(r"No space left on device|Disk quota exceeded|File too large")),
     (
-        "input",
+        EncodeErrorKind.DISK,
+        re.compile(r"No space left on device|Disk quota exceeded|File too large"),
+    ),
+    (
+        EncodeErrorKind.INPUT,
         re.compile(
             r"Invalid data found when processing input|"
             r"could not find codec parameters|Output file #0 does not contain any "
@@ -45,14 +50,14 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
 ]
 
 
-def classify(stderr_tail: str, returncode: int | None) -> str:
+def classify(stderr_tail: str, returncode: int | None) -> EncodeErrorKind:
     """The kind of an ffmpeg failure: option, hardware, disk, input, crash or encode."""
     for kind, pattern in _PATTERNS:
         if pattern.search(stderr_tail):
             return kind
     if returncode is not None and returncode < 0:
-        return "crash"
-    return "encode"
+        return EncodeErrorKind.CRASH
+    return EncodeErrorKind.ENCODE
 
 
 def describe(returncode: int | None) -> str:

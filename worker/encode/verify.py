@@ -1,7 +1,7 @@
 """Output verification: a job is done only when its output is real, complete H.264 + audio.
 
 Exit 0 from ffmpeg is not success (a 0-byte MP4 or a 0.2 s "finished" encode are the
-classic failures). The output must probe as H.264 with the planned audio tracks
+classic failures). ffprobe must read the output as H.264 with the planned audio tracks
 (worker/encode/audio.py: number, order, languages, channels); its duration, and each of its
 video and audio streams', must match the source programme's within a tolerance; each
 audio track must end as far from the video as its source stream did (sync); its display
@@ -17,7 +17,13 @@ from typing import Any
 
 from worker import process
 from worker.encode.audio import AudioTrack
-from worker.encode.ffprobe import MediaInfo, StreamTime, VideoInfo, parse_media, probe_with_log
+from worker.encode.ffprobe import (
+    MediaInfo,
+    StreamTime,
+    VideoInfo,
+    parse_media,
+    run_ffprobe_with_log,
+)
 from worker.errors import SourceError, VerifyError
 from worker.settings.model import VerifySettings
 
@@ -181,7 +187,7 @@ def _problems(
     cfg: VerifySettings,
     tracks: list[AudioTrack] | None,
 ) -> list[str]:
-    """What is wrong with a probed output, compared with its source."""
+    """What is wrong with an output ffprobe read, compared with its source."""
     problems = []
     if info.video is None:
         problems.append("no video stream")
@@ -239,7 +245,7 @@ def verify_output(
     # a second process (ffmpeg -f null) cost a whole start-up per job.
     timeout = 60.0 + DECODE_TIMEOUT_PER_S * (source.duration_s or 0.0)
     try:
-        data, log = probe_with_log(ffprobe, output, decode_args(cfg.decode), timeout=timeout)
+        data, log = run_ffprobe_with_log(ffprobe, output, decode_args(cfg.decode), timeout=timeout)
     except SourceError as e:
         raise VerifyError(f"{output}: output is unreadable: {e}", path=output) from e
     if log.strip():

@@ -41,6 +41,7 @@ from worker.errors import (
     BackendUnavailable,
     BadInputError,
     EncodeError,
+    EncodeErrorKind,
     JobCancelled,
     JobFailed,
     KamadoError,
@@ -62,7 +63,7 @@ log = logging.getLogger("kamado.worker")
 
 PROGRESS_STATE = "PROGRESS"
 # ffmpeg failures that will repeat on every attempt: a broken input or a bad option.
-PERMANENT_KINDS = {"input", "option", "disk"}
+PERMANENT_KINDS = {EncodeErrorKind.INPUT, EncodeErrorKind.OPTION, EncodeErrorKind.DISK}
 HARDWARE_BACKENDS = {b.value for b in Backend if b.hardware}
 
 

@@ -22,19 +22,14 @@ resumes where the last acknowledged byte left it. URIs: see :mod:`worker.staging
 from __future__ import annotations
 
 from worker.settings.staging import StagingSettings
-from worker.staging.core import (
-    Link,
-    StagedSource,
-    check_space,
-    connect,
-    scratch_path,
-    with_retries,
-)
+from worker.staging.connection import Link, connect, with_retries
 from worker.staging.incoming import clean_scratch, stage_in
 from worker.staging.local import Files
 from worker.staging.outgoing import PendingOutput, deliver, stage_out
 from worker.staging.prefetch import Prefetcher
 from worker.staging.pull import discard, pull
+from worker.staging.scratch import check_space, scratch_path
+from worker.staging.source import StagedSource
 from worker.staging.uri import Target, resolve, sftp_uri
 
 __all__ = [

@@ -9,7 +9,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from worker.settings.staging import LocalLocation, SftpLocation, StagingSettings
-from worker.staging.core import MIB, connect
+from worker.staging.connection import connect
 from worker.staging.errors import (
     AuthenticationError,
     HostKeyError,
@@ -17,7 +17,8 @@ from worker.staging.errors import (
     UnreachableError,
 )
 from worker.staging.local import Files, LocalFiles
-from worker.staging.sftp.common import Progress
+from worker.staging.scratch import MIB
+from worker.staging.sftp.common import TransferProgress
 
 FIXES = {
     "reachable": "check host, port and that sshd runs there (ssh -p PORT USER@HOST)",
@@ -122,7 +123,9 @@ def _read_write_space(
         probe = str(PurePosixPath(root, f".kamado-check-{secrets.token_hex(6)}"))
         payload = b"kamado locations check\n"
         try:
-            files.write_from(io.BytesIO(payload), probe, Progress(), offset=0, size=len(payload))
+            files.write_from(
+                io.BytesIO(payload), probe, TransferProgress(), offset=0, size=len(payload)
+            )
             files.remove(probe)
             results.append(CheckResult(name, "write", True, "wrote and removed a test file"))
         except LocationError as e:

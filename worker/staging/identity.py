@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from worker.settings.staging import SftpLocation, StagingSettings
-from worker.staging.core import connect
+from worker.staging.connection import connect
 from worker.staging.errors import BadUriError, RemoteNotFoundError
 from worker.staging.local import Files
 from worker.staging.sftp.common import RemoteStat

@@ -21,7 +21,14 @@ from worker.staging.errors import (
     RemoteNotFoundError,
     TransferError,
 )
-from worker.staging.sftp.common import DiskSpace, Progress, PushSource, RemoteStat, Sink, SinkError
+from worker.staging.sftp.common import (
+    DiskSpace,
+    PushSource,
+    RemoteStat,
+    Sink,
+    SinkError,
+    TransferProgress,
+)
 
 CHUNK = 1024 * 1024
 
@@ -42,14 +49,14 @@ class Files(Protocol):
         self,
         path: str,
         sink: Sink,
-        progress: Progress,
+        progress: TransferProgress,
         *,
         offset: int,
         size: int,
         cancel: threading.Event | None = None,
     ) -> None: ...
     def write_from(
-        self, source: PushSource, path: str, progress: Progress, *, offset: int, size: int
+        self, source: PushSource, path: str, progress: TransferProgress, *, offset: int, size: int
     ) -> None: ...
     def close(self) -> None: ...
 
@@ -191,7 +198,7 @@ class LocalFiles:
         self,
         path: str,
         sink: Sink,
-        progress: Progress,
+        progress: TransferProgress,
         *,
         offset: int,
         size: int,
@@ -215,7 +222,7 @@ class LocalFiles:
                 position += len(data)
 
     def write_from(
-        self, source: PushSource, path: str, progress: Progress, *, offset: int, size: int
+        self, source: PushSource, path: str, progress: TransferProgress, *, offset: int, size: int
     ) -> None:
         """Write ``source[offset:size]`` to ``path`` (created or cut to ``offset``), then fsync."""
         with self.errors("write", path), Path(path).open("r+b" if offset else "wb") as out:

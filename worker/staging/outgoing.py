@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import Self
 
 from worker.settings.staging import StagingSettings
-from worker.staging.core import MIB, BackgroundSink, Link, connect, with_retries
+from worker.staging.connection import Link, connect, with_retries
 from worker.staging.errors import (
     AccessDeniedError,
     IntegrityError,
@@ -29,7 +29,9 @@ from worker.staging.errors import (
     TransferError,
 )
 from worker.staging.local import Files, LocalFiles
-from worker.staging.sftp.common import Chunk, Progress, ProgressCallback, RemoteStat
+from worker.staging.scratch import MIB
+from worker.staging.sftp.common import Chunk, ProgressCallback, RemoteStat, TransferProgress
+from worker.staging.sink import BackgroundSink
 from worker.staging.uri import Target, resolve
 
 TEMP_PREFIX = ".kamado-"
@@ -225,7 +227,7 @@ def stage_out(
     require_writable(settings, target)
     size = LocalFiles().stat(str(local_file)).size
     temp = temp_name(target.path, tag or new_tag())
-    progress = Progress(0, size, on_progress)
+    progress = TransferProgress(0, size, on_progress)
     held: list[Files] = []
     with (
         LocalFiles().errors("read", str(local_file)),

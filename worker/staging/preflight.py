@@ -25,7 +25,7 @@ from worker.staging.outgoing import (
     require_writable,
     temp_name,
 )
-from worker.staging.sftp.common import Progress
+from worker.staging.sftp.common import TransferProgress
 from worker.staging.uri import Target
 
 
@@ -56,7 +56,7 @@ def check_output_directory(
         )
     probe = temp_name(target.path, tag)
     try:
-        files.write_from(io.BytesIO(b""), probe, Progress(), offset=0, size=0)
+        files.write_from(io.BytesIO(b""), probe, TransferProgress(), offset=0, size=0)
         files.remove(probe)
     except AccessDeniedError as e:
         raise AccessDeniedError(

@@ -11,18 +11,14 @@ from pathlib import Path
 from typing import BinaryIO
 
 from worker.settings.staging import StagingSettings
-from worker.staging.core import (
-    MIB,
-    BackgroundSink,
-    StagedSource,
-    check_space,
-    connect,
-    local_source,
-    read_resumable,
-)
+from worker.staging.connection import connect
 from worker.staging.errors import NoSpaceError, RemoteNotFoundError, TransferError
 from worker.staging.local import LocalFiles, fsync_dir
-from worker.staging.sftp.common import Chunk, Progress, ProgressCallback, RemoteStat
+from worker.staging.resumable import read_resumable
+from worker.staging.scratch import MIB, check_space
+from worker.staging.sftp.common import Chunk, ProgressCallback, RemoteStat, TransferProgress
+from worker.staging.sink import BackgroundSink
+from worker.staging.source import StagedSource, local_source
 from worker.staging.uri import resolve
 
 WRITEBACK = 32 * MIB
@@ -124,7 +120,7 @@ def pull(
             writer = _HashingWriter(out, have)
             if have:
                 _rehash(out, writer, have)
-            progress = Progress(have, first.size, on_progress)
+            progress = TransferProgress(have, first.size, on_progress)
             with BackgroundSink(writer.write) as sink:
 
                 def restart(st: RemoteStat) -> None:

@@ -12,10 +12,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from worker.settings.staging import StagingSettings
-from worker.staging.core import BackgroundSink, StagedSource, connect, read_resumable, scratch_path
+from worker.staging.connection import connect
 from worker.staging.errors import LocationError, RemoteNotFoundError, TransferError
 from worker.staging.local import Files, LocalFiles
-from worker.staging.sftp.common import Chunk, Progress, ProgressCallback, RemoteStat
+from worker.staging.resumable import read_resumable
+from worker.staging.scratch import scratch_path
+from worker.staging.sftp.common import Chunk, ProgressCallback, RemoteStat, TransferProgress
+from worker.staging.sink import BackgroundSink
+from worker.staging.source import StagedSource
 from worker.staging.uri import Target
 
 PIPE_BUFFER = 1024 * 1024
@@ -35,7 +39,7 @@ class Stream:
         self.settings = settings
         self.target = target
         self.fifo = fifo
-        self.progress = Progress()
+        self.progress = TransferProgress()
         self.hasher = hashlib.sha256()
         self.error: LocationError | None = None
         self.cancel = threading.Event()
@@ -149,7 +153,7 @@ def streamed(
         files.close()
         raise
     stream = Stream(settings, target, fifo, files, first)
-    stream.progress = Progress(0, first.size, on_progress)
+    stream.progress = TransferProgress(0, first.size, on_progress)
     stream.start()
     try:
         yield StagedSource(target.uri, fifo, first.size, streaming=True, stream=stream)

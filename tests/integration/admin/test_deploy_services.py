@@ -33,7 +33,9 @@ INSTALLED_KAMADO = "/opt/kamado/venv/bin/kamado"
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
 
 
-@pytest.mark.skipif(SYSTEMD_ANALYZE is None, reason="systemd-analyze (Debian: systemd) missing")
+@pytest.mark.skipif(
+    SYSTEMD_ANALYZE is None, reason="systemd-analyze is not installed (Debian: systemd)"
+)
 @pytest.mark.parametrize("unit", UNITS, ids=[u.name for u in UNITS])
 def test_each_unit_passes_systemd_analyze_verify(unit: Path, tmp_path: Path) -> None:
     # verify checks that ExecStart's binary exists. The units name the installed venv,

@@ -167,11 +167,11 @@ def test_a_waiting_job_that_is_cancelled_ends_revoked_not_pending(rig: Rig) -> N
     # h264-intel waits on encode.gpu, which no worker of this module consumes.
     task_id = rig.submit("ＮＨＫ ニュース.ts", "h264-intel")
     assert rig.row(task_id, "PENDING")["result"] == "queued"
-    box = Deliverer(rig.settings)
+    deliverer = Deliverer(rig.settings)
     try:
-        answer = jobs.cancel(box.registry, box.state, task_id[:20], app=box.app)
+        answer = jobs.cancel(deliverer.registry, deliverer.state, task_id[:20], app=deliverer.app)
     finally:
-        box.close()
+        deliverer.close()
     assert answer == "cancelled"
     assert rig.row(task_id, "REVOKED")["result"] == "cancelled while it waited"
     page = task_html(rig.base, AUTH, task_id)
@@ -181,11 +181,13 @@ def test_a_waiting_job_that_is_cancelled_ends_revoked_not_pending(rig: Rig) -> N
 def test_a_job_moved_to_the_cpu_queue_ends_revoked_and_its_new_task_runs(rig: Rig) -> None:
     old = rig.submit("移動する番組.ts", "h264-auto")
     assert rig.row(old, "PENDING")["result"] == "queued"
-    box = Deliverer(rig.settings)
+    deliverer = Deliverer(rig.settings)
     try:
-        moved = Service(rig.settings, box, Spool(rig.settings.state_dir / "spool")).route_once()
+        moved = Service(
+            rig.settings, deliverer, Spool(rig.settings.state_dir / "spool")
+        ).route_once()
     finally:
-        box.close()
+        deliverer.close()
     assert [m.job_id for m in moved] == [old[:20]]
     row = rig.row(old, "REVOKED")
     assert row["result"].startswith("moved → encode.cpu: no hardware worker up"), row["result"]

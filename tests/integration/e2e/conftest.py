@@ -25,7 +25,7 @@ import redis
 from tests.integration.prefetch.remote_worker import sftp_location, toml_value, write_worker_config
 from tests.support.netns import Netns, netns_problem
 from tests.support.redis_proc import REDIS_SERVER
-from tests.support.sshd import SSHD, SshdProcess, sshd_available
+from tests.support.sshd import SSHD, SshdProcess, require_sshd
 from worker import process
 from worker.broker.registry import Registry
 
@@ -99,9 +99,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """The three hosts up, with a worker waiting for work; everything removed after."""
     why = netns_problem()
     if why:
-        pytest.skip(f"the end-to-end test needs network namespaces: {why}")
-    if not sshd_available():
-        pytest.skip("OpenSSH sshd is not installed (apt-get install openssh-server)")
+        pytest.skip(f"network namespaces are not available: {why}")
+    require_sshd()
     base = tmp_path_factory.mktemp("e2e")
     password = secrets.token_hex(16)
     net = Netns()

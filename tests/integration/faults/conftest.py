@@ -132,9 +132,9 @@ class Rig:
 
 
 def _probe(source: Path):  # type: ignore[no-untyped-def]
-    from worker.encode.ffprobe import probe_source
+    from worker.encode.ffprobe import read_media
 
-    return probe_source("ffprobe", source)
+    return read_media("ffprobe", source)
 
 
 @pytest.fixture

@@ -56,7 +56,7 @@ def small_filesystem(path: Path, size: str) -> Iterator[Path]:
         ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True
     )
     if result.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {result.stderr.decode().strip()}")
+        pytest.skip(f"tmpfs mounts are not available here: {result.stderr.decode().strip()}")
     try:
         yield path
     finally:

@@ -24,7 +24,7 @@ from worker.backends.capabilities import (
 )
 from worker.backends.gpu import GpuFound
 from worker.backends.proof import check_sample, make_samples
-from worker.encode.ffprobe import probe_source
+from worker.encode.ffprobe import read_media
 from worker.encode.sample import make_sample
 from worker.profiles import BUILTIN_PROFILES, Backend, Profile
 from worker.settings.model import Settings
@@ -65,13 +65,13 @@ def test_an_output_a_job_must_not_deliver_fails_the_proof_naming_why(
     sd_sample: Path, tmp_path: Path, vf: str, extra: tuple[str, ...], problem: str
 ) -> None:
     settings = Settings(state_dir=tmp_path)
-    info = probe_source("ffprobe", sd_sample)
+    info = read_media("ffprobe", sd_sample)
     output = encode(sd_sample, tmp_path / "o.mp4", vf, *extra)
     assert problem in check_sample(output, info, BUILTIN_PROFILES["h264-x264"], settings)
 
 
 def test_the_right_output_passes(sd_sample: Path, tmp_path: Path) -> None:
-    info = probe_source("ffprobe", sd_sample)
+    info = read_media("ffprobe", sd_sample)
     output = encode(sd_sample, tmp_path / "o.mp4", "bwdif=mode=send_frame,scale=640:480,setsar=1")
     assert (
         check_sample(output, info, BUILTIN_PROFILES["h264-x264"], Settings(state_dir=tmp_path))

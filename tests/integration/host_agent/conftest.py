@@ -102,7 +102,7 @@ def _embedded_driver_missing() -> str:
         pwd.getpwnam("libvirt-qemu")
         grp.getgrnam("libvirt-qemu")
     except KeyError:
-        return "the embedded QEMU driver needs a libvirt-qemu user and group"
+        return "the libvirt-qemu user and group are not installed (package libvirt-daemon-system)"
     return ""
 
 

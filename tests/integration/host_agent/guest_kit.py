@@ -118,11 +118,11 @@ def kit_dir() -> Path:
 def missing() -> str:
     """Why a guest cannot be built here, or '' when it can."""
     if not BUSYBOX.exists() or shutil.which("cpio") is None:
-        return "busybox-static and cpio are needed to build the test guest's initramfs"
+        return "busybox-static and cpio are not installed (the test guest's initramfs needs them)"
     if not list(kit_dir().glob("linux-image-*-amd64_*.deb")):
         return (
-            f"no kernel for the test guest: run `apt-get download linux-image-6.1.0-NN-amd64` "
-            f"in {kit_dir()} (or set {KIT_ENV})"
+            "the test guest's kernel is not installed: run `apt-get download "
+            f"linux-image-6.1.0-NN-amd64` in {kit_dir()} (or set {KIT_ENV})"
         )
     return ""
 

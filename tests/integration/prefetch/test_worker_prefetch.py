@@ -17,7 +17,7 @@ from tests.integration.prefetch.remote_worker import (
 )
 from tests.support.media import Clips, sha256
 from tests.support.redis_proc import RedisProcess
-from tests.support.sshd import SshdProcess, sshd_available
+from tests.support.sshd import SshdProcess, start_sshd
 from tests.support.workers import client_settings, running_worker
 from worker.broker.registry import RUNNING_STATES, Registry
 from worker.encode.sample import make_sample
@@ -31,9 +31,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshdProcess]:
-    if not sshd_available():
-        pytest.skip("OpenSSH sshd is not installed (apt-get install openssh-server)")
-    server = SshdProcess(tmp_path_factory.mktemp("sshd")).start()
+    server = start_sshd(tmp_path_factory.mktemp("sshd"))
     yield server
     server.stop()
 

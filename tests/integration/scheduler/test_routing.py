@@ -33,9 +33,9 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def deliverer(kamado: Kamado, tmp_path: Path) -> Iterator[Deliverer]:
     settings = Settings(broker_url=kamado.broker_url, state_dir=tmp_path / "state")
-    box = Deliverer(settings)
-    yield box
-    box.close()
+    deliverer = Deliverer(settings)
+    yield deliverer
+    deliverer.close()
 
 
 def beat(registry: Registry, name: str, queue: str, backend: str, realtime: float,
@@ -47,9 +47,11 @@ def beat(registry: Registry, name: str, queue: str, backend: str, realtime: floa
                                       current_job=job), ttl=60)  # fmt: skip
 
 
-def submit(box: Deliverer, name: str, profile: str, length_s: float) -> str:
+def submit(deliverer: Deliverer, name: str, profile: str, length_s: float) -> str:
     job = Job.create(f"/rec/{name}.ts", profile, priority=7)
-    box.submit(Submission(job=job, origin="enqueue", recorder_path=job.source, estimate_s=length_s))
+    deliverer.submit(
+        Submission(job=job, origin="enqueue", recorder_path=job.source, estimate_s=length_s)
+    )
     return job.id
 
 

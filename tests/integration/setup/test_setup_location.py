@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 from tests.support.accounts import accounts, is_root, kamado
-from tests.support.sshd import SSH_KEYGEN, SSHD, SshdProcess, sshd_available
+from tests.support.sshd import SSH_KEYGEN, SSHD, SshdProcess, needs_sshd
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(not is_root(), reason="creates real accounts (run as root)"),
-    pytest.mark.skipif(not sshd_available(), reason="OpenSSH server missing"),
+    needs_sshd,
 ]
 
 

@@ -85,7 +85,9 @@ def test_setup_units_installs_the_roles_units_with_this_binary_and_a_read_write_
     assert not again["changed"]
 
 
-@pytest.mark.skipif(SYSTEMD_ANALYZE is None, reason="systemd-analyze (Debian: systemd) missing")
+@pytest.mark.skipif(
+    SYSTEMD_ANALYZE is None, reason="systemd-analyze is not installed (Debian: systemd)"
+)
 def test_the_installed_units_and_drop_in_pass_systemd_analyze_verify(
     tmp_path: Path, account: str
 ) -> None:

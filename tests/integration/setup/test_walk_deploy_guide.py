@@ -33,7 +33,7 @@ from tests.support.guide import (
 )
 from tests.support.procs import wait_for
 from tests.support.redis_proc import REDIS_SERVER, free_port
-from tests.support.sshd import SSHD, SshdProcess, sshd_available
+from tests.support.sshd import SSHD, SshdProcess, needs_sshd
 from tests.support.users import Account, Accounts
 from tests.support.workers import environ_without_kamado
 from worker.encode.sample import make_sample
@@ -363,7 +363,7 @@ def run_on_recorder(text: str, recorder: Walk) -> None:
 
 
 @pytest.mark.skipif(not is_root(), reason="creates real accounts (run as root)")
-@pytest.mark.skipif(not sshd_available(), reason="OpenSSH server missing")
+@needs_sshd
 @pytest.mark.timeout(600)
 def test_the_three_box_guide_walked_fetches_over_sftp_and_delivers_the_mp4_back(
     tmp_path: Path,

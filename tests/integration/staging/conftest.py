@@ -10,16 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.sshd import SshdProcess, sshd_available
+from tests.support.sshd import SshdProcess, paramiko_key, start_sshd
 from worker.settings.staging import StagingSettings
 
 
 @pytest.fixture(scope="session")
 def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshdProcess]:
     """A real OpenSSH sshd on a free loopback port, shared by the staging tests."""
-    if not sshd_available():
-        pytest.skip("OpenSSH sshd is not installed (apt-get install openssh-server)")
-    server = SshdProcess(tmp_path_factory.mktemp("sshd")).start()
+    server = start_sshd(tmp_path_factory.mktemp("sshd"))
     yield server
     server.stop()
 
@@ -59,6 +57,16 @@ def make_settings(
     return StagingSettings.model_validate(data)
 
 
+def on_transport(
+    transport: str, sshd: SshdProcess, remote: Path, tmp_path: Path
+) -> StagingSettings:
+    """Settings whose location `rec` goes through ``transport``: "openssh" or "paramiko"
+    (a key path ssh would expand is what sends a location through paramiko)."""
+    odd = {"key_file": str(paramiko_key(sshd, tmp_path / "keys"))}
+    location = odd if transport == "paramiko" else {}
+    return make_settings(sshd, remote, tmp_path / "scratch", location=location)
+
+
 @pytest.fixture
 def settings(sshd: SshdProcess, remote: Path, tmp_path: Path) -> StagingSettings:
     """Staging settings pointing at the test's sshd and remote directory."""
@@ -92,7 +100,7 @@ def small_fs(tmp_path: Path) -> Iterator[Callable[[str, int], Path]]:
             timeout=30,
         )
         if done.returncode != 0:
-            pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()}")
+            pytest.skip(f"tmpfs mounts are not available here: {done.stderr.decode().strip()}")
         mounts.append(path)
         return path
 

@@ -1,9 +1,12 @@
-"""The OpenSSH transport (``ssh -s sftp``) and the paramiko fallback, against a real sshd."""
+"""The OpenSSH transport (``ssh -s sftp``) and the paramiko fallback, against a real sshd.
+
+What every ``Files`` implementation does alike is in test_files_contract.py; this file
+holds what is particular to each transport (options, host keys, passphrases, resumes).
+"""
 
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 import os
 import signal
@@ -17,10 +20,9 @@ from tests.support.sshd import PASSPHRASE, SshdProcess, keygen, paramiko_key
 from worker.process import group_alive
 from worker.settings.staging import StagingSettings
 from worker.staging.api import stage_out
-from worker.staging.core import connect
+from worker.staging.connection import connect
 from worker.staging.errors import HostKeyError, LocationError, UnreachableError
 from worker.staging.pull import pull
-from worker.staging.sftp.common import Progress
 from worker.staging.sftp.openssh_files import OpenSshSession
 from worker.staging.sftp.paramiko_files import SftpSession
 from worker.staging.sftp.wire import LinkLost
@@ -130,25 +132,6 @@ def test_a_silent_link_is_dropped_after_io_timeout(
         for pid in stopped:
             os.kill(pid, signal.SIGCONT)
         files.close()
-
-
-def test_hostile_names_are_listed_renamed_and_removed_intact(
-    sshd: SshdProcess, remote: Path, tmp_path: Path
-) -> None:
-    settings = make_settings(sshd, remote, tmp_path / "scratch")
-    names = ["line\nbreak.ts", "$(touch pwned) `id`.ts", "録画 'q' \"qq\".ts", "-rf"]
-    files = connect(settings, "rec")
-    try:
-        for name in names:
-            files.write_from(io.BytesIO(b"x"), str(remote / name), Progress(), offset=0, size=1)
-        assert sorted(files.listdir(str(remote))) == sorted(names)
-        files.rename(str(remote / names[0]), str(remote / "moved\n.ts"))
-        for name in [*names[1:], "moved\n.ts"]:
-            files.remove(str(remote / name))
-    finally:
-        files.close()
-    assert list(remote.iterdir()) == []
-    assert not (tmp_path / "pwned").exists() and not Path("pwned").exists()
 
 
 def test_a_key_with_a_passphrase_goes_through_openssh_unlocked_by_askpass(

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.staging.conftest import make_settings
-from tests.support.sshd import SshdProcess, paramiko_key
+from tests.integration.staging.conftest import on_transport
+from tests.support.sshd import SshdProcess
 from worker.settings.staging import StagingSettings
 from worker.staging.api import stage_out
-from worker.staging.core import connect
+from worker.staging.connection import connect
 from worker.staging.errors import OutputExistsError, RemoteNotFoundError
 from worker.staging.identity import RemoteView, remote_identity
 from worker.staging.preflight import check_output_directory
@@ -23,11 +23,7 @@ from worker.staging.uri import resolve
 pytestmark = pytest.mark.integration
 
 MakeFile = Callable[[Path, int], bytes]
-TRANSPORTS = {
-    "openssh": (False, OpenSshSession),
-    # A key path ssh would expand is what sends a location through paramiko.
-    "paramiko": (True, SftpSession),
-}
+TRANSPORTS = {"openssh": OpenSshSession, "paramiko": SftpSession}
 
 
 @pytest.fixture(params=sorted(TRANSPORTS))
@@ -36,9 +32,8 @@ def settings(
 ) -> StagingSettings:
     """Settings whose location `rec` (and `alias`, another root on the same server) use
     the transport named by the parameter."""
-    on_paramiko, kind = TRANSPORTS[request.param]
-    extra = {"key_file": str(paramiko_key(sshd, tmp_path / "keys"))} if on_paramiko else {}
-    base = make_settings(sshd, remote, tmp_path / "scratch", location=extra)
+    kind = TRANSPORTS[request.param]
+    base = on_transport(request.param, sshd, remote, tmp_path)
     alias = base.locations["rec"].model_copy(update={"root": str(remote / "sub")})
     settings = base.model_copy(update={"locations": {**base.locations, "alias": alias}})
     files = connect(settings, "rec")

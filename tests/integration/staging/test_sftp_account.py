@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from tests.support.accounts import accounts, add_user, is_root
-from tests.support.sshd import PASSPHRASE, SshdProcess, sshd_available
+from tests.support.sshd import PASSPHRASE, SshdProcess, require_sshd
 from worker.settings.staging import StagingSettings
-from worker.staging.core import connect
+from worker.staging.connection import connect
 from worker.staging.errors import UnreachableError
 from worker.staging.sftp.openssh_files import OpenSshSession
 from worker.staging.sftp.paramiko_files import SftpSession
@@ -47,8 +47,9 @@ def keys_dir() -> Iterator[Path]:
 
 
 def start_sshd(directory: Path, keys_dir: Path, *lines: str) -> SshdProcess:
-    if not sshd_available() or not Path(DEBIAN_SFTP_SERVER).is_file():
-        pytest.skip("OpenSSH sshd with Debian's sftp-server is not installed")
+    require_sshd()
+    if not Path(DEBIAN_SFTP_SERVER).is_file():
+        pytest.skip(f"{DEBIAN_SFTP_SERVER} is not installed (apt-get install openssh-sftp-server)")
     server = SshdProcess(
         directory,
         subsystem=DEBIAN_SFTP_SERVER,

@@ -24,7 +24,7 @@ from tests.support.audio_media import (
 from tests.support.media import leftovers, sha256
 from worker.encode.aac_scan import scan_stream
 from worker.encode.audio import plan_audio
-from worker.encode.ffprobe import MediaInfo, parse_media, probe_source, run_ffprobe
+from worker.encode.ffprobe import MediaInfo, parse_media, read_media, run_ffprobe
 from worker.encode.pipeline import Attempt, encode_job
 from worker.encode.verify import verify_output
 from worker.errors import SourceError, VerifyError
@@ -71,10 +71,10 @@ def encode(source: Path, tmp_path: Path, audio: Audio) -> tuple[EncodeResult, Me
 def test_ffmpegs_demuxer_reports_a_two_language_descriptor_as_one_tag(
     sources: dict[str, Path],
 ) -> None:
-    info = probe_source("ffprobe", sources["dual"])
+    info = read_media("ffprobe", sources["dual"])
     assert [s.languages for s in info.audio] == [("jpn", "eng")]
     assert [s.channels for s in info.audio] == [2]  # dual mono probes as plain stereo
-    assert probe_source("ffprobe", sources["bilingual"]).audio[1].languages == ("eng",)
+    assert read_media("ffprobe", sources["bilingual"]).audio[1].languages == ("eng",)
 
 
 def test_the_aac_frames_tell_dual_mono_from_stereo_and_every_layout_met(
@@ -206,7 +206,7 @@ def test_audio_that_lost_time_at_the_switch_fails_verification_as_out_of_sync(
     lasts the programme within the duration tolerance, but ends early against the video."""
     source = sources["up"]
     result, _ = encode(source, tmp_path, Audio())
-    info = probe_source("ffprobe", source)
+    info = read_media("ffprobe", source)
     tracks = plan_audio(Audio(), info)
     drifted = tmp_path / "drifted.mp4"
     subprocess.run(

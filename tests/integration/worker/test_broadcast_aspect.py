@@ -16,7 +16,7 @@ import pytest
 
 from tests.integration.worker.test_hardware_argv_real_ffmpeg import PARSE_ERRORS, options_of
 from worker.encode.argv import build_command
-from worker.encode.ffprobe import MediaInfo, probe_source
+from worker.encode.ffprobe import MediaInfo, read_media
 from worker.encode.pipeline import Attempt, encode_job
 from worker.encode.sample import make_sample
 from worker.encode.stderr import classify
@@ -74,14 +74,14 @@ def test_x264_output_shows_the_sources_display_aspect_in_square_pixels(
     sources: dict[str, Path], tmp_path: Path, shape: tuple[int, int, str], height: int | str
 ) -> None:
     source = Path(shutil.copy2(sources[shape_id(shape)], tmp_path / "rec.ts"))
-    info = probe_source("ffprobe", source)
+    info = read_media("ffprobe", source)
     assert info.video is not None
     assert info.video.display_aspect == pytest.approx(ratio(shape[2]), rel=1e-3)
     settings = Settings(state_dir=tmp_path / "state", profiles={"p": profile(Backend.X264, height)})
     result = encode_job(
         Job.create(str(source), "p"), Attempt(settings=settings, backends=[Backend.X264])
     )
-    out = probe_source("ffprobe", Path(result.output), reject_cut_ts=False).video
+    out = read_media("ffprobe", Path(result.output), reject_cut_ts=False).video
     assert out is not None and out.sar == (1, 1)
     assert out.width % 2 == 0 and out.height % 2 == 0
     assert out.width / out.height == pytest.approx(ratio(shape[2]), abs=2 / out.height)
@@ -102,7 +102,7 @@ def test_hardware_filter_chain_scales_to_the_sources_aspect_and_ends_in_square_p
     sources: dict[str, Path], shape: tuple[int, int, str], backend: Backend, height: int | str
 ) -> None:
     source = sources[shape_id(shape)]
-    info = probe_source("ffprobe", source)
+    info = read_media("ffprobe", source)
     chain = hardware_argv(backend, info, source, height)
     chain_text = chain[chain.index("-vf") + 1]
     elements = chain_text.split(",")
@@ -135,7 +135,7 @@ def test_hardware_argv_for_every_shape_fails_only_at_device_initialisation(
         pytest.skip("this machine has a render node; the dry run is for GPU-less machines")
     source = sources[shape_id(shape)]
     output = tmp_path / "o.mp4"
-    info = probe_source("ffprobe", source)
+    info = read_media("ffprobe", source)
     argv = build_command(backend, profile(backend, 720), info, source, output).argv
     env = {"LIBVA_DRIVER_NAME": "i965", "PATH": "/usr/bin:/bin"}
     result = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
@@ -156,4 +156,4 @@ def test_an_sd_output_stretched_to_square_pixels_fails_verification_naming_the_a
             "-c:a", "aac", "-movflags", "+faststart", str(stretched)]  # fmt: skip
     subprocess.run(argv, check=True, timeout=120)
     with pytest.raises(VerifyError, match=r"display aspect 1\.5000 \(720x480, SAR 1:1\) is not "):
-        verify_output(stretched, probe_source("ffprobe", source), VerifySettings())
+        verify_output(stretched, read_media("ffprobe", source), VerifySettings())

@@ -32,7 +32,7 @@ from worker.broker.claims import Claims
 from worker.broker.registry import Registry
 from worker.captions import CaptionStatus, caption_support, plan_captions
 from worker.encode.argv import build_command
-from worker.encode.ffprobe import probe_source
+from worker.encode.ffprobe import read_media
 from worker.encode.pipeline import Attempt, encode_job
 from worker.encode.stderr import classify
 from worker.errors import OutputConflict
@@ -156,7 +156,7 @@ def test_the_hardware_argv_with_captions_and_a_sidecar_fails_only_for_want_of_th
 ) -> None:
     if Path("/dev/dri").exists():
         pytest.skip("this machine has a render node; the dry run is for GPU-less machines")
-    info = probe_source("ffprobe", captioned.path)
+    info = read_media("ffprobe", captioned.path)
     output = tmp_path / "o.mp4"
     plan = plan_captions(
         info.captions, keep=True, sidecar="ass", support=caption_support("ffmpeg"),

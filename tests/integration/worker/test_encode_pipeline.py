@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.media import Clips, leftovers, sha256
-from worker.encode.ffprobe import probe_source
+from worker.encode.ffprobe import read_media
 from worker.encode.pipeline import Attempt, encode_job
 from worker.errors import (
     BackendUnavailable,
@@ -63,7 +63,7 @@ def test_only_the_main_programme_is_kept_from_a_two_service_ts(
     clips: Clips, tmp_path: Path
 ) -> None:
     source = copy(clips.two_services, tmp_path)
-    info = probe_source("ffprobe", source)
+    info = read_media("ffprobe", source)
     assert info.program_id == 1024 and len(info.audio_codecs) == 1
     result = encode_job(
         Job.create(str(source), "h264-x264"),

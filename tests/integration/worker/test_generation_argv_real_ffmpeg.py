@@ -27,7 +27,7 @@ from tests.integration.worker.test_hardware_argv_real_ffmpeg import (
 from worker.backends.generations import GENERATIONS, Generation, LowPower
 from worker.backends.proof import SHAPES, make_samples
 from worker.encode.argv import build_command
-from worker.encode.ffprobe import MediaInfo, probe_source
+from worker.encode.ffprobe import MediaInfo, read_media
 from worker.encode.stderr import classify
 from worker.profiles import Backend, Profile
 from worker.settings.model import Settings
@@ -45,7 +45,7 @@ def shapes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Me
     workdir = tmp_path_factory.mktemp("shapes")
     settings = Settings(state_dir=workdir, guest={"probe_seconds": 0.3})
     return {
-        name: (path, probe_source("ffprobe", path))
+        name: (path, read_media("ffprobe", path))
         for name, path in make_samples(settings, workdir).items()
     }
 

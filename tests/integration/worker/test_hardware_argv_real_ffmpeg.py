@@ -17,7 +17,7 @@ import pytest
 
 from tests.support.media import Clips
 from worker.encode.argv import build_command
-from worker.encode.ffprobe import probe_source
+from worker.encode.ffprobe import read_media
 from worker.encode.stderr import classify
 from worker.profiles import BUILTIN_PROFILES, Backend, Profile
 
@@ -66,7 +66,7 @@ def hw_argv(
     backend: Backend, source: Path, output: Path, profile: Profile | None = None
 ) -> list[str]:
     profile = profile or BUILTIN_PROFILES["h264-intel"]
-    info = probe_source("ffprobe", source)
+    info = read_media("ffprobe", source)
     return build_command(backend, profile, info, source, output, vaapi_driver="i965").argv
 
 

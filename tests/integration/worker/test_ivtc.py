@@ -12,7 +12,7 @@ from tests.integration.worker.test_hardware_argv_real_ffmpeg import PARSE_ERRORS
 from tests.support.media import sha256, telecined_ts
 from worker import process
 from worker.encode.argv import IVTC, build_command
-from worker.encode.ffprobe import probe_source, run_ffprobe
+from worker.encode.ffprobe import read_media, run_ffprobe
 from worker.encode.pipeline import Attempt, encode_job
 from worker.encode.stderr import classify
 from worker.jobs import Job
@@ -115,7 +115,7 @@ def test_without_ivtc_the_same_source_stays_at_29_97(telecined: Path, tmp_path: 
 def test_hardware_ivtc_decodes_in_software_and_uploads_the_matched_frames(
     telecined: Path, tmp_path: Path, backend: Backend
 ) -> None:
-    info = probe_source("ffprobe", telecined)
+    info = read_media("ffprobe", telecined)
     output = tmp_path / "o.mp4"
     argv = build_command(backend, ivtc(backend), info, telecined, output).argv
     assert "-hwaccel" not in argv

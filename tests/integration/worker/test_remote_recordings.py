@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.media import Clips, leftovers, sha256
-from tests.support.sshd import SshdProcess, sshd_available
+from tests.support.sshd import SshdProcess, start_sshd
 from worker.encode.pipeline import Attempt, encode_job
 from worker.errors import SourceError, StagingError
 from worker.jobs import Job
@@ -21,9 +21,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshdProcess]:
-    if not sshd_available():
-        pytest.skip("OpenSSH sshd is not installed (apt-get install openssh-server)")
-    server = SshdProcess(tmp_path_factory.mktemp("sshd")).start()
+    server = start_sshd(tmp_path_factory.mktemp("sshd"))
     yield server
     server.stop()
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.media import leftovers, sha256
-from worker.encode.ffprobe import MediaInfo, StreamTime, probe_source
+from worker.encode.ffprobe import MediaInfo, StreamTime, read_media
 from worker.encode.pipeline import Attempt, encode_job
 from worker.encode.sample import make_sample
 from worker.encode.verify import check_streams, verify_output
@@ -32,7 +32,7 @@ def encoded(tmp_path_factory: pytest.TempPathFactory) -> tuple[MediaInfo, Path]:
             "-map", "0:a", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac",
             "-movflags", "+faststart", str(output)]  # fmt: skip
     subprocess.run(argv, check=True, timeout=120)
-    return probe_source("ffprobe", source), output
+    return read_media("ffprobe", source), output
 
 
 def damaged(good: Path, target: Path, offset: int) -> Path:

@@ -9,7 +9,7 @@ import pytest
 from scheduler.errors import HookInputError
 from scheduler.hooks.config import cache_dir, hook_config
 from scheduler.hooks.quick import HookArgs, parse_args
-from scheduler.recorder_input import hook_request, read_epgstation
+from scheduler.recorder_input import hook_request, validate_epgstation
 from scheduler.recorders import hook_input
 from scheduler.spool.durable import read_entry
 from worker.errors import ConfigError
@@ -55,7 +55,7 @@ def test_anything_else_goes_to_the_full_command_line(argv: list[str]) -> None:
 def test_a_spooled_request_carries_only_the_recorders_variables_and_parses_again() -> None:
     env = {"RECPATH": "rec/a.ts", "NAME": "ニュース", "DROP_CNT": "4", "SECRET": "x",
            "STARTAT": "null", "PATH": "/usr/bin"}  # fmt: skip
-    read_epgstation(env)
+    validate_epgstation(env)
     request = hook_request("epgstation", env=env, args=[], path="/srv/rec/a.ts", failed=True)
     assert request.variables == {"RECPATH": "rec/a.ts", "NAME": "ニュース", "DROP_CNT": "4",
                                  "STARTAT": "null"}  # fmt: skip

@@ -5,11 +5,15 @@ from __future__ import annotations
 import pytest
 
 from scheduler.errors import HookInputError
-from scheduler.recorders import parse_chinachu, parse_edcb, parse_epgstation
+from scheduler.recorders import (
+    chinachu_input,
+    edcb_input,
+    epgstation_input,
+)
 
 
 def test_epgstation_null_and_empty_values_are_absent_and_times_are_milliseconds() -> None:
-    got = parse_epgstation(
+    got = epgstation_input(
         {
             "RECPATH": "/rec/a.ts",
             "RECORDEDID": "7",
@@ -32,12 +36,12 @@ def test_epgstation_null_and_empty_values_are_absent_and_times_are_milliseconds(
 @pytest.mark.parametrize("value", ["null", "", "undefined"])
 def test_epgstation_without_a_recording_path_names_the_variable(value: str) -> None:
     with pytest.raises(HookInputError, match="RECPATH is not set"):
-        parse_epgstation({"RECPATH": value}, failed=False)
+        epgstation_input({"RECPATH": value}, failed=False)
 
 
 def test_epgstation_negative_counts_are_refused_with_the_variable_name() -> None:
     with pytest.raises(HookInputError, match="DROP_CNT = '-1'"):
-        parse_epgstation({"RECPATH": "/a.ts", "DROP_CNT": "-1"}, failed=False)
+        epgstation_input({"RECPATH": "/a.ts", "DROP_CNT": "-1"}, failed=False)
 
 
 @pytest.mark.parametrize(
@@ -46,11 +50,11 @@ def test_epgstation_negative_counts_are_refused_with_the_variable_name() -> None
 )
 def test_chinachu_programme_json_errors_are_named(program: str, message: str) -> None:
     with pytest.raises(HookInputError, match=message):
-        parse_chinachu("./recorded/a.m2ts", program)
+        chinachu_input("./recorded/a.m2ts", program)
 
 
 def test_edcb_success_is_not_a_failure_and_times_carry_their_offset() -> None:
-    got = parse_edcb({"FilePath": "/r/a.ts", "Result": "録画終了", "StartTime":
+    got = edcb_input({"FilePath": "/r/a.ts", "Result": "録画終了", "StartTime":
                       "2024-01-01T21:00:00+09:00", "DurationSecond": "60"})  # fmt: skip
     assert not got.failed
     assert got.recording.duration_s == 60
@@ -58,4 +62,4 @@ def test_edcb_success_is_not_a_failure_and_times_carry_their_offset() -> None:
 
 def test_edcb_time_without_an_offset_is_refused() -> None:
     with pytest.raises(HookInputError, match="StartTime"):
-        parse_edcb({"FilePath": "/r/a.ts", "StartTime": "2024-01-01T21:00:00"})
+        edcb_input({"FilePath": "/r/a.ts", "StartTime": "2024-01-01T21:00:00"})

@@ -144,7 +144,7 @@ def test_the_example_scheduler_config_is_valid() -> None:
 def test_an_epgstation_hook_names_its_output_from_the_template_and_carries_its_counts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from scheduler.recorders import parse_epgstation
+    from scheduler.recorders import epgstation_input
 
     rec = recording(tmp_path, "20261201210000-raw.ts")
     env = {"RECPATH": str(rec), "NAME": "ドラマ/第1話?", "CHANNELNAME": "ＮＨＫ総合",
@@ -157,7 +157,7 @@ def test_an_epgstation_hook_names_its_output_from_the_template_and_carries_its_c
         encode={"output_name": "{title} {start:%Y-%m-%d %H%M}", "output_dir": str(tmp_path)},
     )
     for failed in (False, True):
-        data = parse_epgstation(env, failed=failed)
+        data = epgstation_input(env, failed=failed)
         sub = prepare(conf, data.path, origin="epgstation", recording=data.recording,
                       failed=data.failed)  # fmt: skip
         assert sub is not None

@@ -10,8 +10,8 @@ import pytest
 
 from worker.settings.staging import StagingSettings
 from worker.staging.api import check_space, clean_scratch, stage_in, stage_out
-from worker.staging.core import BackgroundSink
 from worker.staging.errors import AccessDeniedError, NoSpaceError, RemoteNotFoundError
+from worker.staging.sink import BackgroundSink
 
 
 def settings_for(tmp_path: Path, **extra: object) -> StagingSettings:

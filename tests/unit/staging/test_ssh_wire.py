@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from worker.settings.staging import NAME_PATTERN, SftpLocation, StagingSettings
-from worker.staging.core import openssh_unusable
+from worker.staging.connection import openssh_unusable
 from worker.staging.errors import BadUriError
 from worker.staging.sftp import wire as w
 from worker.staging.sftp.common import not_sftp_reason, shown_bytes

@@ -133,7 +133,7 @@ def test_a_job_naming_a_location_this_worker_lacks_says_what_to_define() -> None
 
 
 def test_connecting_to_an_undefined_location_says_what_to_define() -> None:
-    from worker.staging.core import connect
+    from worker.staging.connection import connect
 
     with pytest.raises(BadUriError, match=r"define \[staging\.locations\.recorder\] on this"):
         connect(staging(), "recorder")

@@ -55,7 +55,7 @@ Sink = Callable[[Chunk], object]
 
 
 @dataclass
-class Progress:
+class TransferProgress:
     """Position up to which bytes are delivered or acknowledged, contiguously."""
 
     done: int = 0

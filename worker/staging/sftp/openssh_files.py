@@ -34,12 +34,12 @@ from worker.staging.sftp import wire as w
 from worker.staging.sftp.common import (
     DEFAULT_REQUEST,
     DiskSpace,
-    Progress,
     PushSource,
     RemoteStat,
     SessionBase,
     Sink,
     SinkError,
+    TransferProgress,
     clamp_request,
     known_hosts_name,
     not_sftp_reason,
@@ -211,7 +211,7 @@ class OpenSshSession(SessionBase):
         self,
         path: str,
         sink: Sink,
-        progress: Progress,
+        progress: TransferProgress,
         *,
         offset: int,
         size: int,
@@ -230,7 +230,7 @@ class OpenSshSession(SessionBase):
         handle: bytes,
         path: str,
         sink: Sink,
-        progress: Progress,
+        progress: TransferProgress,
         offset: int,
         size: int,
         cancel: threading.Event | None,
@@ -267,7 +267,7 @@ class OpenSshSession(SessionBase):
                 pending.appendleft((rid, rest[0], rest[1]))
 
     def write_from(
-        self, source: PushSource, path: str, progress: Progress, *, offset: int, size: int
+        self, source: PushSource, path: str, progress: TransferProgress, *, offset: int, size: int
     ) -> None:
         """Write ``source[offset:size]`` to ``path`` (created or cut to ``offset``), then fsync."""
         with self.errors("write", path):
@@ -296,7 +296,7 @@ class OpenSshSession(SessionBase):
         handle: bytes,
         source: PushSource,
         path: str,
-        progress: Progress,
+        progress: TransferProgress,
         offset: int,
         size: int,
     ) -> None:
