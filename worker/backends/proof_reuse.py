@@ -31,7 +31,7 @@ from typing import Any
 from worker import process
 from worker.backends import capabilities
 from worker.backends.capabilities import ProbeReport
-from worker.errors import EncodeErrorKind, KamadoError
+from worker.errors import KamadoError
 from worker.settings.model import Settings
 
 log = logging.getLogger("kamado.worker")
@@ -43,9 +43,7 @@ QSV_RUNTIME_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib64")
 QSV_RUNTIME_GLOBS = ("libmfx*.so*", "libvpl*.so*")
 # The modules whose code decides what the probe runs: a change there is a new kamado.
 ARGV_MODULES = ("capabilities.py", "ffmpeg.py", "profiles.py", "sample.py")
-HARDWARE_KINDS = frozenset(
-    {EncodeErrorKind.HARDWARE, EncodeErrorKind.CRASH, EncodeErrorKind.STALLED}
-)
+HARDWARE_KINDS = frozenset({"hardware", "crash", "stalled"})
 
 
 @dataclass(frozen=True)
