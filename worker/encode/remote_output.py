@@ -28,8 +28,9 @@ from worker.progress import Progress
 from worker.settings.staging import StagingSettings
 from worker.staging.connection import Link, connect
 from worker.staging.errors import IntegrityError, LocationError
+from worker.staging.files import Files
 from worker.staging.identity import RemoteView
-from worker.staging.local import Files, file_sha256
+from worker.staging.local import file_sha256
 from worker.staging.outbox import Kept, drop, find, keep
 from worker.staging.outgoing import stage_out
 from worker.staging.preflight import check_output_directory, remove_stale_pushes

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 from worker.settings.staging import StagingSettings
 from worker.staging.connection import Link, connect, with_retries
+from worker.staging.files import Files
 from worker.staging.incoming import clean_scratch, stage_in
-from worker.staging.local import Files
 from worker.staging.outgoing import PendingOutput, deliver, stage_out
 from worker.staging.prefetch import Prefetcher
 from worker.staging.pull import discard, pull

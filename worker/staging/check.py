@@ -16,9 +16,9 @@ from worker.staging.errors import (
     LocationError,
     UnreachableError,
 )
-from worker.staging.local import Files, LocalFiles
+from worker.staging.files import Files, TransferProgress
+from worker.staging.local import LocalFiles
 from worker.staging.scratch import MIB
-from worker.staging.sftp.common import TransferProgress
 
 FIXES = {
     "reachable": "check host, port and that sshd runs there (ssh -p PORT USER@HOST)",

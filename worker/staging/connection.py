@@ -10,7 +10,8 @@ from typing import Self, TypeVar
 
 from worker.settings.staging import LocalLocation, SftpLocation, StagingSettings
 from worker.staging.errors import BadUriError, IntegrityError, LocationError, NoSpaceError
-from worker.staging.local import Files, LocalFiles
+from worker.staging.files import Files
+from worker.staging.local import LocalFiles
 from worker.staging.sftp.openssh_files import Opening, OpenSshSession
 from worker.staging.sftp.paramiko_files import SftpSession
 from worker.staging.sftp.ssh_command import ssh_binary

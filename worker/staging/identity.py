@@ -14,8 +14,7 @@ from pathlib import PurePosixPath
 from worker.settings.staging import SftpLocation, StagingSettings
 from worker.staging.connection import connect
 from worker.staging.errors import BadUriError, RemoteNotFoundError
-from worker.staging.local import Files
-from worker.staging.sftp.common import RemoteStat
+from worker.staging.files import Files, RemoteStat
 from worker.staging.uri import Target, resolve
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from worker.settings.staging import StagingSettings
 from worker.staging.errors import LocationError
+from worker.staging.files import ProgressCallback
 from worker.staging.pull import discard, pull
 from worker.staging.scratch import scratch_path
-from worker.staging.sftp.common import ProgressCallback
 from worker.staging.source import StagedSource, local_source
 from worker.staging.stream import streamed
 from worker.staging.uri import resolve

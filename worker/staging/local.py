@@ -11,7 +11,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn, Protocol, Self
+from typing import NoReturn, Self
 
 from worker.staging.errors import (
     AccessDeniedError,
@@ -21,7 +21,7 @@ from worker.staging.errors import (
     RemoteNotFoundError,
     TransferError,
 )
-from worker.staging.sftp.common import (
+from worker.staging.files import (
     DiskSpace,
     PushSource,
     RemoteStat,
@@ -31,34 +31,6 @@ from worker.staging.sftp.common import (
 )
 
 CHUNK = 1024 * 1024
-
-
-class Files(Protocol):
-    """What staging needs from a location: an SFTP session or the local file system."""
-
-    name: str
-
-    def stat(self, path: str) -> RemoteStat: ...
-    def listdir(self, path: str) -> list[str]: ...
-    def remove(self, path: str) -> None: ...
-    def rename(self, old: str, new: str, *, replace: bool = True) -> None: ...
-    def realpath(self, path: str) -> str: ...
-    def lexists(self, path: str) -> bool: ...
-    def disk_space(self, path: str) -> DiskSpace | None: ...
-    def read_to(
-        self,
-        path: str,
-        sink: Sink,
-        progress: TransferProgress,
-        *,
-        offset: int,
-        size: int,
-        cancel: threading.Event | None = None,
-    ) -> None: ...
-    def write_from(
-        self, source: PushSource, path: str, progress: TransferProgress, *, offset: int, size: int
-    ) -> None: ...
-    def close(self) -> None: ...
 
 
 def fsync_dir(path: Path) -> None:

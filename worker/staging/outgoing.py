@@ -28,9 +28,9 @@ from worker.staging.errors import (
     RemoteNotFoundError,
     TransferError,
 )
-from worker.staging.local import Files, LocalFiles
+from worker.staging.files import Chunk, Files, ProgressCallback, RemoteStat, TransferProgress
+from worker.staging.local import LocalFiles
 from worker.staging.scratch import MIB
-from worker.staging.sftp.common import Chunk, ProgressCallback, RemoteStat, TransferProgress
 from worker.staging.sink import BackgroundSink
 from worker.staging.uri import Target, resolve
 

@@ -10,10 +10,10 @@ from typing import Self
 
 from worker.settings.staging import StagingSettings
 from worker.staging.errors import LocationError
+from worker.staging.files import ProgressCallback
 from worker.staging.incoming import stage_in
 from worker.staging.pull import discard, pull
 from worker.staging.scratch import scratch_path
-from worker.staging.sftp.common import ProgressCallback
 from worker.staging.source import StagedSource
 from worker.staging.uri import resolve
 

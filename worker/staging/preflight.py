@@ -17,7 +17,7 @@ from worker.staging.errors import (
     LocationError,
     RemoteNotFoundError,
 )
-from worker.staging.local import Files
+from worker.staging.files import Files, TransferProgress
 from worker.staging.outgoing import (
     TEMP_PREFIX,
     TEMP_SUFFIX,
@@ -25,7 +25,6 @@ from worker.staging.outgoing import (
     require_writable,
     temp_name,
 )
-from worker.staging.sftp.common import TransferProgress
 from worker.staging.uri import Target
 
 

@@ -13,10 +13,10 @@ from typing import BinaryIO
 from worker.settings.staging import StagingSettings
 from worker.staging.connection import connect
 from worker.staging.errors import NoSpaceError, RemoteNotFoundError, TransferError
+from worker.staging.files import Chunk, ProgressCallback, RemoteStat, TransferProgress
 from worker.staging.local import LocalFiles, fsync_dir
 from worker.staging.resumable import read_resumable
 from worker.staging.scratch import MIB, check_space
-from worker.staging.sftp.common import Chunk, ProgressCallback, RemoteStat, TransferProgress
 from worker.staging.sink import BackgroundSink
 from worker.staging.source import StagedSource, local_source
 from worker.staging.uri import resolve

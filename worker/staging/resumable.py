@@ -8,8 +8,7 @@ from collections.abc import Callable
 from worker.settings.staging import StagingSettings
 from worker.staging.connection import connect, with_retries
 from worker.staging.errors import TransferError
-from worker.staging.local import Files
-from worker.staging.sftp.common import RemoteStat, Sink, SinkError, TransferProgress
+from worker.staging.files import Files, RemoteStat, Sink, SinkError, TransferProgress
 from worker.staging.uri import Target
 
 

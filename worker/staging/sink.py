@@ -7,7 +7,7 @@ import threading
 from types import TracebackType
 from typing import Self
 
-from worker.staging.sftp.common import Chunk, Sink
+from worker.staging.files import Chunk, Sink
 
 
 class BackgroundSink:

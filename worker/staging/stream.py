@@ -14,10 +14,10 @@ from pathlib import Path
 from worker.settings.staging import StagingSettings
 from worker.staging.connection import connect
 from worker.staging.errors import LocationError, RemoteNotFoundError, TransferError
-from worker.staging.local import Files, LocalFiles
+from worker.staging.files import Chunk, Files, ProgressCallback, RemoteStat, TransferProgress
+from worker.staging.local import LocalFiles
 from worker.staging.resumable import read_resumable
 from worker.staging.scratch import scratch_path
-from worker.staging.sftp.common import Chunk, ProgressCallback, RemoteStat, TransferProgress
 from worker.staging.sink import BackgroundSink
 from worker.staging.source import StagedSource
 from worker.staging.uri import Target

@@ -20,7 +20,7 @@ from worker.settings.model import Settings
 from worker.settings.staging import LocalLocation, StagingSettings
 from worker.staging import outgoing as staging_out
 from worker.staging.api import Link, stage_out
-from worker.staging.local import Files
+from worker.staging.files import Files
 
 pytestmark = pytest.mark.integration
 

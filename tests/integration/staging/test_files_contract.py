@@ -25,8 +25,8 @@ from worker.staging.errors import (
     RemoteNotFoundError,
     TransferError,
 )
-from worker.staging.local import Files, LocalFiles
-from worker.staging.sftp.common import Chunk, TransferProgress
+from worker.staging.files import Chunk, Files, TransferProgress
+from worker.staging.local import LocalFiles
 from worker.staging.sftp.openssh_files import OpenSshSession
 from worker.staging.sftp.paramiko_files import SftpSession
 

@@ -12,7 +12,7 @@ from tests.support.sshd import SshdProcess
 from worker.settings.staging import StagingSettings
 from worker.staging import outgoing as staging_out
 from worker.staging.api import stage_out
-from worker.staging.local import Files
+from worker.staging.files import Files
 from worker.staging.sftp import openssh_files as sftp_openssh
 from worker.staging.sftp import wire as sftp_wire
 

@@ -1,11 +1,13 @@
-"""What both SFTP transports share: stat and space results, progress, request sizes."""
+"""What both SFTP transports share: request sizes, host key names, a session's base.
+
+The values that cross the Files interface (stat, space, progress) are in
+:mod:`worker.staging.files`.
+"""
 
 from __future__ import annotations
 
 import errno
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import NoReturn, Protocol, Self
+from typing import NoReturn, Self
 
 from worker.settings.staging import SftpLocation
 from worker.staging.errors import (
@@ -16,66 +18,10 @@ from worker.staging.errors import (
     RemoteNotFoundError,
     TransferError,
 )
+from worker.staging.files import DiskSpace
 
 DEFAULT_REQUEST = 32 * 1024  # every SFTP server accepts this much per read or write
 MAX_REQUEST = 255 * 1024  # OpenSSH's limit (256 KiB message less headers)
-
-
-@dataclass(frozen=True)
-class RemoteStat:
-    """Size, modification time and type of a remote path."""
-
-    size: int
-    mtime: int
-    is_dir: bool
-
-
-@dataclass(frozen=True)
-class DiskSpace:
-    """Free and total bytes of the file system holding a remote path."""
-
-    free: int
-    total: int
-
-
-ProgressCallback = Callable[[int, int], object]
-
-
-class PushSource(Protocol):
-    """What a push reads from: a local file (or a reader wrapping one), from an offset."""
-
-    def seek(self, offset: int, whence: int = 0, /) -> int: ...
-    def read(self, size: int = -1, /) -> bytes: ...
-    def readinto(self, view: memoryview, /) -> int: ...
-
-
-# Pulled data may arrive as a bytearray: the buffer the pipe was read into, not copied.
-Chunk = bytes | bytearray
-Sink = Callable[[Chunk], object]
-
-
-@dataclass
-class TransferProgress:
-    """Position up to which bytes are delivered or acknowledged, contiguously."""
-
-    done: int = 0
-    total: int = 0
-    callback: ProgressCallback | None = None
-
-    def advance(self, count: int) -> None:
-        """Count ``count`` more bytes done and tell the callback (done, total)."""
-        self.done += count
-        if self.callback is not None:
-            self.callback(self.done, self.total)
-
-
-class SinkError(Exception):
-    """Carries an error of the caller's sink (a full scratch disk, a closed pipe) out of a
-    session's ``read_to`` unconverted: it is not the location's fault."""
-
-    def __init__(self, error: BaseException) -> None:
-        super().__init__(str(error))
-        self.error = error
 
 
 def known_hosts_name(host: str, port: int) -> str:

@@ -30,16 +30,18 @@ from worker.staging.errors import (
     TransferError,
     UnreachableError,
 )
-from worker.staging.sftp import wire as w
-from worker.staging.sftp.common import (
-    DEFAULT_REQUEST,
+from worker.staging.files import (
     DiskSpace,
     PushSource,
     RemoteStat,
-    SessionBase,
     Sink,
     SinkError,
     TransferProgress,
+)
+from worker.staging.sftp import wire as w
+from worker.staging.sftp.common import (
+    DEFAULT_REQUEST,
+    SessionBase,
     clamp_request,
     known_hosts_name,
     not_sftp_reason,

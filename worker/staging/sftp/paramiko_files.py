@@ -32,18 +32,15 @@ from worker.staging.errors import (
     TransferError,
     UnreachableError,
 )
-from worker.staging.sftp.common import (
-    DEFAULT_REQUEST,
+from worker.staging.files import (
     DiskSpace,
     PushSource,
     RemoteStat,
-    SessionBase,
     Sink,
     SinkError,
     TransferProgress,
-    clamp_request,
-    not_sftp_reason,
 )
+from worker.staging.sftp.common import DEFAULT_REQUEST, SessionBase, clamp_request, not_sftp_reason
 from worker.staging.sftp.hostkey import check_host_key, load_key, load_known_hosts, prefer
 
 MAX_PACKET = 256 * 1024 - 1024

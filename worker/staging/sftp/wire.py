@@ -13,7 +13,7 @@ import os
 import select
 import struct
 
-from worker.staging.sftp.common import Chunk
+from worker.staging.files import Chunk
 
 # What a request is made of: encoded fields, and data as bytes or a view of a buffer.
 Field = bytes | bytearray | memoryview
