@@ -42,7 +42,8 @@ VA_DRIVER_DIRS = ("/usr/lib/x86_64-linux-gnu/dri", "/usr/lib64/dri", "/usr/lib/d
 QSV_RUNTIME_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib64")
 QSV_RUNTIME_GLOBS = ("libmfx*.so*", "libvpl*.so*")
 # The modules whose code decides what the probe runs: a change there is a new kamado.
-ARGV_MODULES = ("capabilities.py", "ffmpeg.py", "profiles.py", "sample.py")
+# Relative to the worker package: the probe's argv comes from these modules.
+ARGV_MODULES = ("backends/capabilities.py", "encode/argv.py", "profiles.py", "encode/sample.py")
 HARDWARE_KINDS = frozenset({"hardware", "crash", "stalled"})
 
 
@@ -132,7 +133,7 @@ def kamado_identity() -> dict[str, Any]:
         version = metadata.version("kamado")
     except metadata.PackageNotFoundError:
         version = "unknown"
-    here = Path(__file__).parent
+    here = Path(__file__).parent.parent
     digest = hashlib.sha256()
     for name in ARGV_MODULES:
         digest.update((here / name).read_bytes())
