@@ -33,7 +33,9 @@ from worker.runtime.spans import mark, span
 from worker.settings.model import Settings
 
 WORKER_READY_TIMEOUT = 90.0
-POLL = 0.1
+# A job's end wakes the waiter at once (Registry.endings); between ends it looks at the
+# progress this often. Each look costs the CLI CPU that x264 wants while it runs.
+POLL = 0.5
 
 
 @dataclass
