@@ -22,6 +22,7 @@ from celery import Celery
 from worker import process
 from worker.backends.proof_reuse import last_start
 from worker.broker.embedded import EmbeddedBroker
+from worker.broker.keys import UNACKED, worker_key
 from worker.broker.reconcile import reconcile
 from worker.broker.registry import Registry
 from worker.celery_app import create_app
@@ -32,7 +33,9 @@ from worker.spans import mark, span
 from worker.submit import submit_job
 
 WORKER_READY_TIMEOUT = 90.0
-POLL = 0.1
+# A job's end wakes the waiter at once (Registry.endings); between ends it looks at the
+# progress this often. Each look costs the CLI CPU that x264 wants while it runs.
+POLL = 0.5
 
 
 @dataclass
@@ -171,8 +174,8 @@ class LocalWorker:
                 return
         raise KamadoError(f"the local worker did not come up within {timeout:g} s ({self.log})")
 
-    def wait_idle(self, app: Celery, timeout: float = 30.0) -> None:
-        """Wait until the worker runs no task (its last one may still be acknowledging).
+    def wait_idle(self, app: Celery, timeout: float = 30.0) -> bool:
+        """Wait until the worker runs no task; True once it said so, False on timeout.
 
         A Celery worker stopped while a request is active sleeps its whole
         worker_soft_shutdown_timeout (30 s) before going, however soon the task ends.
@@ -181,12 +184,41 @@ class LocalWorker:
         while time.monotonic() < deadline and self.daemon.alive():
             active = app.control.inspect(destination=[self.hostname], timeout=1.0).active()
             if active is not None and not active.get(self.hostname):
-                return
+                return True
             time.sleep(0.02)
+        return False
 
     def stop(self) -> None:
-        """Warm-stop the worker (it is idle by now), then make sure it is gone."""
+        """Warm-stop the worker, then make sure it is gone (the path for a busy worker)."""
         self.daemon.stop(grace=20.0)
+
+    def drop(self, registry: Registry) -> None:
+        """Kill the idle worker's process group at once and remove its heartbeat.
+
+        Only for a worker with nothing left to lose: every job it was given is final in
+        the registry and the broker holds no unacknowledged message (checked by
+        :func:`quiescent`). Its warm shutdown (pool, event dispatcher, heartbeat, lease
+        and watchdog threads) costs about two seconds and saves nothing then.
+        """
+        self.daemon.kill()
+        registry.call("remove a heartbeat", registry.client.delete, worker_key(self.hostname))
+
+
+def quiescent(registry: Registry, job_ids: list[str], timeout: float = 2.0) -> bool:
+    """True when every job is final and the broker holds no unacknowledged message.
+
+    A late-acked task's ack follows its end by a moment, so this polls up to ``timeout``.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        records = [registry.get(job_id) for job_id in job_ids]
+        final = all(r is not None and r.state.final for r in records)
+        unacked = registry.call("count unacked", registry.client.hlen, UNACKED)
+        if final and unacked == 0:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
 
 
 @dataclass
@@ -198,6 +230,7 @@ class Session:
     settings: Settings
     worker: LocalWorker | None = None
     _last_reconcile: float = 0.0
+    submitted: list[str] = field(default_factory=list)  # job ids, for the quick stop
 
     def tick(self) -> None:
         """While waiting: fail if the local worker died; on one box, run the reconciler."""
@@ -247,20 +280,27 @@ def session(
             app = create_app(settings, broker.url)
             try:
                 registry = open_registry(settings, broker.url)
-                with span("onebox", "session.worker_ready"):
-                    worker.wait_ready(app)
-                probe = last_start(settings) if settings.worker.backends == "auto" else None
-                if probe is not None:
-                    on_status(f"encoder probe {'reused' if probe[0] else 'redone'}: {probe[1]}")
-                yield Session(app, registry, settings, worker)
-                with span("onebox", "session.worker_idle"):
-                    worker.wait_idle(app)
+                try:
+                    with span("onebox", "session.worker_ready"):
+                        worker.wait_ready(app)
+                    probe = last_start(settings) if settings.worker.backends == "auto" else None
+                    if probe is not None:
+                        on_status(f"encoder probe {'reused' if probe[0] else 'redone'}: {probe[1]}")
+                    box = Session(app, registry, settings, worker)
+                    yield box
+                    with span("onebox", "session.worker_idle"):
+                        idle = worker.wait_idle(app) and quiescent(registry, box.submitted)
+                    if idle:  # nothing running, nothing unacknowledged: nothing to lose
+                        with span("onebox", "session.worker_drop"):
+                            worker.drop(registry)
+                finally:
+                    registry.close()
             finally:
                 app.close()
         finally:
             on_status("stopping the local worker")
             with span("onebox", "session.worker_stop"):
-                worker.stop()
+                worker.stop()  # a no-op after drop(); after Ctrl-C or an error, warm
     finally:
         with span("onebox", "session.broker_stop"):
             broker.stop()
@@ -298,4 +338,5 @@ def encode_files(
         )
         done = submit_job(box.app, box.registry, box.settings, job, force=again)
         tracked.append(Tracked(done.job))
+        box.submitted.append(done.job.id)
     return wait_all(box.registry, tracked, on_update, timeout=timeout, tick=box.tick)

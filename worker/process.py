@@ -277,6 +277,28 @@ def group_alive(pgid: int) -> bool:
     return True
 
 
+def group_running(pgid: int) -> bool:
+    """True while a process of the group exists that is not a zombie (dead, unreaped).
+
+    Reads /proc where it exists (Linux); elsewhere the same as :func:`group_alive`.
+    """
+    proc = Path("/proc")
+    if not (proc / "self" / "stat").exists():
+        return group_alive(pgid)
+    if not group_alive(pgid):
+        return False
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # gone meanwhile
+        # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses
+        fields = text[text.rfind(")") + 2 :].split()
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
 def _tail(text: str) -> str:
     lines = [line for line in text.splitlines() if line.strip()]
     return "\n".join(lines[-STDERR_TAIL_LINES:])
@@ -349,6 +371,17 @@ class Daemon:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._proc.wait(grace)
         kill_group(self._proc, grace=0.5)
+
+    def kill(self) -> None:
+        """SIGKILL the daemon's whole process group at once and reap it (no shutdown)."""
+        _signal_group(self._proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._proc.wait(5)
+        # Its pool children, orphaned now, die at once but wait as zombies for init, which
+        # may take a second or two to reap them: wait only until none of them runs.
+        deadline = time.monotonic() + 5
+        while group_running(self._proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
 
 
 class Piped:
