@@ -19,6 +19,7 @@ from scheduler.spool.durable import Spool
 from scheduler.submission import Submission
 from tests.integration.scheduler.conftest import ROOT, Kamado
 from tests.support.procs import wait_for
+from tests.support.redis_proc import free_port
 from tests.support.workers import running_worker
 from worker.broker.heartbeat import BackendSpeed, WorkerHeartbeat
 from worker.broker.presence import publish, record_speed
@@ -106,6 +107,12 @@ def test_new_recordings_overtake_the_backlog(deliverer: Deliverer, registry: Reg
     assert waiting == [job.id, *backlog]
 
 
+def service_env() -> dict[str, str]:
+    """`kamado scheduler run`'s environment: its metrics on a port of its own, since the
+    other test process may run a scheduler service at the same time."""
+    return {"PATH": os.environ["PATH"], "KAMADO_METRICS__PORT": str(free_port())}
+
+
 def test_a_job_waiting_for_absent_hardware_is_encoded_by_a_real_software_worker(
     kamado: Kamado, registry: Registry, tiny_ts: Path, tmp_path: Path
 ) -> None:
@@ -115,7 +122,7 @@ def test_a_job_waiting_for_absent_hardware_is_encoded_by_a_real_software_worker(
     assert [m.job_id for m in BrokerState(registry).waiting("encode.gpu")] == [job_id]
     argv = [sys.executable, "-m", "worker.cli.main", "scheduler", "run", "--config",
             str(kamado.config)]  # fmt: skip
-    service = subprocess.Popen(argv, env={"PATH": os.environ["PATH"]}, cwd=ROOT,
+    service = subprocess.Popen(argv, env=service_env(), cwd=ROOT,
                                stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
         with running_worker(kamado.broker_url, tmp_path / "w", queues="encode.cpu"):
@@ -140,7 +147,7 @@ def test_the_service_warns_about_a_hardware_only_job_no_worker_will_take(
     job_id = kamado.json("enqueue", "--profile", "h264-intel", str(rec))["queued"][0]
     argv = [sys.executable, "-m", "worker.cli.main", "scheduler", "run", "--config",
             str(kamado.config)]  # fmt: skip
-    service = subprocess.Popen(argv, env={"PATH": os.environ["PATH"]}, cwd=ROOT,
+    service = subprocess.Popen(argv, env=service_env(), cwd=ROOT,
                                stderr=subprocess.PIPE, text=True)  # fmt: skip
     lines: list[str] = []
     stderr = service.stderr

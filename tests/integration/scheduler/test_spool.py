@@ -17,7 +17,7 @@ from scheduler.spool.durable import Spool
 from tests.integration.scheduler.conftest import ROOT, Kamado, write_config
 from tests.integration.scheduler.test_hooks import epgstation_env, place
 from tests.support.procs import wait_for
-from tests.support.redis_proc import RedisProcess
+from tests.support.redis_proc import RedisProcess, free_port
 from worker.broker.registry import Registry
 
 pytestmark = pytest.mark.integration
@@ -122,7 +122,8 @@ def test_scheduler_service_drains_the_spool_when_the_broker_returns(
         "--config",
         str(down.config),
     ]
-    env = {"PATH": os.environ["PATH"]}
+    # Its metrics on a port of its own: the other test process may run a service too.
+    env = {"PATH": os.environ["PATH"], "KAMADO_METRICS__PORT": str(free_port())}
     service = subprocess.Popen(argv, env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True)
     try:
         spool_lock = down.state_dir / "spool" / ".service.lock"
