@@ -107,7 +107,8 @@ def kamado_environment() -> dict[str, str]:
 def code_stamp() -> int:
     """The newest modification time of worker/'s modules, subpackages too (changes on upgrade)."""
     newest = 0
-    for folder, _dirs, files in os.walk(Path(__file__).parents[1]):
+    for folder, dirs, files in os.walk(Path(__file__).parents[1]):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]  # the hook's path: stat only sources
         for name in files:
             if name.endswith(".py"):
                 newest = max(newest, (Path(folder) / name).stat().st_mtime_ns)
