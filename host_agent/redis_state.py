@@ -45,9 +45,8 @@ class RedisState:
         """How many messages wait in these queues, over every priority."""
         try:
             with self._client.pipeline(transaction=False) as pipe:
-                for queue in queues:
-                    for key in queue_lists([queue]):
-                        pipe.llen(key)
+                for key in queue_lists(queues):
+                    pipe.llen(key)
                 sizes = pipe.execute()
         except redis.RedisError as e:
             raise self._fail("read queue lengths", e) from e

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 from scheduler.queues import BrokerState
 from worker.broker.heartbeat import HostHeartbeat
-from worker.broker.keys import PRIORITY_STEPS, queue_list
 from worker.broker.presence import workers
 from worker.broker.registry import Registry
 from worker.profiles import QUEUE_CPU, QUEUE_GPU
@@ -37,14 +36,6 @@ class Unserved:
     def line(self) -> str:
         """One sentence for a log or a status line."""
         return f"{self.reason}; {self.fix}"
-
-
-def queue_depth(state: BrokerState, queue: str) -> int:
-    """Messages waiting in ``queue`` over every priority level."""
-    pipe = state.client.pipeline(transaction=False)
-    for level in PRIORITY_STEPS:
-        pipe.llen(queue_list(queue, level))
-    return sum(int(n) for n in state.registry.call("read queue lengths", pipe.execute))
 
 
 def _gpu_context(hosts: list[HostHeartbeat]) -> tuple[str, str]:
@@ -75,7 +66,7 @@ def unserved_queues(
     beats = workers(registry)
     found: list[Unserved] = []
     for queue in queues:
-        waiting = queue_depth(state, queue)
+        waiting = state.registry.waiting_count([queue])
         if not waiting or any(queue in beat.queues for beat in beats):
             continue
         reason = f"{waiting} job(s) wait in {queue} and no live worker consumes it"

@@ -24,7 +24,6 @@ from worker.broker.keys import (
     SPEED_PREFIX,
     UNACKED,
     job_key,
-    queue_lists,
 )
 from worker.broker.registry import RUNNING_STATES, Registry
 from worker.jobs import JobState
@@ -157,11 +156,7 @@ class Reader:
     def _queues(self, snap: Snapshot) -> None:
         reg = self.registry
         for queue in watched_queues(self.settings):
-            keys = queue_lists([queue])
-            pipe = reg.client.pipeline(transaction=False)
-            for key in keys:
-                pipe.llen(key)
-            snap.queues[queue] = sum(int(n) for n in reg.call("read queue lengths", pipe.execute))
+            snap.queues[queue] = reg.waiting_count([queue])
         snap.unacked = int(reg.call("count unacked messages", reg.client.hlen, UNACKED))
 
     def _heartbeats(self, snap: Snapshot) -> None:

@@ -412,6 +412,13 @@ class Registry:
         """Ids of jobs that are not final."""
         return sorted(self.call("list active jobs", self.client.smembers, ACTIVE))
 
+    def waiting_count(self, queues: list[str]) -> int:
+        """How many messages wait in these queues, over every priority level."""
+        pipe = self.client.pipeline(transaction=False)
+        for key in queue_lists(queues):
+            pipe.llen(key)
+        return sum(int(n) for n in self.call("read queue lengths", pipe.execute))
+
     def jobs_with_messages(self, queues: list[str]) -> set[str]:
         """Ids of jobs with a message waiting in these queues (not yet delivered)."""
         return set(self.call("read the queues", _jobs_with_messages, self.client, queues))

@@ -24,7 +24,6 @@ from celery.signals import task_received
 from celery.worker import state
 
 from worker.broker.counters import count_watchdog
-from worker.broker.keys import queue_lists
 from worker.broker.registry import Registry
 from worker.errors import BrokerError, KamadoError
 from worker.settings.model import Settings
@@ -122,12 +121,7 @@ class ConsumerWatchdog:
     def ready_messages(self) -> int:
         """Messages waiting in the queues this worker serves, every priority level."""
         assert self.registry is not None
-        reg = self.registry
-        keys = queue_lists(self.queues())
-        pipe = reg.client.pipeline(transaction=False)
-        for key in keys:
-            pipe.llen(key)
-        return sum(int(n) for n in reg.call("read queue lengths", pipe.execute))
+        return self.registry.waiting_count(self.queues())
 
     def free_slot(self) -> bool:
         """True when fewer messages are held (running or prefetched) than pool processes."""
