@@ -17,17 +17,12 @@ from celery.signals import task_postrun, task_prerun
 
 from worker.broker.keys import guest_key
 from worker.broker.registry import AttemptRecord, JobRecord, Registry
-from worker.errors import BrokerError, EncodeErrorKind
+from worker.errors import HARDWARE_KINDS, BrokerError
 from worker.jobs import ENCODE_TASK
 from worker.profiles import QUEUE_GPU, Backend
 from worker.settings.model import Settings
 
 log = logging.getLogger("kamado.guest")
-
-# Failure kinds that say the GPU itself is unwell (worker/encode/stderr.py, ffmpeg_run.py).
-HARDWARE_KINDS = frozenset(
-    {EncodeErrorKind.HARDWARE, EncodeErrorKind.CRASH, EncodeErrorKind.STALLED}
-)
 
 
 def last_attempt(record: JobRecord, hostname: str) -> AttemptRecord | None:

@@ -61,6 +61,7 @@ from enum import StrEnum
 from pathlib import Path
 
 __all__ = [
+    "HARDWARE_KINDS",
     "AttemptCrashed",
     "BackendUnavailable",
     "BadInputError",
@@ -166,6 +167,13 @@ class EncodeErrorKind(StrEnum):
     CRASH = "crash"  # ffmpeg was killed by a signal
     STALLED = "stalled"  # no progress for encode.stall_timeout (a hung GPU does that)
     ENCODE = "encode"  # any other failure
+
+
+# The kinds that say the GPU itself is unwell: the probe stops proving a device after one,
+# a reused probe is redone, and the guest agent counts them against its hardware.
+HARDWARE_KINDS = frozenset(
+    {EncodeErrorKind.HARDWARE, EncodeErrorKind.CRASH, EncodeErrorKind.STALLED}
+)
 
 
 class EncodeError(MediaError):

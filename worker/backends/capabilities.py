@@ -31,7 +31,7 @@ from worker.captions import CaptionSupport, caption_support
 from worker.encode import stderr as ffmpeg_stderr
 from worker.encode.argv import build_command
 from worker.encode.ffprobe import read_media
-from worker.errors import ConfigError, EncodeErrorKind, KamadoError
+from worker.errors import HARDWARE_KINDS, ConfigError, EncodeErrorKind, KamadoError
 from worker.profiles import BUILTIN_PROFILES, Backend, Profile
 from worker.settings.model import Settings
 
@@ -264,10 +264,6 @@ def probe_backends(settings: Settings, only: list[Backend] | None = None) -> Pro
     )
 
 
-# A device that failed like this fails the same way on every other sample.
-_DEVICE_KINDS = {EncodeErrorKind.HARDWARE, EncodeErrorKind.STALLED, EncodeErrorKind.CRASH}
-
-
 def prove_backend(
     backend: Backend, settings: Settings, samples: dict[str, Path], workdir: Path, gpu: GpuFound
 ) -> BackendReport:
@@ -281,7 +277,8 @@ def prove_backend(
     for shape, sample in samples.items():
         info = sample_info(settings, sample)
         for names, profile in profiles_for(backend, settings):
-            if first is not None and first.kind in _DEVICE_KINDS:
+            # A device that failed like this fails the same way on every other sample.
+            if first is not None and first.kind in HARDWARE_KINDS:
                 results.append(SampleReport(
                     shape=shape, profiles=names, passed=False, kind="skipped",
                     reason=f"not tried: {backend.value} failed on {failed_on}",

@@ -31,7 +31,7 @@ from typing import Any
 from worker import process
 from worker.backends import capabilities
 from worker.backends.capabilities import ProbeReport
-from worker.errors import EncodeErrorKind, KamadoError
+from worker.errors import HARDWARE_KINDS, KamadoError
 from worker.settings.model import Settings
 
 log = logging.getLogger("kamado.worker")
@@ -44,9 +44,6 @@ QSV_RUNTIME_GLOBS = ("libmfx*.so*", "libvpl*.so*")
 # The modules whose code decides what the probe runs (paths in the worker package): a
 # change there is a new kamado.
 ARGV_MODULES = ("backends/capabilities.py", "encode/argv.py", "profiles.py", "encode/sample.py")
-HARDWARE_KINDS = frozenset(
-    {EncodeErrorKind.HARDWARE, EncodeErrorKind.CRASH, EncodeErrorKind.STALLED}
-)
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from guest_agent.ledger import HARDWARE_KINDS, attempt_backend, last_attempt
+from guest_agent.ledger import attempt_backend, last_attempt
 from worker.broker.registry import AttemptRecord, JobRecord
+from worker.errors import HARDWARE_KINDS
 from worker.jobs import Job, JobState
 
 
