@@ -50,3 +50,7 @@ class SpoolAccessError(SpoolError):
     """Raised when this user may not use the spool (permissions, a read-only file system)."""
 
     exit_code = 2
+
+
+class PresetFailed(KamadoError):
+    """Raised when an EPGStation encode preset's job left no verified output at OUTPUT."""

@@ -90,6 +90,40 @@ EPGSTATION = SchemaValidator(
 )
 
 
+class EpgstationEncodeVars(TypedDict):
+    """The variables EPGStation v2 sets for an encode preset's command (EncoderModel)."""
+
+    INPUT: str
+    OUTPUT: str
+    RECORDEDID: str | None
+    NAME: str | None
+    CHANNELNAME: str | None
+    START_AT: int | None  # ms
+    END_AT: int | None  # ms
+    DROP_CNT: int | None
+    ERROR_CNT: int | None
+    SCRAMBLING_CNT: int | None
+
+
+EPGSTATION_ENCODE = SchemaValidator(
+    cs.typed_dict_schema(
+        {
+            "INPUT": _required(cs.str_schema(min_length=1)),
+            "OUTPUT": _required(cs.str_schema(min_length=1)),
+            "RECORDEDID": _optional(TEXT),
+            "NAME": _optional(TEXT),
+            "CHANNELNAME": _optional(TEXT),
+            "START_AT": _optional(MILLISECONDS),
+            "END_AT": _optional(MILLISECONDS),
+            "DROP_CNT": _optional(COUNT),
+            "ERROR_CNT": _optional(COUNT),
+            "SCRAMBLING_CNT": _optional(COUNT),
+        },
+        extra_behavior="ignore",
+    )
+)
+
+
 class EdcbVars(TypedDict):
     """The macros EDCB's PostRecEnd.sh (or a reservation's batch) gets as variables."""
 
@@ -265,6 +299,22 @@ def validate_epgstation(env: Mapping[str, str]) -> EpgstationVars:
         "recordingFailedCommand, whose environment names the recording"
     )
     return cast(EpgstationVars, _read_env(EPGSTATION, env, "epgstation", "RECPATH", hint))
+
+
+def validate_epgstation_encode(env: Mapping[str, str]) -> EpgstationEncodeVars:
+    """An encode preset's variables, validated; a missing or bad one is a HookInputError."""
+    hint = (
+        ": run `kamado epgstation encode` as the cmd of an encode preset in EPGStation's "
+        "config.yml, which sets INPUT and OUTPUT (a preset without a suffix has no OUTPUT)"
+    )
+    for key in ("INPUT", "OUTPUT"):
+        if env.get(key, "").strip() in ABSENT:
+            raise HookInputError(
+                f"epgstation: {key} is not set{hint}", recorder="epgstation", field=key
+            )
+    data = _read_env(EPGSTATION_ENCODE, env, "epgstation", "INPUT", hint)
+    require_utf8(data["OUTPUT"])
+    return cast(EpgstationEncodeVars, data)
 
 
 def validate_chinachu(rec_path: str, program_json: str) -> ChinachuProgram:

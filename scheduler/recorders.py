@@ -11,11 +11,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from pydantic import ValidationError
+
+from scheduler.errors import HookInputError
 from scheduler.recorder_input import (
     HookRequest,
     validate_chinachu,
     validate_edcb,
     validate_epgstation,
+    validate_epgstation_encode,
 )
 from worker.jobs import Recording
 
@@ -32,6 +36,24 @@ class HookInput:
     flags: list[str] = field(default_factory=list)
 
 
+FIELD_NAMES = {"title": "NAME", "channel": "CHANNELNAME", "recorded_id": "RECORDEDID"}
+
+
+def _recording(recorder: str, **fields: object) -> Recording:
+    """The job's Recording; a value the job contract refuses (a 5000-character title) is a
+    HookInputError naming the recorder's variable, not a pydantic traceback."""
+    try:
+        return Recording.model_validate({"recorder": recorder, **fields})
+    except ValidationError as e:
+        item = e.errors()[0]
+        name = str(item["loc"][0]) if item["loc"] else "recording"
+        raise HookInputError(
+            f"{recorder}: {FIELD_NAMES.get(name, name)}: {item['msg']}",
+            recorder=recorder,
+            field=name,
+        ) from None
+
+
 def _from_ms(value: int | None) -> datetime | None:
     return datetime.fromtimestamp(value / 1000, UTC) if value is not None else None
 
@@ -39,8 +61,8 @@ def _from_ms(value: int | None) -> datetime | None:
 def epgstation_input(env: Mapping[str, str], *, failed: bool) -> HookInput:
     """EPGStation's environment as a HookInput; a missing or bad variable is a HookInputError."""
     data = validate_epgstation(env)
-    recording = Recording(
-        recorder="epgstation",
+    recording = _recording(
+        "epgstation",
         recorded_id=data["RECORDEDID"],
         title=data["NAME"],
         channel=data["CHANNELNAME"],
@@ -51,6 +73,32 @@ def epgstation_input(env: Mapping[str, str], *, failed: bool) -> HookInput:
         scrambling_count=data["SCRAMBLING_CNT"],
     )
     return HookInput(data["RECPATH"], recording, failed=failed)
+
+
+@dataclass(frozen=True)
+class PresetInput:
+    """An EPGStation encode preset's call: the recording, the output it names, the metadata."""
+
+    path: str
+    output: str
+    recording: Recording
+
+
+def epgstation_encode_input(env: Mapping[str, str]) -> PresetInput:
+    """An encode preset's environment as a PresetInput; a bad variable is a HookInputError."""
+    data = validate_epgstation_encode(env)
+    recording = _recording(
+        "epgstation",
+        recorded_id=data["RECORDEDID"],
+        title=data["NAME"],
+        channel=data["CHANNELNAME"],
+        start=_from_ms(data["START_AT"]),
+        end=_from_ms(data["END_AT"]),
+        drop_count=data["DROP_CNT"],
+        error_count=data["ERROR_CNT"],
+        scrambling_count=data["SCRAMBLING_CNT"],
+    )
+    return PresetInput(data["INPUT"], data["OUTPUT"], recording)
 
 
 def chinachu_input(rec_path: str, program_json: str) -> HookInput:

@@ -76,9 +76,12 @@ def prepare(
     flags: list[str] | None = None,
     cwd: Path | None = None,
     size: int | None = None,
+    output: str | None = None,
 ) -> Submission | None:
     """A complete submission for one recording, or None when config says to skip it.
 
+    ``output`` is a recorder-side path the recorder chose (EPGStation's encode preset):
+    path-mapped like the source, and part of the job's id (each output its own job).
     Raises RecordingError (bad path or file) or BadInputError (unknown profile).
     """
     text = require_utf8(path)
@@ -102,9 +105,14 @@ def prepare(
     default_priority = sched.backlog_priority if origin == "enqueue" else sched.hook_priority
     if failed and recording is not None:
         recording = recording.model_copy(update={"failed": True})
+    mapped_output = None
+    if output is not None:
+        mapped_output = map_source(absolute(require_utf8(output), cwd), sched.path_map)
     job = Job.create(
         map_source(local, sched.path_map),
         name,
+        output=mapped_output,
+        per_output=mapped_output is not None,
         output_dir=settings.encode.output_dir,
         priority=default_priority if priority is None else priority,
         recording=recording,

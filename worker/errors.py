@@ -44,6 +44,7 @@ tests/unit/worker/test_error_tree.py keeps the drawing true)::
     ├── JobFailed
     ├── AttemptCrashed
     ├── SetupError                          worker.setup.errors
+    ├── PresetFailed                        scheduler.errors
     ├── SpoolError                          scheduler.errors
     │   └── SpoolAccessError                scheduler.errors
     └── HostAgentError                      host_agent.errors

@@ -127,14 +127,18 @@ def source_identity_key(source: str) -> str:
     return real_path(canonical)
 
 
-def derive_job_id(source: str, profile: str) -> str:
+def derive_job_id(source: str, profile: str, output: str | None = None) -> str:
     """The job id: the same recording with the same profile is always the same job.
 
     Derived from the recording's identity, so one file reached through a symlinked
     directory or a ``..`` spelling is one job; a plain path keeps the id it always had.
+    With ``output`` (a recorder that names the output itself, such as EPGStation's
+    encode preset), each output of the recording is a job of its own.
     """
-    digest = hashlib.sha256(f"{source_identity_key(source)}\0{profile}".encode()).hexdigest()
-    return digest[:20]
+    key = f"{source_identity_key(source)}\0{profile}"
+    if output is not None:
+        key += f"\0{output}"
+    return hashlib.sha256(key.encode()).hexdigest()[:20]
 
 
 def output_stem(name: str, template: str, recording: Recording | None) -> str:
@@ -203,12 +207,14 @@ class Job(BaseModel):
         priority: int = 5,
         recording: Recording | None = None,
         output_name: str = DEFAULT_TEMPLATE,
+        per_output: bool = False,
     ) -> Job:
-        """A new job with its id derived from the source's identity and the profile;
-        its output, unless given, named by the ``output_name`` template."""
+        """A new job with its id derived from the source's identity and the profile (and,
+        with ``per_output``, the given output); its output, unless given, named by the
+        ``output_name`` template."""
         canonical = canonical_source(source)
         return cls(
-            id=derive_job_id(canonical, profile),
+            id=derive_job_id(canonical, profile, output if per_output else None),
             source=canonical,
             output=output or default_output(canonical, output_dir, output_name, recording),
             profile=profile,

@@ -6,6 +6,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from worker.jobs import JobState
 
+__all__ = ["Progress", "ProgressParser"]
+
 
 class Progress(BaseModel):
     """One progress report of a running job."""

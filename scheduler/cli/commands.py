@@ -12,6 +12,7 @@ import typer
 def register(app: typer.Typer) -> None:
     """Add the scheduler role's commands to the root app."""
     from scheduler.cli.enqueue import enqueue
+    from scheduler.cli.epgstation import app as epgstation_app
     from scheduler.cli.hook import app as hook_app
     from scheduler.cli.jobs import cancel, retry, status, watch, workers_cmd
     from scheduler.cli.service import app as service_app
@@ -19,6 +20,7 @@ def register(app: typer.Typer) -> None:
 
     app.add_typer(hook_app, name="hook")
     app.add_typer(spool_app, name="spool")
+    app.add_typer(epgstation_app, name="epgstation")
     app.add_typer(service_app, name="scheduler")
     app.command("enqueue")(enqueue)
     app.command("status")(status)

@@ -10,7 +10,14 @@ from pydantic import Field, field_validator, model_validator
 
 from worker.settings.base import Section
 
-__all__ = ["HoldSettings", "PathMap", "ProfileRule", "RoutingSettings", "SchedulerSettings"]
+__all__ = [
+    "EpgstationSettings",
+    "HoldSettings",
+    "PathMap",
+    "ProfileRule",
+    "RoutingSettings",
+    "SchedulerSettings",
+]
 
 SFTP_TARGET = re.compile(r"^sftp://[^/\s]+/")
 
@@ -118,6 +125,64 @@ class RoutingSettings(Section):
     )
 
 
+class EpgstationSettings(Section):
+    """EPGStation as a client: its encode preset (`kamado epgstation encode`) and the
+    registration of the finish hook's outputs in its library."""
+
+    url: str | None = Field(
+        default=None,
+        description="EPGStation's address, e.g. http://127.0.0.1:8888; set: outputs of jobs "
+        "from `kamado hook epgstation` are registered as encoded video files of the recording",
+    )
+    parent_dir: str = Field(
+        default="recorded",
+        min_length=1,
+        description="the `recorded` entry (its name) of EPGStation's config.yml that keeps "
+        "the registered files",
+    )
+    sub_dir: str | None = Field(
+        default=None, description="a folder under parent_dir for the registered files"
+    )
+    view_name: str = Field(
+        default="kamado", min_length=1, description="the name EPGStation shows for the file"
+    )
+    register_retry: float = Field(
+        default=30.0, gt=0, le=3600, description="seconds between tries while EPGStation is away"
+    )
+    register_give_up: float = Field(
+        default=86400.0, gt=0, description="seconds after which an output is no longer registered"
+    )
+    request_timeout: float = Field(
+        default=600.0, gt=0, description="seconds one request to EPGStation may take (an upload)"
+    )
+    broker_wait: float = Field(
+        default=600.0,
+        ge=0,
+        le=86400,
+        description="seconds the encode preset waits for a broker that is away (its job "
+        "spooled meanwhile) before it fails",
+    )
+    cancel_wait: float = Field(
+        default=30.0, gt=0, le=600, description="seconds the preset waits for its cancelled job"
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"url {value!r}: expected http://host:port (EPGStation's address)")
+        return value.rstrip("/")
+
+    @field_validator("sub_dir")
+    @classmethod
+    def _relative(cls, value: str | None) -> str | None:
+        if value is not None and (value.startswith("/") or ".." in PurePosixPath(value).parts):
+            raise ValueError(f"sub_dir {value!r}: must be a relative folder without '..'")
+        return value or None
+
+
 class SchedulerSettings(Section):
     """Submission, recorder hooks, the spool and the routing policy."""
 
@@ -143,6 +208,7 @@ class SchedulerSettings(Section):
     rules: list[ProfileRule] = Field(default_factory=list)
     hold: HoldSettings = HoldSettings()
     routing: RoutingSettings = RoutingSettings()
+    epgstation: EpgstationSettings = EpgstationSettings()
     recording_suffixes: list[str] = Field(
         default_factory=lambda: [".ts", ".m2ts", ".mts", ".m2t"],
         description="file name endings `kamado enqueue` takes as recordings",
