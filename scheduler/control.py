@@ -64,6 +64,7 @@ def _outcome(record: JobRecord) -> dict[str, Any]:
         "duration_s": video,
         "encode_s": took,
         "realtime": round(float(video) / float(took), 2) if video and took else None,
+        "epgstation_video_file_id": result.get("epgstation_video_file_id"),
     }
 
 

@@ -61,6 +61,20 @@ def map_source(path: str, mappings: list[PathMap]) -> str:
     return f"{best.target}/{relative}"
 
 
+def unmap_target(target: str, mappings: list[PathMap]) -> str | None:
+    """The recorder's path for a worker-side path or URI (``map_source`` backwards): the
+    longest matching target mapped back, a plain path kept, an unmapped URI None."""
+    best: PathMap | None = None
+    for mapping in mappings:
+        if (target == mapping.target or target.startswith(mapping.target + "/")) and (
+            best is None or len(mapping.target) > len(best.target)
+        ):
+            best = mapping
+    if best is not None:
+        return best.recorder + target[len(best.target) :]
+    return None if "://" in target else target
+
+
 def sniff_ts(path: Path) -> str | None:
     """Why the file is not an MPEG-TS recording, or None when it looks like one."""
     try:

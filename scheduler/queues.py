@@ -9,6 +9,7 @@ Every call goes through :meth:`Registry.call`, which turns Redis errors into Bro
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -16,6 +17,7 @@ from pydantic import ValidationError
 from scheduler.submission import Submission
 from worker.broker.heartbeat import HostHeartbeat
 from worker.broker.keys import (
+    EPGSTATION_PENDING,
     ESTIMATES,
     FLAGS,
     INDEX,
@@ -116,6 +118,13 @@ class BrokerState:
             except ValidationError:
                 continue  # another version's heartbeat: not ours to judge
         return beats
+
+    def remember_registration(self, job_id: str) -> None:
+        """Note that the job's output goes into EPGStation's library once it is done
+        (:mod:`scheduler.epgstation.register` does it)."""
+        entry = json.dumps({"since": time.time(), "next": 0.0, "tries": 0})
+        self.registry.call("remember a registration", self.client.hsetnx, EPGSTATION_PENDING,
+                           job_id, entry)  # fmt: skip
 
     def note(self, submissions: list[Submission]) -> None:
         """Store the length estimate and flags of submitted jobs (for routing and status)."""

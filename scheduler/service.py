@@ -27,6 +27,8 @@ from worker.settings.model import Settings
 log = logging.getLogger("kamado.scheduler")
 # Seconds between looks for queues that hold work no worker consumes.
 UNSERVED_INTERVAL = 10.0
+# Seconds between looks for done outputs to register in EPGStation.
+REGISTER_INTERVAL = 2.0
 
 
 @dataclass
@@ -136,6 +138,20 @@ class Service:
             if passed.requeued or passed.failed:
                 log.info("reconciler: requeued %s, failed %s", passed.requeued, passed.failed)
 
+    def register_loop(self, stop: threading.Event) -> None:
+        """Register done outputs in EPGStation until ``stop`` (a thread of its own: an
+        upload of a large file must not hold up delivery and routing)."""
+        from scheduler.epgstation.register import Registrar
+
+        registrar = Registrar(self.settings, self.deliverer.registry)
+        log.info("registering EPGStation outputs in %s", self.settings.scheduler.epgstation.url)
+        while not stop.is_set():
+            try:
+                registrar.run_once()
+            except KamadoError as e:
+                log.warning("epgstation registration: %s", e)
+            stop.wait(REGISTER_INTERVAL)
+
     def run(self, stop: threading.Event) -> None:
         """Loop until ``stop`` is set; broker errors are logged and retried."""
         with self.spool.service_lock() as got:
@@ -145,6 +161,12 @@ class Service:
                 )
             spool_store.share_locks(self.spool.directory)
             log.info("scheduler service running (spool %s)", self.spool.directory)
+            registering = None
+            if self.settings.scheduler.epgstation.url is not None:
+                registering = threading.Thread(
+                    target=self.register_loop, args=(stop,), name="epgstation", daemon=True
+                )
+                registering.start()
             step = min(self.settings.scheduler.spool_poll, self.settings.scheduler.routing.interval)
             while not stop.is_set():
                 try:
@@ -153,3 +175,5 @@ class Service:
                     log.warning("broker unavailable: %s", e)
                     stop.wait(1.0)
                 stop.wait(step)
+            if registering is not None:
+                registering.join(timeout=5.0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -35,6 +36,9 @@ class Submission(BaseModel):
     held: bool = False
     flags: list[str] = Field(default_factory=list)
     estimate_s: float | None = Field(default=None, description="the recording's length")
+    register_in: Literal["epgstation"] | None = Field(
+        default=None, description="the recorder's library the output is registered in"
+    )
     created_at: datetime = Field(default_factory=now)
 
 

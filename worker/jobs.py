@@ -253,3 +253,5 @@ class EncodeResult(BaseModel):
     worker: str = ""
     # What became of the source's ARIB captions (kept, none, off, dropped and why).
     captions: CaptionResult | None = None
+    # The output's id in EPGStation's library, once registered (scheduler.epgstation.url).
+    epgstation_video_file_id: int | None = None

@@ -48,7 +48,8 @@ def _states(values: list[str] | None) -> list[JobState]:
 def _show_one(data: dict[str, Any]) -> None:
     for key in ("id", "state", "waiting", "source", "output", "profile", "priority", "queue",
                 "attempts", "worker", "backend", "progress", "error", "flags", "size_bytes",
-                "duration_s", "encode_s", "realtime", "created_at", "queued_at"):  # fmt: skip
+                "duration_s", "encode_s", "realtime", "epgstation_video_file_id", "created_at",
+                "queued_at"):  # fmt: skip
         value = data.get(key)
         if value not in (None, "", []):
             console.print(f"[bold]{key}[/]: ", end="")

@@ -76,6 +76,8 @@ class Deliverer:
         )  # fmt: skip
         if note:
             self.state.note([sub])
+        if sub.register_in == "epgstation":
+            self.state.remember_registration(done.job.id)
         return done
 
 

@@ -22,8 +22,12 @@ if TYPE_CHECKING:
 def submission_for(
     settings: Settings, origin: str, data: HookInput, cwd: Path | None
 ) -> Submission | None:
-    """The submission a hook makes, or None when config says to skip failed recordings."""
-    return prepare(
+    """The submission a hook makes, or None when config says to skip failed recordings.
+
+    An EPGStation recording's output is registered in its library when
+    ``scheduler.epgstation.url`` is set (:mod:`scheduler.epgstation.register`).
+    """
+    sub = prepare(
         settings,
         data.path,
         origin=origin,
@@ -32,6 +36,15 @@ def submission_for(
         flags=data.flags,
         cwd=cwd,
     )
+    recording = data.recording
+    if (
+        sub is not None
+        and origin == "epgstation"
+        and settings.scheduler.epgstation.url is not None
+        and recording.recorded_id is not None
+    ):
+        sub = sub.model_copy(update={"register_in": "epgstation"})
+    return sub
 
 
 def request_submission(settings: Settings, request: HookRequest) -> Submission | None:

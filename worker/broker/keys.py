@@ -34,6 +34,7 @@ __all__ = [
     "ACTIVE",
     "ATTEMPT_FAILURES",
     "ENDED",
+    "EPGSTATION_PENDING",
     "ESTIMATES",
     "FLAGS",
     "GUEST_PREFIX",
@@ -75,6 +76,8 @@ ENDED = "kamado:jobs:ended"
 # The scheduler's flags per job (drops, errors, a failed recording), merged over every
 # submission of the job; a worker reads them before deleting a source.
 FLAGS = "kamado:scheduler:flags"
+# job id -> JSON: done outputs the scheduler registers in EPGStation's library.
+EPGSTATION_PENDING = "kamado:scheduler:epgstation"
 ESTIMATES = "kamado:scheduler:estimate"
 
 # Output and source claims (worker/broker/claims.py).

@@ -394,6 +394,25 @@ class Registry:
 
     # -- reading ------------------------------------------------------------------------
 
+    def add_to_result(self, job_id: str, fields: dict[str, Any]) -> bool:
+        """Merge ``fields`` into a done job's result (what a registration learnt later);
+        False when the job is no longer done (retried or reset meanwhile)."""
+        key = job_key(job_id)
+
+        def merge(pipe: Any) -> bool:
+            state, raw = pipe.hmget(key, "state", "result")
+            if state != JobState.DONE.value or not raw:
+                return False
+            pipe.multi()
+            pipe.hset(key, "result", json.dumps({**json.loads(raw), **fields}))
+            return True
+
+        return bool(
+            self.call(
+                "store a result", self.client.transaction, merge, key, value_from_callable=True
+            )
+        )
+
     def history(self, job_id: str) -> list[AttemptRecord]:
         """Every attempt at a job, oldest first."""
         raw = self.call("read attempts", self.client.hgetall, attempts_key(job_id))
