@@ -45,6 +45,8 @@ tests/unit/worker/test_error_tree.py keeps the drawing true)::
     ├── AttemptCrashed
     ├── SetupError                          worker.setup.errors
     ├── PresetFailed                        scheduler.errors
+    ├── EpgstationAway                      scheduler.epgstation.api
+    ├── EpgstationRefused                   scheduler.epgstation.api
     ├── SpoolError                          scheduler.errors
     │   └── SpoolAccessError                scheduler.errors
     └── HostAgentError                      host_agent.errors
