@@ -71,7 +71,8 @@ def unmap_target(target: str, mappings: list[PathMap]) -> str | None:
         ):
             best = mapping
     if best is not None:
-        return best.recorder + target[len(best.target) :]
+        # the root mapped ("/") must not come back as "//tmp/…"
+        return best.recorder.rstrip("/") + target[len(best.target) :] or "/"
     return None if "://" in target else target
 
 

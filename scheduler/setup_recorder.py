@@ -226,7 +226,13 @@ def hook_lines(recorder: str, binary: str) -> list[Paste]:
                 "EPGStation's config/config.yml",
                 f"recordingFinishCommand: '{binary} hook epgstation {config}'\n"
                 f"recordingFailedCommand: '{binary} hook epgstation --failed {config}'\n",
-            )
+            ),
+            Paste(
+                "EPGStation v2: or kamado behind its encode button and auto-encode (presets; "
+                "a preset's cmd is split on spaces: no quoting)",
+                "EPGStation's config/config.yml, under encode:",
+                epgstation_presets(binary),
+            ),
         ]
     if recorder == "chinachu":
         return [
@@ -245,6 +251,19 @@ def hook_lines(recorder: str, binary: str) -> list[Paste]:
             )
         ]
     return []
+
+
+def epgstation_presets(binary: str) -> str:
+    """EPGStation encode presets that run kamado (one per kamado profile offered)."""
+    config = f"--config {CONFIG}"
+    presets = (("kamado-h264", "h264-auto"), ("kamado-h264-cpu", "h264-x264"))
+    return "".join(
+        f"    - name: {name}\n"
+        f"      cmd: '{binary} epgstation encode --profile {profile} {config}'\n"
+        "      suffix: .mp4\n"
+        "      rate: 10\n"
+        for name, profile in presets
+    )
 
 
 def chinachu_script(binary: str) -> str:

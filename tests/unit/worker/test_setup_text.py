@@ -129,11 +129,26 @@ def test_a_recorder_path_outside_the_remote_dir_is_refused() -> None:
 def test_the_shipped_recorder_snippets_are_what_setup_prints_for_the_installed_venv(
     recorder: str,
 ) -> None:
-    printed = hook_lines(recorder, SHIPPED_BINARY)[0].text
+    printed = "".join(paste.text for paste in hook_lines(recorder, SHIPPED_BINARY))
     shipped = {"epgstation": "epgstation-config.yml", "edcb": "PostRecEnd.sh"}[recorder]
     text = (ROOT / "deploy/recorders" / shipped).read_text()
-    commands = [x for x in printed.splitlines() if "hook" in x]
+    commands = [x for x in printed.splitlines() if "hook" in x or "cmd:" in x]
     assert commands and all(line in text.splitlines() for line in commands), commands
+    if recorder == "epgstation":  # the hooks and both encode presets, ready to paste
+        assert sum("epgstation encode --profile" in x for x in commands) == 2
+
+
+def test_the_shipped_epgstation_presets_are_yaml_epgstation_can_split_on_spaces() -> None:
+    import yaml
+
+    text = (ROOT / "deploy/recorders/epgstation-config.yml").read_text()
+    config = yaml.safe_load(text)
+    assert config["recordingFinishCommand"].split(" ")[1:3] == ["hook", "epgstation"]
+    for preset in config["encode"]:
+        argv = preset["cmd"].split(" ")  # EPGStation's split: no argument may hold a space
+        assert argv[0] == SHIPPED_BINARY and argv[1:3] == ["epgstation", "encode"]
+        assert all(arg and '"' not in arg and "'" not in arg for arg in argv), argv
+        assert preset["suffix"] == ".mp4" and preset["rate"] > 0
 
 
 def test_the_shipped_chinachu_script_runs_what_setup_installs() -> None:
