@@ -259,6 +259,55 @@ def parse_media(path: Path, data: dict[str, Any], service_id: int | None = None)
     )
 
 
+# How much of a TS's end is read to find where its streams really end: more than the
+# longest gap between one stream's packets in a broadcast (audio runs ahead of video).
+TAIL_WINDOW_S = 5.0
+
+
+def with_measured_ends(ffprobe: str, info: MediaInfo) -> MediaInfo:
+    """``info`` with each TS stream's end measured from its last packets.
+
+    ffprobe only estimates a transport stream's per-stream lengths, from a window at the
+    file's end; a recording that stopped at an arbitrary packet has streams whose last
+    packets sit earlier than the window's, and their estimate is a few tenths of a second
+    short. The sync check compares ends, so it needs the real ones. Other containers keep
+    exact lengths and come back unchanged, as does a file the tail cannot be read of.
+    """
+    path = Path(info.path)
+    ends = [s.end_s for s in info.streams if s.end_s is not None]
+    if not info.is_mpegts or not ends or not path.is_file():
+        return info
+    start = max(0.0, max(ends) - TAIL_WINDOW_S)
+    argv = [
+        ffprobe, "-v", "error", "-read_intervals", f"{start:.3f}%",
+        "-show_entries", "packet=stream_index,pts_time,duration_time", "-of", "csv=p=0",
+        "--", str(path),
+    ]  # fmt: skip
+    try:
+        result = process.run(argv, timeout=FFPROBE_TIMEOUT)
+    except ProcessError:
+        return info
+    if result.returncode != 0:
+        return info
+    last: dict[int, float] = {}
+    for line in (result.stdout or "").splitlines():
+        fields = line.split(",")
+        if len(fields) < 3:
+            continue
+        try:
+            index, pts, duration = int(fields[0]), float(fields[1]), float(fields[2] or 0)
+        except ValueError:  # N/A: a packet without a timestamp
+            continue
+        last[index] = max(last.get(index, pts + duration), pts + duration)
+    streams = [
+        s.model_copy(update={"duration_s": last[s.index] - s.start_s})
+        if s.index in last and s.start_s is not None and last[s.index] > s.start_s
+        else s
+        for s in info.streams
+    ]
+    return info.model_copy(update={"streams": streams})
+
+
 def ts_tail_cut(path: Path) -> int:
     """Bytes of an incomplete last TS packet (0 when the file ends on a packet boundary).
 

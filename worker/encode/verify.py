@@ -23,6 +23,7 @@ from worker.encode.ffprobe import (
     VideoInfo,
     parse_media,
     run_ffprobe_with_log,
+    with_measured_ends,
 )
 from worker.errors import SourceError, VerifyError
 from worker.settings.model import VerifySettings
@@ -252,6 +253,8 @@ def verify_output(
         detail = process.last_line(log)
         raise VerifyError(f"{output}: decode check failed: {detail}", path=output)
     info = parse_media(output, data)
+    if audio is not None:  # the sync check compares stream ends: the source's real ones
+        source = with_measured_ends(ffprobe, source)
     problems = _problems(info, data, source, cfg, audio)
     if problems:
         raise VerifyError(f"{output}: verification failed: {'; '.join(problems)}", path=output)

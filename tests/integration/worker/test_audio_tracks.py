@@ -223,3 +223,46 @@ def test_audio_that_lost_time_at_the_switch_fails_verification_as_out_of_sync(
     assert str(failure.value).count(";") == 0, failure.value  # the only problem found
     # The per-stream duration check alone lets it through.
     verify_output(drifted, info, VerifySettings(sync_tolerance_s=5.0), audio=tracks)
+
+
+@pytest.fixture(scope="module")
+def broadcast_loop(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Six seconds of 1080i MPEG-2 and AAC, as a tuner's stream carries them."""
+    path = tmp_path_factory.mktemp("loop") / "loop.ts"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-nostdin", "-f", "lavfi", "-i",
+         "testsrc2=size=1440x1080:rate=30000/1001", "-f", "lavfi", "-i",
+         "sine=frequency=800:sample_rate=48000", "-t", "6", "-c:v", "mpeg2video", "-b:v", "3M",
+         "-c:a", "aac", "-f", "mpegts", str(path)],
+        check=True, timeout=120,
+    )  # fmt: skip
+    return path
+
+
+@settings(
+    max_examples=5, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)  # fmt: skip
+@given(join=st.floats(0.0, 3.0), packets=st.integers(9000, 30000))
+@example(join=1.3, packets=30000)  # ffprobe's estimate put this audio's end 0.30 s early
+def test_a_recording_joined_and_cut_anywhere_verifies_with_its_audio_in_sync(
+    broadcast_loop: Path, tmp_path: Path, join: float, packets: int
+) -> None:
+    """A tuner's recording starts and stops at any packet of a running stream. ffprobe
+    only estimates a TS stream's length (from a window at its end), and the estimate of
+    an audio stream whose last packets sit earlier in the file is off by a few tenths of
+    a second: the sync check must measure where each stream really ends."""
+    with tempfile.TemporaryDirectory(dir=tmp_path) as work:
+        recording = Path(work) / "tuner" / "rec.m2ts"
+        recording.parent.mkdir()
+        looped = subprocess.run(
+            ["ffmpeg", "-v", "error", "-nostdin", "-ss", f"{join:.3f}", "-stream_loop", "3",
+             "-i", str(broadcast_loop), "-map", "0", "-c", "copy", "-f", "mpegts", "pipe:1"],
+            capture_output=True, check=True, timeout=120,
+        ).stdout  # fmt: skip
+        recording.write_bytes(looped[: 188 * packets])
+        (Path(work) / "encode").mkdir()
+        result, out = encode(recording, Path(work) / "encode", Audio())
+        assert result.output.endswith(".mp4") and out.video is not None
+        video, audio = (s.end_s for s in out.streams)
+        assert video is not None and audio is not None and abs(video - audio) < 0.5
