@@ -11,14 +11,22 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # libavcodec-extra: ffmpeg's ARIB caption decoder (libaribb24), so captions are kept.
 runtime_pkgs=(ffmpeg libavcodec-extra python3-venv python3-dev gcc)
 # Test suite: a real redis-server, sshd for SFTP staging, libvirt for the host agent,
-# virt-xml-validate, systemd-analyze for the units, iproute2 for network namespaces.
+# virt-xml-validate, systemd-analyze for the units, iproute2 for network namespaces;
+# a compiler and SQLite's headers for EPGStation's native modules (its test server).
 # chromium and a Japanese font for the screenshot of Flower's tasks page (docs/).
 dev_pkgs=(redis-server openssh-server openssh-client pkg-config libvirt-dev libvirt-clients
           libvirt-daemon-driver-qemu qemu-system-x86 libxml2-utils systemd iproute2 procps
-          busybox-static cpio util-linux chromium fonts-ipafont-gothic)
+          busybox-static cpio util-linux chromium fonts-ipafont-gothic
+          libsqlite3-dev g++ make)
 
 wanted=("${runtime_pkgs[@]}")
-if [ "$mode" = "dev" ]; then wanted+=("${dev_pkgs[@]}"); fi
+if [ "$mode" = "dev" ]; then
+  wanted+=("${dev_pkgs[@]}")
+  # node and npm build the EPGStation test server; a node from elsewhere (with its own npm)
+  # conflicts with Debian's npm package, so ask for them only when they are missing.
+  command -v node >/dev/null || wanted+=(nodejs)
+  command -v npm >/dev/null || wanted+=(npm)
+fi
 missing=()
 for pkg in "${wanted[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -67,6 +75,9 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 if [ "$mode" = "dev" ]; then
   .venv/bin/python -m pip install -q -e '.[dev,host]'
+  # The real EPGStation 2.7.3 the EPGStation tests run (npm install + tsc, once; about a
+  # minute): tests/fixtures/epgstation/README.md.
+  .venv/bin/python -m tests.support.epgstation build >/dev/null
 else
   .venv/bin/python -m pip install -q -e .
 fi
