@@ -136,6 +136,41 @@ def test_a_link_cut_mid_transfer_still_finishes_the_job_exactly_once(
     assert again is not None and again.state is JobState.DONE and again.history == record.history
 
 
+def test_epgstations_encode_preset_on_the_recorder_gets_exactly_output_over_sftp(
+    cluster: Cluster, clips: Clips
+) -> None:
+    """`kamado epgstation encode` as EPGStation's preset runs it on the recorder: the
+    worker pulls INPUT over SFTP and pushes the MP4 back to exactly OUTPUT (a second
+    encode's name, "(1)", that kamado's own naming would never pick)."""
+    recording = Path(shutil.copy2(clips.isdb_1080i, cluster.recorded / "アニメ 'p' #3.m2ts"))
+    digest = sha256(recording)
+    output = cluster.recorded / "アニメ 'p' #3(1).mp4"
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "RECORDEDID": "103",
+        "INPUT": str(recording), "OUTPUT": str(output), "DIR": str(output), "SUBDIR": "",
+        "NAME": "アニメ 'p' #3", "CHANNELNAME": "ＢＳ１１", "START_AT": "1764900000000",
+        "END_AT": "1764901800000", "DROP_CNT": "0", "ERROR_CNT": "0", "SCRAMBLING_CNT": "0",
+        "FFMPEG": "ffmpeg", "FFPROBE": "ffprobe",
+    }  # fmt: skip
+    argv = [sys.executable, "-m", "worker.cli.main", "epgstation", "encode",
+            "--config", str(cluster.recorder_config), "--profile", "h264-x264"]  # fmt: skip
+    done = cluster.net.run(RECORDER, argv, env=env, timeout=180)
+    assert done.returncode == 0, done.stderr
+    progress = [json.loads(line) for line in done.stdout.splitlines()]
+    assert progress[-1]["percent"] == 1 and all(p["type"] == "progress" for p in progress)
+    (record,) = [r for r in cluster.registry.list() if r.job.output.endswith("#3(1).mp4")]
+    assert record.state is JobState.DONE, record.error
+    assert record.job.source == f"sftp://recorder/{recording.name}"
+    assert record.job.output == f"sftp://recorder/{output.name}"
+    assert record.result is not None and output.stat().st_size == record.result["size_bytes"]
+    assert sha256(recording) == digest and leftovers(cluster.recorded) == []
+    assert sorted(p.name for p in cluster.recorded.glob(f"{glob_safe(recording.stem)}*")) == [
+        output.name,
+        recording.name,
+    ]
+    assert not cluster.scratch.exists() or list(cluster.scratch.iterdir()) == []
+
+
 def test_the_hosts_reach_each_other_only_through_the_links_the_test_made(cluster: Cluster) -> None:
     # The worker has no route to anything but its two links.
     routes = cluster.net.run(WORKER, ["ip", "-4", "route", "show"]).stdout
