@@ -379,6 +379,9 @@ class EpgstationServer:
             "HOME": os.environ.get("HOME", "/root"),
             "LANG": "C.UTF-8",
             "TZ": "Asia/Tokyo",
+            # TypeORM finds ormconfig.js (the SQLite file's path) at the app's root, which
+            # it takes from node_modules' real place, the shared build: this instance's.
+            "APP_ROOT_PATH": str(self.app),
             **self.env,
         }
         preload = str(self.directory / "loopback-preload.js")
@@ -391,10 +394,13 @@ class EpgstationServer:
         while True:
             with contextlib.suppress(OSError, ValueError):
                 if len(self.get("/api/channels")) == 1:
-                    return
+                    break
             if self.procs["epgstation"].poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"EPGStation did not start:\n{self.log_tail('epgstation')}")
             time.sleep(0.3)
+        shared = self.build / "data" / "database.db"
+        if shared.exists():  # every server would see every other's recordings
+            raise RuntimeError(f"EPGStation keeps its database in the shared build: {shared}")
 
     def log_tail(self, name: str, lines: int = 40) -> str:
         path = self.directory / f"{name}.log"

@@ -350,8 +350,10 @@ def test_the_one_box_guide_walked_takes_a_recording_from_the_hook_to_a_verified_
 
 
 def paste(output: dict, where: str) -> str:  # type: ignore[type-arg]
-    """The text of the block a setup command printed for ``where`` (a prefix)."""
-    found = [p["text"] for p in output["paste"] if p["where"].startswith(where)]
+    """The text of the block a setup command printed for ``where`` (exactly, else a prefix)."""
+    found = [p["text"] for p in output["paste"] if p["where"] == where] or [
+        p["text"] for p in output["paste"] if p["where"].startswith(where)
+    ]
     assert len(found) == 1, (where, [p["where"] for p in output["paste"]])
     return str(found[0])
 
@@ -423,7 +425,8 @@ def test_the_three_box_guide_walked_fetches_over_sftp_and_delivers_the_mp4_back(
         # A recording ends: EPGStation runs the line setup printed.
         clip = make_sample(recordings / "ドラマ 第1話.ts", seconds=1)
         shutil.chown(clip, hook.name, hook.name)
-        finish = paste(recorder.setup_output["recorder"], "EPGStation").splitlines()[0]
+        finish = paste(recorder.setup_output["recorder"], "EPGStation's config/config.yml")
+        finish = finish.splitlines()[0]
         done = recorder.hook(finish.split("'")[1], clip)
         assert done.returncode == 0, done.stderr
         output = clip.with_suffix(".mp4")
