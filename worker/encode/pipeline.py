@@ -13,8 +13,8 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,7 +36,7 @@ from worker.encode.ffprobe import check_readable, read_media
 from worker.encode.remote_output import RemoteOutput, deliver_remote, prepare_remote, push_kept
 from worker.encode.run import run_encode
 from worker.encode.verify import verify_output
-from worker.errors import EncodeError, EncodeErrorKind, OutputError, OutputRefused
+from worker.errors import EncodeError, EncodeErrorKind, OutputError, OutputRefused, VerifyError
 from worker.jobs import EncodeResult, Job, JobState
 from worker.outputs.identity import local_fingerprint, local_identity, real_path
 from worker.outputs.names import temp_name, temp_pattern
@@ -253,6 +253,19 @@ def _place_sidecar(
     return sidecar, replace
 
 
+@contextmanager
+def _named_for_output(job: Job, temp: Path) -> Iterator[None]:
+    """A failed verification says which output it was for, not the temp file's name that
+    a user never sees (the encode is discarded: the output is not written)."""
+    try:
+        yield
+    except VerifyError as e:
+        text = str(e).replace(f"{temp}: ", "", 1).replace(str(temp), "the encode")
+        raise VerifyError(
+            f"{job.output}: {text} (the encode was discarded)", path=job.output
+        ) from e
+
+
 def _encode_and_commit(
     job: Job,
     attempt: Attempt,
@@ -314,7 +327,7 @@ def _encode_and_commit(
     # The disk writes the file back while ffprobe reads it: the commit's fsync then finds
     # (almost) nothing left to write. Only an overlap: the commit still fsyncs.
     early = None if remote is not None else early_sync(temp)
-    with span(job.id, "encode.verify"):
+    with span(job.id, "encode.verify"), _named_for_output(job, temp):
         out_info = verify_output(
             temp,
             info,

@@ -266,3 +266,24 @@ def test_a_recording_joined_and_cut_anywhere_verifies_with_its_audio_in_sync(
         assert result.output.endswith(".mp4") and out.video is not None
         video, audio = (s.end_s for s in out.streams)
         assert video is not None and audio is not None and abs(video - audio) < 0.5
+
+
+def test_a_failed_verification_names_the_output_and_leaves_nothing(
+    broadcast_loop: Path, tmp_path: Path
+) -> None:
+    """The error a user reads (in `kamado status`, in EPGStation's log) names the output
+    the job was for, not the temp file it never sees; nothing is left behind."""
+    copy = Path(shutil.copy2(broadcast_loop, tmp_path / "番組 #1.ts"))
+    before = sha256(copy)
+    profile = Profile(backends=[Backend.X264], x264_preset="ultrafast", height=180)
+    strict = {"sync_tolerance_s": 0.0, "duration_tolerance_s": 0.0, "duration_tolerance_ratio": 0}
+    settings = Settings(state_dir=tmp_path / "state", profiles={"p": profile}, verify=strict)
+    job = Job.create(str(copy), "p")
+    with pytest.raises(VerifyError) as failure:
+        encode_job(job, Attempt(settings=settings, backends=[Backend.X264]))
+    message = str(failure.value)
+    assert message.startswith(f"{tmp_path / '番組 #1.mp4'}: verification failed: "), message
+    assert message.endswith(" (the encode was discarded)") and ".kamado-" not in message
+    assert failure.value.path == job.output
+    assert [p.name for p in tmp_path.iterdir()] == [copy.name]  # no output, no temp
+    assert sha256(copy) == before
