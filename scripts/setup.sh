@@ -24,7 +24,7 @@ if [ "$mode" = "dev" ]; then
   wanted+=("${dev_pkgs[@]}")
   # node and npm build the EPGStation test server; a node from elsewhere (with its own npm)
   # conflicts with Debian's npm package, so ask for them only when they are missing.
-  command -v node >/dev/null || wanted+=(nodejs)
+  command -v node >/dev/null || wanted+=(nodejs libnode-dev)  # its headers: node-gyp offline
   command -v npm >/dev/null || wanted+=(npm)
 fi
 missing=()
