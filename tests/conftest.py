@@ -33,9 +33,12 @@ CI_MUST_RUN = re.compile(
 SERIAL_GROUPS = {
     "tests/integration/faults/": "faults",
     "tests/integration/setup/": "accounts",
+    # One EPGStation server for the session: its tests in one process.
+    "tests/integration/epgstation/": "epgstation",
 }
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist tags the grouped tests' ids
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Put the tests of each folder in :data:`SERIAL_GROUPS` into its xdist group."""
     root = Path(str(config.rootpath))
@@ -44,6 +47,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for prefix, group in SERIAL_GROUPS.items():
             if where.startswith(prefix):
                 item.add_marker(pytest.mark.xdist_group(group))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Refuse to run when pytest-xdist's --dist loadgroup would not keep a group together
+    (it tags each grouped test's id with "@group"; a pytest it does not know may drop the
+    tag, and the serial tests would then race each other in two processes)."""
+    if not session.config.getvalue("loadgroup"):
+        return
+    for item in session.items:
+        marker = item.get_closest_marker("xdist_group")
+        if marker is not None and "@" not in item.nodeid:
+            raise pytest.UsageError(
+                f"pytest-xdist did not tag {item.nodeid} with its group {marker.args[0]!r}: "
+                f"this pytest ({pytest.__version__}) and pytest-xdist do not work together "
+                "(see the pin in pyproject.toml)"
+            )
 
 
 @pytest.hookimpl(wrapper=True)

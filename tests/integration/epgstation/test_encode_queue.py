@@ -15,7 +15,7 @@ from tests.support.media import Clips, leftovers
 from worker.encode.ffprobe import read_media
 from worker.jobs import JobState
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("epgstation")]
+pytestmark = pytest.mark.integration
 
 
 def test_the_encode_button_runs_kamado_with_progress_and_registers_its_mp4(

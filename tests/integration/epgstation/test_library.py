@@ -21,7 +21,7 @@ from worker.broker.registry import JobRecord, Registry
 from worker.encode.ffprobe import read_media
 from worker.jobs import JobState
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("epgstation")]
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
