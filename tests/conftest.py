@@ -3,8 +3,9 @@
 The suite runs in two processes (pytest-xdist, ``--dist loadgroup``; see scripts/test.sh).
 Tests that must not share the machine's time with each other are kept in one group, so
 one process runs them one after another: the fault tests (leases of a few seconds, kills
-and restarts timed against encodes) and the set-up tests (they add and remove real Unix
-accounts, and shadow's tools lock /etc/passwd).
+and restarts timed against encodes), the set-up tests (they add and remove real Unix
+accounts, and shadow's tools lock /etc/passwd) and the EPGStation tests (one server for
+the session).
 
 Under ``CI=true`` a test skipped because this machine lacks something the CI machine has
 (a program or package, a Python module, network namespaces, root) fails instead: a
