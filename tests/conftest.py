@@ -54,7 +54,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """Refuse to run when pytest-xdist's --dist loadgroup would not keep a group together
     (it tags each grouped test's id with "@group"; a pytest it does not know may drop the
     tag, and the serial tests would then race each other in two processes)."""
-    if not session.config.getvalue("loadgroup"):
+    if not getattr(session.config.option, "loadgroup", False):  # set in xdist's workers
         return
     for item in session.items:
         marker = item.get_closest_marker("xdist_group")

@@ -54,9 +54,15 @@ def _field(boundary: str, name: str, value: str) -> bytes:
 
 
 def _quoted(name: str) -> str:
-    """A file name for Content-Disposition: quotes and CR/LF escaped, UTF-8 kept (busboy
-    reads it as UTF-8, as browsers send it)."""
-    return name.replace("\\", "\\\\").replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
+    """A file name for Content-Disposition, as EPGStation's parser (busboy) reads it: UTF-8
+    as browsers send it, a quote escaped (kept), CR/LF percent-encoded. Busboy takes a
+    backslash for a Windows path separator and a leading "X:" for a drive, keeping only
+    what follows: those are sent as "￥" and "：", the stand-ins EPGStation itself puts in
+    recordings' names."""
+    escaped = name.replace("\\", "\uffe5").replace('"', '\\"')
+    if len(escaped) > 1 and escaped[1] == ":" and escaped[0].isascii() and escaped[0].isalpha():
+        escaped = f"{escaped[0]}\uff1a{escaped[2:]}"
+    return escaped.replace("\r", "%0D").replace("\n", "%0A")
 
 
 class EpgstationApi:

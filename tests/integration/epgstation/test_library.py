@@ -5,6 +5,7 @@ registered when it comes back."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import time
@@ -13,9 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from scheduler.epgstation.api import EpgstationApi, Upload
 from tests.integration.epgstation.conftest import KAMADO, Station, wait_until
 from tests.integration.scheduler.conftest import ROOT
 from tests.support.epgstation import EpgstationServer
+from tests.support.media import Clips
 from worker.broker import keys
 from worker.broker.registry import JobRecord, Registry
 from worker.encode.ffprobe import read_media
@@ -94,3 +97,30 @@ def test_the_finish_hooks_output_is_registered_even_after_epgstation_was_away(
     assert not registry.client.hexists(keys.EPGSTATION_PENDING, record.id)
     # The recording itself is still EPGStation's: kamado only added a file to it.
     assert [f["type"] for f in server.video_files(recorded_id)].count("ts") == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "stored"),
+    [
+        ("引用 \"a\" 'b'.mp4", "引用 \"a\" 'b'.mp4"),  # quotes kept as they are
+        ("C:\\dir\\番組.mp4", "C：￥dir￥番組.mp4"),  # EPGStation's own stand-ins
+        ("Z: 最終回.mp4", "Z： 最終回.mp4"),  # not a drive letter to drop
+        ("ｱ" * 83 + ".mp4", "ｱ" * 83 + ".mp4"),  # 253 bytes
+    ],
+    ids=["quotes", "backslashes", "drive-like", "253-bytes"],
+)
+def test_an_upload_keeps_the_outputs_name_in_epgstations_library(
+    station: Station, clips: Clips, tmp_path: Path, name: str, stored: str
+) -> None:
+    """What kamado's registrar sends is what EPGStation stores and lists (its multipart
+    parser takes a backslash for a Windows path separator and "X:" for a drive: kamado
+    sends EPGStation's own replacements instead, as EPGStation names recordings)."""
+    server = station.server
+    recorded_id = server.new_recorded("upload names", 8)
+    output = tmp_path / name
+    shutil.copy(clips.isdb_1080i, output)
+    api = EpgstationApi(server.url, timeout=60)
+    video_id = api.upload(Upload(recorded_id, output, "recorded", "kamado"))
+    (listed,) = [f for f in server.video_files(recorded_id) if f["id"] == video_id]
+    assert listed["filename"] == stored and listed["name"] == "kamado"
+    assert (server.recorded_dir / stored).stat().st_size == output.stat().st_size
