@@ -53,16 +53,37 @@ def _field(boundary: str, name: str, value: str) -> bytes:
     ).encode()
 
 
+# EPGStation names a taken file "name(1).ext", "name(2).ext", ...: room for that.
+TAKEN_ROOM = len("(99)")
+NAME_MAX = 255
+
+
+def upload_name(name: str) -> str:
+    """The name EPGStation will store an upload under, as kamado sends it.
+
+    EPGStation's parser (busboy) takes a backslash for a Windows path separator and a
+    leading "X:" for a drive, keeping only what follows: those go as "￥" and "：", the
+    stand-ins EPGStation itself puts in recordings' names; CR and LF go percent-encoded.
+    The name is cut (at a character, the extension kept) to leave EPGStation room for
+    "(n)" when it is taken: kamado's own output usually sits in the same directory.
+    """
+    mapped = name.replace("\\", "\uffe5").replace("\r", "%0D").replace("\n", "%0A")
+    if len(mapped) > 1 and mapped[1] == ":" and mapped[0].isascii() and mapped[0].isalpha():
+        mapped = f"{mapped[0]}\uff1a{mapped[2:]}"
+    limit = NAME_MAX - TAKEN_ROOM
+    if len(mapped.encode()) <= limit:
+        return mapped
+    stem, dot, extension = mapped.rpartition(".")
+    suffix = f".{extension}" if dot and stem else ""
+    stem = stem if suffix else mapped
+    budget = limit - len(suffix.encode())
+    return stem.encode()[:budget].decode("utf-8", "ignore") + suffix
+
+
 def _quoted(name: str) -> str:
-    """A file name for Content-Disposition, as EPGStation's parser (busboy) reads it: UTF-8
-    as browsers send it, a quote escaped (kept), CR/LF percent-encoded. Busboy takes a
-    backslash for a Windows path separator and a leading "X:" for a drive, keeping only
-    what follows: those are sent as "￥" and "：", the stand-ins EPGStation itself puts in
-    recordings' names."""
-    escaped = name.replace("\\", "\uffe5").replace('"', '\\"')
-    if len(escaped) > 1 and escaped[1] == ":" and escaped[0].isascii() and escaped[0].isalpha():
-        escaped = f"{escaped[0]}\uff1a{escaped[2:]}"
-    return escaped.replace("\r", "%0D").replace("\n", "%0A")
+    """The name for Content-Disposition's filename: :func:`upload_name`, its quotes
+    escaped (busboy unescapes them), UTF-8 as browsers send it."""
+    return upload_name(name).replace('"', '\\"')
 
 
 class EpgstationApi:

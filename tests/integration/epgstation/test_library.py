@@ -105,22 +105,31 @@ def test_the_finish_hooks_output_is_registered_even_after_epgstation_was_away(
         ("引用 \"a\" 'b'.mp4", "引用 \"a\" 'b'.mp4"),  # quotes kept as they are
         ("C:\\dir\\番組.mp4", "C：￥dir￥番組.mp4"),  # EPGStation's own stand-ins
         ("Z: 最終回.mp4", "Z： 最終回.mp4"),  # not a drive letter to drop
-        ("ｱ" * 83 + ".mp4", "ｱ" * 83 + ".mp4"),  # 253 bytes
+        ("ｱ" * 83 + ".mp4", "ｱ" * 82 + ".mp4"),  # 253 bytes: cut to leave room for "(1)"
     ],
     ids=["quotes", "backslashes", "drive-like", "253-bytes"],
 )
 def test_an_upload_keeps_the_outputs_name_in_epgstations_library(
     station: Station, clips: Clips, tmp_path: Path, name: str, stored: str
 ) -> None:
-    """What kamado's registrar sends is what EPGStation stores and lists (its multipart
-    parser takes a backslash for a Windows path separator and "X:" for a drive: kamado
-    sends EPGStation's own replacements instead, as EPGStation names recordings)."""
+    """What kamado's registrar sends is what EPGStation stores and lists, also when the
+    name is taken (kamado's own output sits in the same directory): EPGStation's
+    multipart parser takes a backslash for a Windows path separator and "X:" for a
+    drive, so kamado sends EPGStation's own replacements, and a long name leaves room
+    for the "(1)" EPGStation adds."""
     server = station.server
     recorded_id = server.new_recorded("upload names", 8)
     output = tmp_path / name
     shutil.copy(clips.isdb_1080i, output)
     api = EpgstationApi(server.url, timeout=60)
-    video_id = api.upload(Upload(recorded_id, output, "recorded", "kamado"))
-    (listed,) = [f for f in server.video_files(recorded_id) if f["id"] == video_id]
-    assert listed["filename"] == stored and listed["name"] == "kamado"
-    assert (server.recorded_dir / stored).stat().st_size == output.stat().st_size
+    sub_dir = tmp_path.name  # a directory of this test's own under "recorded"
+    upload = Upload(recorded_id, output, "recorded", "kamado", sub_dir=sub_dir)
+    first, second = api.upload(upload), api.upload(upload)
+    files = {f["id"]: f for f in server.video_files(recorded_id)}
+    stem, extension = stored.rsplit(".", 1)
+    assert files[first]["filename"] == stored
+    assert files[second]["filename"] == f"{stem}(1).{extension}"
+    for video_id in (first, second):
+        assert files[video_id]["name"] == "kamado"
+        path = server.recorded_dir / sub_dir / str(files[video_id]["filename"])
+        assert path.stat().st_size == output.stat().st_size

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from scheduler.epgstation.api import upload_name
 from scheduler.epgstation.preset import exact_output, preset_submission
 from scheduler.errors import HookInputError
 from scheduler.paths import map_source, unmap_target
@@ -103,3 +104,15 @@ def test_an_unmapped_uri_has_no_recorder_path() -> None:
 def test_bad_preset_variables_name_the_variable(env: dict[str, str], message: str) -> None:
     with pytest.raises(HookInputError, match=message):
         epgstation_encode_input(env)
+
+
+@given(name=st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="/\0"),
+                    min_size=1, max_size=120).map(lambda s: s + ".mp4"))  # fmt: skip
+def test_the_upload_name_fits_epgstations_parser_and_its_taken_suffix(name: str) -> None:
+    sent = upload_name(name)
+    assert len(sent.encode()) <= 255 - len("(99)")  # room for EPGStation's "(n)"
+    assert "\\" not in sent and "\r" not in sent and "\n" not in sent
+    assert not (len(sent) > 1 and sent[1] == ":" and sent[0].isascii() and sent[0].isalpha())
+    assert sent.endswith(".mp4")  # the extension survives a cut
+    if len(name.encode()) <= 200 and not set(name) & set("\\\r\n:"):
+        assert sent == name  # an ordinary name goes as it is
