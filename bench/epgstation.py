@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.support.epgstation import Preset, running_epgstation
+from tests.support.epgstation import EpgstationServer, Preset, running_epgstation
 from tests.support.redis_proc import RedisProcess
 from tests.support.workers import running_worker
 from worker.encode.argv import build_command
@@ -55,11 +55,8 @@ def bare_script(path: Path, source: Path, profile_name: str, settings: Settings)
     return path
 
 
-def timed_encode(server: object, recorded_id: int, video_id: int, mode: str) -> float:
+def timed_encode(server: EpgstationServer, recorded_id: int, video_id: int, mode: str) -> float:
     """Seconds from POST /api/encode until EPGStation lists the new encoded file."""
-    from tests.support.epgstation import EpgstationServer
-
-    assert isinstance(server, EpgstationServer)
     before = {f["id"] for f in server.video_files(recorded_id)}
     started = time.perf_counter()
     encode_id = server.encode(recorded_id, video_id, mode)

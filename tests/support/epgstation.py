@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import http.client
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tarfile
@@ -39,6 +41,7 @@ from typing import Any
 import pytest
 
 from tests.support.redis_proc import free_port
+from worker.encode.sample import make_sample
 
 VERSION = "2.7.3"
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "epgstation"
@@ -189,20 +192,6 @@ class Programme:
     start_ms: int
     duration_ms: int
     event_id: int = 1
-
-
-def make_tuner_sample(path: Path, seconds: int = 6) -> Path:
-    """A broadcast-shaped transport stream (1440x1080i MPEG-2, AAC) for the fake tuner."""
-    if not path.is_file():
-        argv = [
-            "ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
-            "-f", "lavfi", "-i", "testsrc2=size=1440x1080:rate=30000/1001",
-            "-f", "lavfi", "-i", "sine=frequency=800:sample_rate=48000", "-t", str(seconds),
-            "-c:v", "mpeg2video", "-b:v", "3M", "-flags", "+ildct+ilme", "-top", "1",
-            "-aspect", "16:9", "-c:a", "aac", "-f", "mpegts", str(path),
-        ]  # fmt: skip
-        subprocess.run(argv, check=True, timeout=120)
-    return path
 
 
 @dataclass
@@ -563,9 +552,6 @@ def _node() -> str:
 
 
 def _unix_ok(socket_path: Path, path: str) -> bool:
-    import http.client
-    import socket
-
     class Conn(http.client.HTTPConnection):
         def connect(self) -> None:
             self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -599,7 +585,9 @@ def running_epgstation(
     """A started server for the block; skips where node is missing."""
     build_path = require_epgstation()
     directory.mkdir(parents=True, exist_ok=True)
-    sample = make_tuner_sample(directory / "tuner-sample.ts")
+    sample = directory / "tuner-sample.ts"  # looped by the fake tuner
+    if not sample.is_file():
+        make_sample(sample, seconds=6)
     server = EpgstationServer(directory, presets, build_path, sample, **options)
     try:
         yield server.start()

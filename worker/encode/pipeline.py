@@ -260,10 +260,8 @@ def _named_for_output(job: Job, temp: Path) -> Iterator[None]:
     try:
         yield
     except VerifyError as e:
-        text = str(e).replace(f"{temp}: ", "", 1).replace(str(temp), "the encode")
-        raise VerifyError(
-            f"{job.output}: {text} (the encode was discarded)", path=job.output
-        ) from e
+        text = str(e).replace(str(temp), job.output)  # a sidecar's temp too: output.srt
+        raise VerifyError(f"{text} (the encode was discarded)", path=job.output) from e
 
 
 def _encode_and_commit(
