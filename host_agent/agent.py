@@ -221,6 +221,7 @@ class Agent:
             last_action_at=last.wall if last else None,
             preflight_ok=self.preflight_ok,
             held_until=utc_now() + timedelta(seconds=left) if left > 0 else None,
+            guest_worker=self.settings.guest_worker,
         )
 
     def _publish(self, now: float, status: DomainStatus | None) -> None:

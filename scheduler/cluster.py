@@ -6,11 +6,17 @@ late acks, every job a worker holds) in its ``unacked`` hash with the queue it c
 from. A job a worker has just taken is off its queue and not yet in any heartbeat; only
 that hash shows it. Without it, the routing pass that follows a software worker taking
 its next job, which is exactly when a software slot opens, sees that worker idle.
+
+With no hardware worker up, a host agent that can start (or is booting) its VM counts as
+hardware arriving after the boot time. A host whose VM's worker (the heartbeat's
+``guest_worker``) already beats without serving hardware does not: that guest is up and
+proved only software, so no hardware comes from it and software-capable jobs may move.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from datetime import datetime
 
 from scheduler.queues import BrokerState, Message
@@ -35,6 +41,11 @@ def _hardware(beat: WorkerHeartbeat) -> list[float | None]:
     return speeds
 
 
+def _serves_hardware(beat: WorkerHeartbeat) -> bool:
+    """True when the worker takes encode.gpu with a proven hardware backend."""
+    return QUEUE_GPU in beat.queues and bool(_hardware(beat))
+
+
 def _software(beat: WorkerHeartbeat) -> list[float | None]:
     return [b.realtime for b in beat.backends if b.backend == Backend.X264.value]
 
@@ -56,8 +67,19 @@ def delivery(raw: str) -> tuple[str, str] | None:
     return (job_id, str(data[2])) if job_id else None
 
 
-def wake_delay(hosts: list[HostHeartbeat], routing: RoutingSettings, at: datetime) -> float | None:
-    """Seconds until a host agent could have a hardware worker up; None if none can."""
+def wake_delay(
+    hosts: list[HostHeartbeat],
+    routing: RoutingSettings,
+    at: datetime,
+    no_hardware: Collection[str] = frozenset(),
+) -> float | None:
+    """Seconds until a host agent could have a hardware worker up; None if none can.
+
+    ``no_hardware`` names the live workers that serve no hardware: a host whose guest
+    worker is one of them is up and proved none, so it brings no hardware lane (unless
+    it holds its starts: then it counts from the hold's end, as before). A host that
+    names no guest worker (an older agent) counts by its VM state alone.
+    """
     delays = []
     for host in hosts:
         if host.preflight_ok is False:
@@ -65,6 +87,8 @@ def wake_delay(hosts: list[HostHeartbeat], routing: RoutingSettings, at: datetim
         if host.held_until is not None and host.held_until > at:
             # The agent shut the VM down because its worker never consumed: not before this.
             delays.append((host.held_until - at).total_seconds() + routing.vm_boot_time)
+        elif host.guest_worker and host.guest_worker in no_hardware:
+            continue  # its guest is up and serves software only: no hardware comes
         elif host.vm_state == "running" and host.last_action_at is not None:
             since = (at - host.last_action_at).total_seconds()
             delays.append(max(routing.vm_boot_time - since, 0.0))
@@ -104,7 +128,7 @@ class Snapshot:
     def cluster(self, *, with_queues: bool = True) -> Cluster:
         """The two lanes as they are now."""
         beats = workers(self.registry)
-        hw = [b for b in beats if QUEUE_GPU in b.queues and _hardware(b)]
+        hw = [b for b in beats if _serves_hardware(b)]
         sw = [b for b in beats if QUEUE_CPU in b.queues and _software(b)]
         hw_speed = _speed([s for b in hw for s in _hardware(b)], self.routing.hardware_realtime)
         sw_speed = _speed([s for b in sw for s in _software(b)], self.routing.software_realtime)
@@ -114,7 +138,8 @@ class Snapshot:
         delivered = self.delivered() if with_queues else {}
         hardware = Lane([self.remaining(b.current_job, hw_speed) for b in hw], hw_speed)
         if not hw:
-            delay = wake_delay(self.state.hosts(), self.routing, now())
+            software_only = {b.hostname for b in beats if not _serves_hardware(b)}
+            delay = wake_delay(self.state.hosts(), self.routing, now(), software_only)
             if delay is not None:
                 hardware.free_at = [delay]
         software = Lane([self.remaining(b.current_job, sw_speed) for b in sw], sw_speed)

@@ -72,4 +72,7 @@ class HostHeartbeat(BaseModel):
     preflight_ok: bool | None = None
     # Set while the agent will not start the VM for work (its worker never consumed).
     held_until: datetime | None = None
+    # The Celery node name of the VM's worker (celery@HOST), whose heartbeat tells what
+    # the guest proved; "" from an agent that does not say.
+    guest_worker: str = ""
     updated_at: datetime = Field(default_factory=now)

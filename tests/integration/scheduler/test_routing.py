@@ -21,7 +21,8 @@ from tests.integration.scheduler.conftest import ROOT, Kamado
 from tests.support.procs import wait_for
 from tests.support.redis_proc import free_port
 from tests.support.workers import running_worker
-from worker.broker.heartbeat import BackendSpeed, WorkerHeartbeat
+from worker.broker.heartbeat import BackendSpeed, HostHeartbeat, WorkerHeartbeat, now
+from worker.broker.keys import host_key
 from worker.broker.presence import publish, record_speed
 from worker.broker.registry import Registry
 from worker.jobs import Job, JobState
@@ -97,6 +98,25 @@ def test_a_job_a_software_worker_has_just_taken_counts_before_its_heartbeat_name
         service = Service(deliverer.settings, deliverer, Spool(deliverer.settings.state_dir / "s"))
         assert service.route_once() == []  # on software it would end at 1320 s
         assert [m.job_id for m in BrokerState(registry).waiting("encode.gpu")] == [short]
+
+
+def test_an_auto_job_moves_to_the_cpu_once_the_booted_guest_proves_only_x264(
+    deliverer: Deliverer, registry: Registry
+) -> None:
+    host = HostHeartbeat(name="vmhost", vm_state="running", last_action="start: work",
+                         last_action_at=now(), guest_worker="celery@g1")  # fmt: skip
+    registry.client.set(host_key("vmhost"), host.model_dump_json(), ex=60)
+    job = submit(deliverer, "auto", "h264-auto", 1800)  # the VM boots: wait for its GPU
+    assert [m.job_id for m in BrokerState(registry).waiting("encode.gpu")] == [job]
+    beat(registry, "celery@g1", "encode.cpu", "x264", 1.0)  # up, and no hardware proven
+    service = Service(deliverer.settings, deliverer, Spool(deliverer.settings.state_dir / "s"))
+    moved = service.route_once()
+    assert [m.job_id for m in moved] == [job]
+    state = BrokerState(registry)
+    assert state.waiting("encode.gpu") == []
+    assert [m.job_id for m in state.waiting("encode.cpu")] == [job]
+    record = registry.get(job)
+    assert record is not None and record.queue == "encode.cpu"
 
 
 def test_new_recordings_overtake_the_backlog(deliverer: Deliverer, registry: Registry) -> None:

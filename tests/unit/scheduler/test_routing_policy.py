@@ -7,6 +7,10 @@ import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from scheduler.cluster import delivery, wake_delay
 from scheduler.routing import Cluster, Lane, Pending, initial_queue, plan
 from worker.broker.heartbeat import HostHeartbeat
@@ -85,6 +89,59 @@ def test_a_host_holding_starts_after_its_guest_never_consumed_wakes_only_after_t
     software = Lane([0.0], 1.0)
     moved = plan([Pending("job", 600, True)], Cluster(hardware, software, 0, 1), lookahead=1)
     assert moved == ["job"]
+
+
+GUEST = "celery@g1"
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    state=st.sampled_from(["running", "shutoff", "paused", "unknown"]),
+    since=st.floats(min_value=0, max_value=3600),
+    boot=st.floats(min_value=0, max_value=600),
+    preflight=st.sampled_from([None, True, False]),
+)
+def test_a_host_whose_guest_is_up_without_hardware_brings_no_hardware(
+    state: str, since: float, boot: float, preflight: bool | None
+) -> None:
+    routing = RoutingSettings(vm_boot_time=boot)
+    at = datetime(2024, 1, 1, tzinfo=UTC)
+    host = HostHeartbeat(name="h", vm_state=state, last_action_at=at - timedelta(seconds=since),
+                         preflight_ok=preflight, guest_worker=GUEST)  # fmt: skip
+    assert wake_delay([host], routing, at, {GUEST}) is None
+    # a guest serving hardware, or not beating yet, is not among them: as without a guest
+    before = wake_delay([host.model_copy(update={"guest_worker": ""})], routing, at)
+    assert wake_delay([host], routing, at, set()) == before
+    assert wake_delay([host], routing, at, {"celery@other"}) == before
+    # an older agent names no guest: its VM state alone counts
+    old = host.model_copy(update={"guest_worker": ""})
+    assert wake_delay([old], routing, at, {GUEST, ""}) == before
+
+
+@pytest.mark.parametrize(
+    ("guest", "expected"),
+    [("software only", None), ("hardware", 60.0), ("not beating", 60.0)],
+)
+def test_a_booting_vm_counts_as_hardware_until_its_guest_beats_without_any(
+    guest: str, expected: float | None
+) -> None:
+    routing = RoutingSettings(vm_boot_time=90)
+    at = datetime(2024, 1, 1, tzinfo=UTC)
+    host = HostHeartbeat(name="h", vm_state="running", guest_worker=GUEST,
+                         last_action_at=at - timedelta(seconds=30))  # fmt: skip
+    no_hardware = {GUEST, "celery@cpu"} if guest == "software only" else {"celery@cpu"}
+    assert wake_delay([host], routing, at, no_hardware) == expected
+    # another host that can still wake keeps the hardware lane
+    other = HostHeartbeat(name="h2", vm_state="shutoff")
+    assert wake_delay([host, other], routing, at, no_hardware) == (expected or 90)
+
+
+def test_a_host_holding_its_starts_counts_from_the_hold_even_with_its_guest_up() -> None:
+    routing = RoutingSettings(vm_boot_time=90)
+    at = datetime(2024, 1, 1, tzinfo=UTC)
+    held = HostHeartbeat(name="h", vm_state="running", guest_worker=GUEST,
+                         held_until=at + timedelta(seconds=1200))  # fmt: skip
+    assert wake_delay([held], routing, at, {GUEST}) == 1290
 
 
 def test_a_lane_without_slots_never_finishes() -> None:
