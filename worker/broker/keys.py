@@ -23,7 +23,7 @@ role spells a key by hand. kamado's keys all start with ``kamado:``:
 kombu's Redis transport keeps a queue as one list per priority level: ``name`` for level
 0, ``name\\x06\\x16<level>`` above it; producers LPUSH, workers BRPOP the first non-empty
 list in level order. Delivered, unacknowledged messages sit in the ``unacked`` hash as
-``[message, exchange, routing_key]`` JSON.
+``[message, exchange, routing_key]`` JSON, their delivery times in ``unacked_index``.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ __all__ = [
     "SOURCES",
     "SPEED_PREFIX",
     "UNACKED",
+    "UNACKED_INDEX",
     "WATCHDOG_ACTIONS",
     "WRITTEN",
     "attempts_key",
@@ -65,6 +66,8 @@ __all__ = [
 PRIORITY_SEP = "\x06\x16"
 PRIORITY_STEPS = tuple(range(10))  # every level Celery may use, 0 (most urgent) to 9
 UNACKED = "unacked"
+# Delivery tag → the time kombu delivered it (a sorted set beside the hash).
+UNACKED_INDEX = "unacked_index"
 
 # The job registry (worker/broker/registry.py).
 JOB_PREFIX = "kamado:job:"

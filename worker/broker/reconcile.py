@@ -5,24 +5,34 @@ queue (its worker was killed, its VM crashed, Redis lost it, publishing failed),
 published again; a job past the attempt limit fails with the reasons of its attempts.
 The scheduler service runs a pass every ``jobs.reconcile_interval`` seconds; the one-box
 client runs it while it waits.
+
+A worker's take is not atomic: kombu BRPOPs the message off its queue and only then, in a
+second round trip, records it in the ``unacked`` hash; the task takes the lease later
+still, once a pool process runs it. A delivery younger than ``grace`` counts as a
+message, and a job is republished only when a second look, ``recheck`` seconds later,
+still finds it untouched with no message and no lease (a slow worker, a VM under
+emulation, widens the first gap to a good part of a second).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from celery import Celery
 
 from worker.broker.publish import publish
-from worker.broker.registry import Registry
+from worker.broker.registry import JobRecord, Registry
 from worker.jobs import JobState, now
 from worker.profiles import QUEUE_CPU, QUEUE_GPU
 
 __all__ = ["reconcile"]
 
 log = logging.getLogger("kamado.reconcile")
+# Seconds between the two looks at a job that seems lost.
+RECHECK = 2.0
 
 
 @dataclass
@@ -40,31 +50,65 @@ def reconcile(
     *,
     grace: float,
     queues: list[str] | None = None,
+    recheck: float = RECHECK,
 ) -> Pass:
     """One pass over the active jobs; ``grace`` skips jobs touched in the last seconds."""
     result = Pass()
-    with_messages = registry.jobs_with_messages(queues or [QUEUE_GPU, QUEUE_CPU])
+    queues = queues or [QUEUE_GPU, QUEUE_CPU]
     cutoff = now() - timedelta(seconds=grace)
-    for job_id in registry.active_ids():
+    ids = registry.active_ids()
+    result.checked = len(ids)
+    suspects = _in_limbo(registry, ids, _with_messages(registry, queues, cutoff), cutoff)
+    if not suspects:
+        return result
+    time.sleep(recheck)
+    messages = _with_messages(registry, queues, cutoff)
+    again = _in_limbo(registry, list(suspects), messages, cutoff)
+    for job_id, record in again.items():
+        if record.updated_at != suspects[job_id].updated_at:
+            continue  # it moved on between the looks
+        _settle(app, registry, record, result)
+    return result
+
+
+def _with_messages(registry: Registry, queues: list[str], cutoff: datetime) -> set[str]:
+    """Jobs with a message waiting, or delivered since ``cutoff`` and not yet acknowledged
+    (an older delivery without a lease is a dead worker's: kombu would restore it only
+    after its visibility timeout, hours later)."""
+    return registry.jobs_with_messages(queues) | registry.delivered_since(cutoff.timestamp())
+
+
+def _in_limbo(
+    registry: Registry, ids: list[str], with_messages: set[str], cutoff: datetime
+) -> dict[str, JobRecord]:
+    """The jobs of ``ids`` that are active, not held, untouched since ``cutoff``, with no
+    live lease and no message in a queue or delivered."""
+    found = {}
+    for job_id in ids:
         record = registry.get(job_id)
-        result.checked += 1
         if record is None or record.state.final or record.state is JobState.HELD:
             continue
         if registry.lease_alive(job_id) or job_id in with_messages:
             continue
         if record.updated_at and record.updated_at > cutoff:
             continue
-        if record.attempts >= registry.max_attempts:
-            reasons = "; ".join(
-                f"attempt {r.number}: {r.error}" for r in registry.history(job_id) if r.error
-            )
-            message = f"{record.job.source}: gave up after {record.attempts} attempts ({reasons})"
-            if registry.settle(job_id, JobState.FAILED, message):
-                result.failed.append(job_id)
-                log.warning("job %s failed: %s", job_id, message)
-            continue
-        if registry.settle(job_id, JobState.QUEUED, record.error or ""):
-            publish(app, record.job, record.queue or QUEUE_CPU)
-            result.requeued.append(job_id)
-            log.warning("job %s was in limbo (%s); published again", job_id, record.state.value)
-    return result
+        found[job_id] = record
+    return found
+
+
+def _settle(app: Celery, registry: Registry, record: JobRecord, result: Pass) -> None:
+    """Fail a job past its attempts, or publish it again."""
+    job_id = record.id
+    if record.attempts >= registry.max_attempts:
+        reasons = "; ".join(
+            f"attempt {r.number}: {r.error}" for r in registry.history(job_id) if r.error
+        )
+        message = f"{record.job.source}: gave up after {record.attempts} attempts ({reasons})"
+        if registry.settle(job_id, JobState.FAILED, message):
+            result.failed.append(job_id)
+            log.warning("job %s failed: %s", job_id, message)
+        return
+    if registry.settle(job_id, JobState.QUEUED, record.error or ""):
+        publish(app, record.job, record.queue or QUEUE_CPU)
+        result.requeued.append(job_id)
+        log.warning("job %s was in limbo (%s); published again", job_id, record.state.value)

@@ -28,6 +28,8 @@ from worker.broker.keys import (
     ENDED,
     FLAGS,
     INDEX,
+    UNACKED,
+    UNACKED_INDEX,
     attempts_key,
     job_key,
     lease_key,
@@ -441,6 +443,17 @@ class Registry:
     def jobs_with_messages(self, queues: list[str]) -> set[str]:
         """Ids of jobs with a message waiting in these queues (not yet delivered)."""
         return set(self.call("read the queues", _jobs_with_messages, self.client, queues))
+
+    def delivered_since(self, moment: float) -> set[str]:
+        """Ids of jobs whose message a worker took at or after ``moment`` (epoch seconds)
+        and has not acknowledged: a worker about to take the lease, not a lost job."""
+        tags = self.call(
+            "read recent deliveries", self.client.zrangebyscore, UNACKED_INDEX, moment, "+inf"
+        )
+        if not tags:
+            return set()
+        raws = self.call("read recent deliveries", self.client.hmget, UNACKED, tags)
+        return {job_id for raw in raws if raw and (job_id := job_id_of(raw))}
 
     def peek_next(self, queues: list[str]) -> str | None:
         """The raw message a worker on these queues would take next (most urgent, oldest)."""
