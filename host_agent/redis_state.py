@@ -14,9 +14,17 @@ import redis
 from pydantic import ValidationError
 
 from worker.broker.heartbeat import HostHeartbeat, WorkerHeartbeat
-from worker.broker.keys import UNACKED, host_key, queue_lists, worker_key
+from worker.broker.keys import UNACKED, host_key, job_key, queue_lists, worker_key
+from worker.broker.registry import job_id_of
 from worker.errors import BrokerError
+from worker.jobs import JobState
 from worker.settings.model import mask_url
+
+ENDED_STATES = frozenset(s.value for s in JobState if s.final)
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value or "")
 
 
 class RedisState:
@@ -53,21 +61,40 @@ class RedisState:
         return sum(int(size) for size in sizes)
 
     def in_flight(self, queues: Sequence[str]) -> int:
-        """How many messages of these queues a worker holds without acknowledging yet."""
+        """How many messages of these queues a worker holds without acknowledging yet.
+
+        A delivery whose job has ended does not count: a worker killed with its VM leaves
+        its message in ``unacked`` until kombu's visibility timeout (hours), long after
+        the job was requeued and done; counted, it would keep the VM from ever idling.
+        """
         try:
             values = self._client.hvals(UNACKED)
         except redis.RedisError as e:
             raise self._fail("read unacknowledged messages", e) from e
         wanted = set(queues)
-        count = 0
+        held: list[str | None] = []
         for raw in values:
             try:
                 _message, exchange, routing_key = json.loads(raw)
             except (ValueError, TypeError):
                 continue
             if routing_key in wanted or exchange in wanted:
-                count += 1
-        return count
+                held.append(job_id_of(raw))
+        return len(held) - self._ended(held)
+
+    def _ended(self, job_ids: list[str | None]) -> int:
+        """How many of these jobs the registry holds as ended (done, failed, cancelled)."""
+        known = [j for j in job_ids if j]
+        if not known:
+            return 0
+        pipe = self._client.pipeline(transaction=False)
+        for job_id in known:
+            pipe.hget(job_key(job_id), "state")
+        try:
+            states = pipe.execute()
+        except redis.RedisError as e:
+            raise self._fail("read job states", e) from e
+        return sum(1 for state in states if _text(state) in ENDED_STATES)
 
     def worker_heartbeat(self, hostname: str) -> WorkerHeartbeat | None:
         """The worker's heartbeat, or None when it expired or never came."""

@@ -12,7 +12,7 @@ from kombu import Connection, Exchange, Queue
 from host_agent.redis_state import RedisState
 from tests.support.redis_proc import RedisProcess
 from worker.broker.heartbeat import HostHeartbeat, WorkerHeartbeat
-from worker.broker.keys import worker_key
+from worker.broker.keys import job_key, worker_key
 from worker.errors import BrokerError
 
 pytestmark = pytest.mark.integration
@@ -77,6 +77,27 @@ def test_message_taken_but_not_acked_is_in_flight_for_its_queue_only(
         message.ack()
         simple.close()
     assert state.in_flight(["encode.gpu"]) == 0
+
+
+def test_a_dead_workers_delivery_of_an_ended_job_is_not_in_flight(
+    state: RedisState, redis_server: RedisProcess, raw: redis.Redis
+) -> None:
+    """A VM killed mid-encode leaves its delivery in kombu's unacked hash for hours; once
+    the job was requeued and ended, that delivery must not keep the VM from idling."""
+    exchange = Exchange("encode.cpu", type="direct")
+    queue = Queue("encode.cpu", exchange, routing_key="encode.cpu")
+    with Connection(redis_server.url, transport_options={"priority_steps": STEPS}) as conn:
+        conn.Producer().publish({"job": 1}, exchange=exchange, routing_key="encode.cpu",
+                                declare=[queue], headers={"id": "job1-attempt1"},
+                                serializer="json")  # fmt: skip
+        simple = conn.SimpleQueue(queue, no_ack=False)
+        simple.get(timeout=5)  # taken by a worker that then dies: never acknowledged
+        for job_state, counted in [("encoding", 1), ("queued", 1), ("done", 0), ("failed", 0)]:
+            raw.hset(job_key("job1"), "state", job_state)
+            assert state.in_flight(["encode.cpu"]) == counted, job_state
+        raw.delete(job_key("job1"))  # a job the registry does not know: still counted
+        assert state.in_flight(["encode.cpu"]) == 1
+        simple.close()
 
 
 def test_worker_heartbeat_is_read_and_a_garbled_one_is_ignored(
