@@ -121,7 +121,8 @@ def _network(devices: ET.Element, vm: VmSettings) -> None:
 def _console_and_channel(devices: ET.Element, vm: VmSettings) -> None:
     if vm.serial_log is not None:
         serial = _sub(devices, "serial", type="file")
-        _sub(serial, "source", path=str(vm.serial_log))
+        # Appended: the console of the boot that crashed survives the restart after it.
+        _sub(serial, "source", path=str(vm.serial_log), append="on")
         _sub(serial, "target", port="0")
     else:
         _sub(_sub(devices, "serial", type="pty"), "target", port="0")

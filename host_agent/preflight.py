@@ -389,8 +389,9 @@ def check_usb(host: Host, vm: VmSettings) -> list[Check]:
     return checks
 
 
-def check_libvirt(facts: LibvirtFacts) -> list[Check]:
-    """libvirt answers and its domain capabilities offer the vfio PCI backend."""
+def check_libvirt(facts: LibvirtFacts, *, passthrough: bool = True) -> list[Check]:
+    """libvirt answers and, when the VM passes a PCI device through, its domain
+    capabilities offer the vfio PCI backend."""
     if facts.error:
         fix = "start libvirtd (systemctl enable --now libvirtd) or fix host.libvirt_uri"
         if "Permission denied" in facts.error or "authentication unavailable" in facts.error:
@@ -401,6 +402,8 @@ def check_libvirt(facts: LibvirtFacts) -> list[Check]:
             )
         return [Check(name="libvirt", status=Status.FAIL, detail=facts.error, fix=fix)]
     checks = [Check(name="libvirt", status=Status.PASS, detail="connected")]
+    if not passthrough:
+        return checks  # a VM without host devices (gpu kind none) needs no vfio
     if facts.domain_capabilities is None:
         checks.append(
             Check(name="libvirt-vfio", status=Status.WARN, detail="no domain capabilities")
@@ -473,5 +476,5 @@ def run_preflight(
         checks.append(check_hugepages(host, vm))
     checks += check_usb(host, vm)
     if libvirt is not None:
-        checks += check_libvirt(libvirt())
+        checks += check_libvirt(libvirt(), passthrough=bool(passed))
     return Report(checks=checks)

@@ -179,6 +179,21 @@ def test_libvirt_without_the_vfio_backend_fails(tmp_path: Path) -> None:
     assert check(without, "libvirt-vfio").status == Status.FAIL
 
 
+def test_a_vm_without_host_devices_needs_no_vfio_backend(tmp_path: Path) -> None:
+    """gpu kind none and no PCI devices (a software-only or an emulated guest): libvirt
+    must answer, but its lack of vfio is no reason to refuse the VM."""
+    root = build_host(tmp_path, HASWELL_DEVICES)
+    plain = recipe(gpu={"kind": "none"}, pci=[])
+    report = run_preflight(plain, root, lambda: LibvirtFacts(domain_capabilities=DOMCAPS_NO_VFIO))
+    assert "libvirt-vfio" not in by_name(report)
+    assert check(report, "libvirt").status == Status.PASS
+    with_device = recipe(gpu={"kind": "none"})  # the PT3 of recipe() is still passed through
+    report = run_preflight(
+        with_device, root, lambda: LibvirtFacts(domain_capabilities=DOMCAPS_NO_VFIO)
+    )
+    assert check(report, "libvirt-vfio").status == Status.FAIL
+
+
 def test_unreachable_libvirt_fails_with_the_reason(tmp_path: Path) -> None:
     root = build_host(tmp_path, HASWELL_DEVICES)
     report = run_preflight(recipe(), root, lambda: LibvirtFacts(error="cannot connect: refused"))
