@@ -44,6 +44,16 @@ SHAPES: tuple[Shape, ...] = (
     Shape("720x480i", 720, 480, "4:3", 2),  # ISDB SD
     Shape("1920x1080i", 1920, 1080, "16:9", 0),  # BS / square-pixel HD
 )
+# Not a broadcast: for guests too slow to encode HD in time (an emulated CPU), chosen
+# with [guest] probe_shapes. Interlaced 4:3 with B-frames, so the same checks apply.
+SMALL = Shape("320x240i", 320, 240, "4:3", 2)
+SHAPE_NAMES: tuple[str, ...] = (*(s.name for s in SHAPES), SMALL.name)
+
+
+def shapes(names: list[str]) -> list[Shape]:
+    """The shapes named (config's [guest] probe_shapes), in that order."""
+    known = {s.name: s for s in (*SHAPES, SMALL)}
+    return [known[name] for name in names]
 
 
 class SampleReport(BaseModel):
@@ -73,7 +83,7 @@ def make_samples(settings: Settings, workdir: Path) -> dict[str, Path]:
             bframes=shape.bframes,
             ffmpeg=settings.encode.ffmpeg,
         )
-        for shape in SHAPES
+        for shape in shapes(settings.guest.probe_shapes)
     }
 
 

@@ -153,6 +153,7 @@ def probe_key(settings: Settings) -> dict[str, Any]:
             "render_node": str(enc.render_node),
             "vaapi_driver": enc.vaapi_driver,
             "probe_seconds": settings.guest.probe_seconds,
+            "probe_shapes": settings.guest.probe_shapes,
         },
     }
 
