@@ -16,7 +16,7 @@ runtime_pkgs=(ffmpeg libavcodec-extra python3-venv python3-dev gcc)
 # chromium and a Japanese font for the screenshot of Flower's tasks page (docs/).
 dev_pkgs=(redis-server openssh-server openssh-client pkg-config libvirt-dev libvirt-clients
           libvirt-daemon-driver-qemu qemu-system-x86 libxml2-utils systemd iproute2 procps
-          busybox-static cpio util-linux chromium fonts-ipafont-gothic
+          busybox-static cpio socat util-linux chromium fonts-ipafont-gothic
           libsqlite3-dev g++ make)
 
 wanted=("${runtime_pkgs[@]}")

@@ -36,6 +36,8 @@ SERIAL_GROUPS = {
     "tests/integration/setup/": "accounts",
     # One EPGStation server for the session: its tests in one process.
     "tests/integration/epgstation/": "epgstation",
+    # One topology (two namespaces, a booted guest) for both acts, in order.
+    "tests/integration/topology/": "topology",
 }
 
 

@@ -235,8 +235,19 @@ def demo(
     reprobe: ReprobeOption = False,
     config: ConfigOption = None,
     as_json: JsonOption = False,
+    topology: Annotated[
+        bool,
+        typer.Option(
+            "--topology",
+            help="the three-box tour: recorder, host agent and a booted guest VM on this "
+            "machine (root, QEMU, libvirt's QEMU driver and a kernel package needed)",
+        ),
+    ] = False,
 ) -> None:
     """Generated 1080i recording → embedded broker → worker → verified MP4."""
+    if topology:
+        tour(as_json)
+        return
     settings = settings_or_exit(config)
     demo_dir = settings.state_dir / "demo"
     try:
@@ -274,3 +285,30 @@ def demo(
             console.print(json.dumps(facts, indent=2, ensure_ascii=False), markup=False)
     if not outcome.ok:
         raise typer.Exit(EXIT_FAILED)
+
+
+def tour(as_json: bool) -> None:
+    """`kamado demo --topology`: both acts of the three-box tour, each step as it happens."""
+    from worker.tour.demo import run_tour
+
+    if not as_json:
+        err_console.print(
+            "[dim]the three-box tour: a recorder and a KVM host (network namespaces), a guest "
+            "VM under QEMU; about four minutes on an emulated CPU[/]"
+        )
+    try:
+        result = run_tour(console, as_json=as_json)
+    except (KamadoError, RuntimeError) as e:
+        fail(e if isinstance(e, KamadoError) else KamadoError(str(e)))
+    if as_json:
+        print_json(result)
+        return
+    for act in result["acts"]:
+        console.print(
+            f"act {act['act']}: job {act['job_id']} {act['state']} by {act['worker']} on "
+            f"{act['backend']} (attempts: {', '.join(act['attempts'])}); hook → output "
+            f"verified {act['hook_to_verified_s']} s, VM start → first heartbeat "
+            f"{act['boot_to_first_heartbeat_s']} s",
+            markup=False,
+            highlight=False,
+        )

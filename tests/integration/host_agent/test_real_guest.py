@@ -21,17 +21,54 @@ import redis
 from host_agent.agent import Agent
 from host_agent.lifecycle import Hypervisor, VmState
 from host_agent.redis_state import RedisState
-from tests.integration.host_agent import guest_kit
 from tests.integration.host_agent.conftest import wait_for
 from tests.support.redis_proc import RedisProcess
 from worker.broker.heartbeat import WorkerHeartbeat
 from worker.broker.keys import worker_key
 from worker.settings.host import HostSettings
+from worker.tour import guest_kit
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
 QUEUE = "encode.gpu"
 BOOT_TIMEOUT = 90  # TCG on two slow cores: ~3 s to userspace, ~10 s to Python's first beat
+
+# The guest's program: a worker heartbeat every second through the
+# forwarded port, written as raw RESP so the guest needs nothing but the standard library.
+HEARTBEAT = r"""
+import datetime, json, socket, sys, time
+
+port, name = int(sys.argv[1]), sys.argv[2]
+
+
+def command(sock, *parts):
+    data = b"*%d\r\n" % len(parts)
+    for part in parts:
+        raw = part.encode()
+        data += b"$%d\r\n%s\r\n" % (len(raw), raw)
+    sock.sendall(data)
+    return sock.recv(1024)
+
+
+while True:
+    try:
+        with socket.create_connection(("10.0.2.100", port), timeout=5) as sock:
+            while True:
+                beat = {
+                    "schema_version": 1,
+                    "hostname": "celery@" + name,  # a Celery worker's node name
+                    "queues": ["encode.gpu"],
+                    "current_job": None,
+                    "updated_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+                }
+                key = "kamado:heartbeat:worker:celery@" + name
+                command(sock, "SET", key, json.dumps(beat), "PX", "5000")
+                print("kamado-guest: heartbeat sent", flush=True)
+                time.sleep(1)
+    except OSError as e:
+        print("kamado-guest: redis unreachable:", e, flush=True)
+        time.sleep(0.5)
+"""
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +83,11 @@ def guest_settings(
     name: str, embed_root: Path, kit: guest_kit.GuestKit, port: int, log: Path
 ) -> HostSettings:
     """A small TCG guest booting the kit, its only way out a forward to Redis."""
-    cmdline = (
-        f"console=ttyS0 quiet kamado_py={sys.executable} kamado_script={kit.script} "
-        f"kamado_port={port} kamado_name={name}"
-    )
+    script = log.with_name("heartbeat.py")
+    script.write_text(HEARTBEAT)
+    run = log.with_name("run.sh")
+    run.write_text(f"exec {sys.executable} {script} {port} {name}\n")
+    cmdline = kit.cmdline(run, name)
     forward = f"guestfwd=tcp:10.0.2.100:{port}-tcp:127.0.0.1:{port}"
     vm = {
         "name": name,

@@ -1,13 +1,23 @@
-"""A bootable test guest: Debian's kernel plus a busybox initramfs running the host's own root.
+"""A bootable guest without a disk image: Debian's kernel plus a busybox initramfs that runs
+the host's own root.
 
-The guest mounts the host's / read-only over 9p with a tmpfs overlay, so it runs the same
-Python as the tests; its only network is a user-mode forward to the test's redis-server.
+The guest mounts the host's / read-only over 9p (mount tag ``hostroot``) with a tmpfs
+overlay on top, so it runs the host's Python and kamado, and writes only to its own RAM.
+Its init brings up the network (10.0.2.15, QEMU's user-mode network: whatever the VM's
+``guestfwd`` rules forward is all it reaches), sets the hostname given as
+``kamado_host=NAME`` on the kernel command line, and runs the shell script named by
+``kamado_run=PATH`` (a path on the host) inside that root; when the script ends the guest
+powers off. An ACPI power-button press (``virsh shutdown``) powers it off too.
+
 ``prepare`` needs a ``linux-image-*-amd64_*.deb`` in the kit directory (fetch it once with
-``apt-get download linux-image-6.1.0-NN-amd64``) and ``busybox-static`` installed.
+``apt-get download linux-image-6.1.0-NN-amd64``) and ``busybox-static`` and ``cpio``
+installed. The host agent's real-guest tests and ``kamado demo --topology`` boot it
+under QEMU TCG through libvirt's embedded driver.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -50,64 +60,40 @@ chmod +x /etc/acpi/PWRF/00000080
 acpid -d -c /etc/acpi -l /dev/console &
 grep -h Name /proc/bus/input/devices
 ls /dev/input
-mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144 hostroot /mnt/host
+mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144,cache=loose hostroot /mnt/host
 mount -t tmpfs tmpfs /mnt/rw
 mkdir -p /mnt/rw/upper /mnt/rw/work
 mount -t overlay overlay -o lowerdir=/mnt/host,upperdir=/mnt/rw/upper,workdir=/mnt/rw/work /newroot
 for d in proc sys dev; do mount --move /$d /newroot/$d; done
+# POSIX semaphores (Celery's prefork pool) live in /dev/shm.
+mkdir -p /newroot/dev/shm
+mount -t tmpfs -o mode=1777 shm /newroot/dev/shm
 ifconfig lo up
 ifconfig eth0 10.0.2.15 netmask 255.255.255.0 up
+route add default gw 10.0.2.2 2>/dev/null
+hostname "${kamado_host:-kamado-guest}"
 echo "kamado-guest: userspace up"
-chroot /newroot "$kamado_py" "$kamado_script" "$kamado_port" "$kamado_name"
+# A clean environment: kernel parameters named kamado_* would read as kamado settings.
+env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/root LANG=C.UTF-8 \
+    chroot /newroot /bin/sh "$kamado_run"
 echo "kamado-guest: program ended"
 poweroff -f
-"""
-
-# Runs in the guest with the host's Python: a worker heartbeat every second through the
-# forwarded port, written as raw RESP so the guest needs nothing but the standard library.
-HEARTBEAT = r"""
-import datetime, json, socket, sys, time
-
-port, name = int(sys.argv[1]), sys.argv[2]
-
-
-def command(sock, *parts):
-    data = b"*%d\r\n" % len(parts)
-    for part in parts:
-        raw = part.encode()
-        data += b"$%d\r\n%s\r\n" % (len(raw), raw)
-    sock.sendall(data)
-    return sock.recv(1024)
-
-
-while True:
-    try:
-        with socket.create_connection(("10.0.2.100", port), timeout=5) as sock:
-            while True:
-                beat = {
-                    "schema_version": 1,
-                    "hostname": "celery@" + name,  # a Celery worker's node name
-                    "queues": ["encode.gpu"],
-                    "current_job": None,
-                    "updated_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-                }
-                key = "kamado:heartbeat:worker:celery@" + name
-                command(sock, "SET", key, json.dumps(beat), "PX", "5000")
-                print("kamado-guest: heartbeat sent", flush=True)
-                time.sleep(1)
-    except OSError as e:
-        print("kamado-guest: redis unreachable:", e, flush=True)
-        time.sleep(0.5)
 """
 
 
 @dataclass(frozen=True)
 class GuestKit:
-    """A kernel, an initramfs and the guest program, ready for direct kernel boot."""
+    """A kernel and an initramfs, ready for direct kernel boot."""
 
     kernel: Path
     initrd: Path
-    script: Path
+
+    def cmdline(self, run: Path, hostname: str) -> str:
+        """The kernel command line that runs the script ``run`` as guest ``hostname``."""
+        for value in (str(run), hostname):
+            if not value or any(c.isspace() or c in "\"'" for c in value):
+                raise ValueError(f"cannot pass {value!r} on a kernel command line")
+        return f"console=ttyS0 quiet kamado_run={run} kamado_host={hostname}"
 
 
 def kit_dir() -> Path:
@@ -121,7 +107,7 @@ def missing() -> str:
         return "busybox-static and cpio are not installed (the test guest's initramfs needs them)"
     if not list(kit_dir().glob("linux-image-*-amd64_*.deb")):
         return (
-            "the test guest's kernel is not installed: run `apt-get download "
+            "the guest's kernel is not there: run `apt-get download "
             f"linux-image-6.1.0-NN-amd64` in {kit_dir()} (or set {KIT_ENV})"
         )
     return ""
@@ -140,16 +126,20 @@ def prepare(directory: Path | None = None) -> GuestKit:
         _run(["dpkg-deb", "-x", str(deb), str(unpacked)])
     kernel = sorted((unpacked / "boot").glob("vmlinuz-*"))[-1]
     version = kernel.name.removeprefix("vmlinuz-")
-    initrd = base / f"initrd-{version}.cpio"
-    script = base / "heartbeat.py"
-    script.write_text(HEARTBEAT)
+    initrd = base / f"initrd-{version}-{_digest()}.cpio"
     if not initrd.exists():
         _build_initrd(unpacked / "lib" / "modules" / version, initrd)
-    return GuestKit(kernel=kernel, initrd=initrd, script=script)
+    return GuestKit(kernel=kernel, initrd=initrd)
+
+
+def _digest() -> str:
+    """A short hash of what goes into the initramfs: a changed init is a new file."""
+    return hashlib.sha256(f"{INIT}{MODULES}".encode()).hexdigest()[:10]
 
 
 def _build_initrd(modules: Path, target: Path) -> None:
-    tree = target.with_suffix(".tree")
+    # Each builder its own tree: two processes may build the same kit at once.
+    tree = target.with_name(f"{target.name}.{os.getpid()}.tree")
     shutil.rmtree(tree, ignore_errors=True)
     (tree / "bin").mkdir(parents=True)
     (tree / "lib" / "modules").mkdir(parents=True)
@@ -163,7 +153,7 @@ def _build_initrd(modules: Path, target: Path) -> None:
     init.write_text(INIT)
     init.chmod(0o755)
     names = sorted(str(p.relative_to(tree)) for p in tree.rglob("*"))
-    partial = target.with_suffix(".partial")
+    partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
     with partial.open("wb") as out:
         subprocess.run(
             ["cpio", "-o", "-H", "newc", "--quiet"],
