@@ -85,7 +85,9 @@ def arib_decoders(listing: str) -> list[str]:
 _found: dict[tuple[str, ...], str] = {}
 
 
-def _binary_key(ffmpeg: str) -> tuple[str, ...] | None:
+def binary_key(ffmpeg: str) -> tuple[str, ...] | None:
+    """What identifies an ffmpeg build here: its resolved path, inode and mtime, and the
+    library path it loads from (None when it cannot be found)."""
     path = shutil.which(ffmpeg)
     if path is None:
         return None
@@ -99,7 +101,7 @@ def _binary_key(ffmpeg: str) -> tuple[str, ...] | None:
 def caption_support(ffmpeg: str) -> CaptionSupport:
     """Ask ffmpeg for its decoders; a build without an ARIB caption decoder says what
     would bring one."""
-    key = _binary_key(ffmpeg)
+    key = binary_key(ffmpeg)
     if key is not None and key in _found:
         return CaptionSupport(decoder=_found[key])
     try:

@@ -27,10 +27,10 @@ from worker.backends.proof import (
     profiles_for,
     sample_info,
 )
-from worker.captions import CaptionSupport, caption_support
+from worker.captions import CaptionSupport, binary_key, caption_support
 from worker.encode import stderr as ffmpeg_stderr
 from worker.encode.argv import build_command
-from worker.encode.ffprobe import read_media
+from worker.encode.ffprobe import MediaInfo, read_media
 from worker.errors import HARDWARE_KINDS, ConfigError, EncodeErrorKind, KamadoError
 from worker.profiles import BUILTIN_PROFILES, Backend, Profile
 from worker.settings.model import Settings
@@ -136,9 +136,21 @@ def failure_reason(stderr_tail: str, returncode: int | None) -> str:
     return f"{ffmpeg_stderr.describe(returncode)}: {_CONTEXT.sub('', line)}"
 
 
+# ffmpeg's -encoders/-decoders/-filters per binary (path and stat, worker/captions.py):
+# a probe asks for each more than once, and every ffmpeg start costs (seconds in an
+# emulated guest). A new or replaced binary has a new key.
+_listings: dict[tuple[tuple[str, ...], str], list[list[str]]] = {}
+
+
 def _listing(ffmpeg: str, what: str) -> list[list[str]]:
+    key = binary_key(ffmpeg)
+    if key is not None and (key, what) in _listings:
+        return _listings[(key, what)]
     result = process.run([ffmpeg, "-hide_banner", what], timeout=30)
-    return [line.split() for line in result.stdout.splitlines()]
+    lines = [line.split() for line in result.stdout.splitlines()]
+    if key is not None and result.returncode == 0:
+        _listings[(key, what)] = lines
+    return lines
 
 
 def compiled_encoders(ffmpeg: str) -> set[str]:
@@ -169,12 +181,13 @@ def prove(
     profile: Profile | None = None,
     low_power: bool = False,
     driver: str = "",
+    info: MediaInfo | None = None,
 ) -> BackendReport:
     """Encode one sample with one backend through the profiles' own argv (the built-in
     h264-auto unless ``profile``); PROVEN here means ffmpeg wrote a file, which
-    ``prove_backend`` then verifies."""
+    ``prove_backend`` then verifies. ``info``: the sample's ffprobe, when already read."""
     profile = profile or BUILTIN_PROFILES["h264-auto"]
-    info = read_media(settings.encode.ffprobe, sample)
+    info = info or read_media(settings.encode.ffprobe, sample)
     output = workdir / f"probe-{backend.value}-{sample.stem}.mp4"
     command = build_command(
         backend, profile, info, sample, output,
@@ -250,12 +263,13 @@ def probe_backends(settings: Settings, only: list[Backend] | None = None) -> Pro
     with tempfile.TemporaryDirectory(prefix="kamado-probe-") as tmp:
         workdir = Path(tmp)
         samples = make_samples(settings, workdir)
+        infos: dict[str, MediaInfo] = {}  # each sample probed once, not once per backend
         for backend in wanted:
             missing = missing_parts(backend, encoders, filters)
             if missing:
                 reports[backend] = BackendReport(status=Status.ABSENT, reason=missing)
                 continue
-            reports[backend] = prove_backend(backend, settings, samples, workdir, gpu)
+            reports[backend] = prove_backend(backend, settings, samples, workdir, gpu, infos)
     return ProbeReport(
         backends=reports,
         probed_at=time.time(),
@@ -265,7 +279,12 @@ def probe_backends(settings: Settings, only: list[Backend] | None = None) -> Pro
 
 
 def prove_backend(
-    backend: Backend, settings: Settings, samples: dict[str, Path], workdir: Path, gpu: GpuFound
+    backend: Backend,
+    settings: Settings,
+    samples: dict[str, Path],
+    workdir: Path,
+    gpu: GpuFound,
+    infos: dict[str, MediaInfo] | None = None,
 ) -> BackendReport:
     """Every sample through every configured profile of one backend: PROVEN only when all
     passed; otherwise FAILED naming the first shape and profile that did not, and why."""
@@ -274,8 +293,9 @@ def prove_backend(
     results: list[SampleReport] = []
     first: BackendReport | None = None
     failed_on = ""
+    infos = {} if infos is None else infos
     for shape, sample in samples.items():
-        info = sample_info(settings, sample)
+        info = infos.get(shape) or infos.setdefault(shape, sample_info(settings, sample))
         for names, profile in profiles_for(backend, settings):
             # A device that failed like this fails the same way on every other sample.
             if first is not None and first.kind in HARDWARE_KINDS:
@@ -285,11 +305,11 @@ def prove_backend(
                 ))  # fmt: skip
                 continue
             run = prove(backend, settings, sample, workdir, profile=profile,
-                        low_power=low_power, driver=driver)  # fmt: skip
+                        low_power=low_power, driver=driver, info=info)  # fmt: skip
             if run.low_power_cause:
                 low_power = True
                 run = prove(backend, settings, sample, workdir, profile=profile,
-                            low_power=True, driver=driver)  # fmt: skip
+                            low_power=True, driver=driver, info=info)  # fmt: skip
             output = workdir / f"probe-{backend.value}-{sample.stem}.mp4"
             reason, kind = run.reason, run.kind
             if run.status is Status.PROVEN:
