@@ -43,6 +43,8 @@ tests/unit/worker/test_error_tree.py keeps the drawing true)::
     ├── LeaseLost
     ├── JobFailed
     ├── AttemptCrashed
+    ├── TourError                           worker.tour.acts
+    ├── TourUnavailable                     worker.tour.demo
     ├── SetupError                          worker.setup.errors
     ├── PresetFailed                        scheduler.errors
     ├── EpgstationAway                      scheduler.epgstation.api

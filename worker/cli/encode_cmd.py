@@ -294,7 +294,7 @@ def tour(as_json: bool) -> None:
     if not as_json:
         err_console.print(
             "[dim]the three-box tour: a recorder and a KVM host (network namespaces), a guest "
-            "VM under QEMU; about four minutes on an emulated CPU[/]"
+            "VM under QEMU; three to four minutes on an emulated CPU[/]"
         )
     try:
         result = run_tour(console, as_json=as_json)

@@ -97,9 +97,9 @@ def host_config(layout: Layout, password: str, vm: dict[str, Any]) -> str:
         "agent_name": "host",
         "queues": ["encode.gpu", "encode.cpu"],
         "poll_interval": 0.5,
-        "idle_shutdown": 8,
+        "idle_shutdown": 6,
         "shutdown_timeout": 60,
-        "restart_backoff": 1,
+        "restart_backoff": 0.5,
         "heartbeat_interval": 1,
     }
     text = toml(top, {"host": host})
@@ -148,7 +148,7 @@ def guest_config(layout: Layout, password: str, user: str) -> str:
         "guest": {
             "take_software_work": True,
             "probe_shapes": ["320x240i"],
-            "probe_seconds": 0.5,
+            "probe_seconds": 0.3,
             "heartbeat_interval": 1,
         },
     }

@@ -138,6 +138,19 @@ def guest_vm(layout: Layout, kit: guest_kit.GuestKit, run: Path) -> dict[str, An
     }
 
 
+def compile_roles() -> None:
+    """Byte-compile kamado's packages here: the guest sees them read-only, and compiling
+    them there at every boot would cost it seconds under an emulated CPU."""
+    import compileall
+
+    import worker
+
+    root = Path(worker.__file__).resolve().parent.parent
+    for package in ("worker", "scheduler", "host_agent", "guest_agent"):
+        if (root / package).is_dir():
+            compileall.compile_dir(root / package, quiet=1)
+
+
 def kamado(*args: str) -> list[str]:
     """The argv of a kamado command run by this Python."""
     return [sys.executable, "-m", "worker.cli.main", *args]
@@ -163,6 +176,7 @@ class Topology:
         """Make the boxes, start Redis, sshd, the scheduler and the host agent."""
         layout = self.layout
         kit = guest_kit.prepare()
+        compile_roles()
         for box in (RECORDER, HOST):
             self.net.add(box)
         self.net.link(RECORDER, RECORDER_ADDR, HOST, HOST_ADDR)
