@@ -12,7 +12,7 @@ shutdown. Act two: QEMU killed mid-encode; the VM restarted; the job done exactl
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -66,14 +66,22 @@ def check_delivered(act: Act, record: JobRecord) -> None:
     assert leftovers(act.recording.parent) == []
 
 
+def played(
+    tour: tuple[rig.Topology, Watch], act_of: Callable[[rig.Topology, Watch], Act]
+) -> tuple[Act, JobRecord]:
+    """Play one act; its job's record, checked as delivered."""
+    act = act_of(*tour)
+    record = tour[0].job(act.job_id)
+    assert record is not None
+    check_delivered(act, record)
+    return act, record
+
+
 def test_act_one_the_hook_boots_the_guest_which_proves_x264_and_delivers(
     tour: tuple[rig.Topology, Watch],
 ) -> None:
-    topo, watch = tour
-    act = acts.act_one(topo, watch)
-    record = topo.job(act.job_id)
-    assert record is not None
-    check_delivered(act, record)
+    _, watch = tour
+    act, record = played(tour, acts.act_one)
     # The job waited on encode.gpu (the host could wake hardware) until the guest proved
     # only x264; then it moved to encode.cpu, which the guest serves.
     assert watch.first("job", "queued on encode.gpu") is not None
@@ -94,10 +102,7 @@ def test_act_two_qemu_killed_mid_encode_the_job_ends_done_once_then_the_guest_id
     tour: tuple[rig.Topology, Watch],
 ) -> None:
     topo, watch = tour
-    act = acts.act_two(topo, watch)
-    record = topo.job(act.job_id)
-    assert record is not None
-    check_delivered(act, record)
+    act, record = played(tour, acts.act_two)
     assert act.killed_at is not None
     outcomes = [a.outcome for a in record.history]
     assert len(outcomes) >= 2 and outcomes[-1] == "done", outcomes  # the killed attempt too
