@@ -295,7 +295,9 @@ def prove_backend(
     failed_on = ""
     infos = {} if infos is None else infos
     for shape, sample in samples.items():
-        info = infos.get(shape) or infos.setdefault(shape, sample_info(settings, sample))
+        if shape not in infos:
+            infos[shape] = sample_info(settings, sample)
+        info = infos[shape]
         for names, profile in profiles_for(backend, settings):
             # A device that failed like this fails the same way on every other sample.
             if first is not None and first.kind in HARDWARE_KINDS:

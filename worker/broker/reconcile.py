@@ -63,10 +63,8 @@ def reconcile(
         return result
     time.sleep(recheck)
     messages = _with_messages(registry, queues, cutoff)
-    again = _in_limbo(registry, list(suspects), messages, cutoff)
-    for job_id, record in again.items():
-        if record.updated_at != suspects[job_id].updated_at:
-            continue  # it moved on between the looks
+    # A job touched between the looks is newer than the cutoff: _in_limbo skips it.
+    for record in _in_limbo(registry, list(suspects), messages, cutoff).values():
         _settle(app, registry, record, result)
     return result
 

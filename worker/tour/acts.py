@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from worker.broker.registry import JobRecord
 from worker.errors import KamadoError
@@ -23,6 +24,7 @@ from worker.tour.rig import Topology
 from worker.tour.watch import Watch
 
 POLL = 0.25
+T = TypeVar("T")
 
 
 class TourError(KamadoError):
@@ -62,21 +64,18 @@ class Act:
 
 def sha256(path: Path) -> str:
     """The file's SHA-256."""
-    digest = hashlib.sha256()
     with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def wait(
     topo: Topology,
     watch: Watch,
     jobs: list[str],
-    until: Callable[[], object],
+    until: Callable[[], T | None],
     what: str,
     timeout: float,
-) -> object:
+) -> T:
     """Poll the watch until ``until()`` is truthy; a TourError naming ``what`` after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
@@ -122,7 +121,6 @@ def act_one(topo: Topology, watch: Watch, timeout: float = 240) -> Act:
 
 def _done(topo: Topology, watch: Watch, job_id: str, timeout: float) -> JobRecord:
     record = wait(topo, watch, [job_id], lambda: _final(topo, job_id), "the job's end", timeout)
-    assert isinstance(record, JobRecord)
     if record.state is not JobState.DONE:
         raise TourError(f"job {job_id} ended {record.state.value}: {record.error}")
     return record
@@ -156,7 +154,6 @@ def act_two(topo: Topology, watch: Watch, timeout: float = 300) -> Act:
     done_at = watch.now()
     shut = wait(topo, watch, [job_id], lambda: _vm_is(watch, "shutoff", done_at),
                 "the idle shutdown", 90)  # fmt: skip
-    assert isinstance(shut, float)
     booted, beat = _booted_since(watch, killed_at)
     return Act(job_id, record, recording, digest, hook_at, booted, beat, done_at, shut,
                killed_at)  # fmt: skip

@@ -50,7 +50,6 @@ from worker.tour.sshd import SSHD, SshdProcess, sshd_available
 
 RECORDER, HOST = "recorder", "host"
 VM_NAME = "kamado-tour"
-VCPUS = int(os.environ.get("KAMADO_TOUR_VCPUS", "1"))
 GUEST_WORKER = f"celery@{VM_NAME}"
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 SOCAT = shutil.which("socat") or "/usr/bin/socat"
@@ -86,7 +85,7 @@ def missing() -> str:
         grp.getgrnam("libvirt-qemu")
     except KeyError:
         return "the libvirt-qemu account is missing (apt-get install libvirt-daemon-system)"
-    if importable("libvirt") is False:
+    if not importable("libvirt"):
         return "libvirt-python is not installed (pip install 'kamado[host]')"
     why = guest_kit.missing()
     if why:
@@ -115,7 +114,7 @@ def guest_vm(layout: Layout, kit: guest_kit.GuestKit, run: Path) -> dict[str, An
         "name": VM_NAME,
         "domain_type": "qemu",
         "memory_mib": 1024,
-        "vcpus": VCPUS,
+        "vcpus": 1,
         # Debian's ffmpeg crashes on qemu64's CPUID under TCG; Haswell is the seed's model.
         "on_reboot": "destroy",
         "guest_agent_channel": False,

@@ -7,7 +7,6 @@ others) and the jobs (state, queue, progress), and turns every change into one l
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -116,9 +115,3 @@ class Watch:
             if event.kind == kind and event.at >= after and words in event.what:
                 return event
         return None
-
-
-def host_state(client: redis.Redis, host: str) -> dict[str, object]:
-    """The host agent's heartbeat as JSON, or {} while there is none."""
-    raw = client.get(host_key(host))
-    return json.loads(raw) if raw else {}
