@@ -39,9 +39,17 @@ def broker(tmp_path: Path) -> Iterator[RedisProcess]:
     server.stop()
 
 
-def submitted(broker: RedisProcess, tmp_path: Path) -> tuple[Settings, Registry, Job]:
+@pytest.fixture
+def registry(broker: RedisProcess) -> Iterator[Registry]:
+    connected = Registry.connect(broker.url, lease_ttl=3)
+    yield connected
+    connected.close()  # no socket left for the garbage collector to find in a later test
+
+
+def submitted(
+    broker: RedisProcess, registry: Registry, tmp_path: Path
+) -> tuple[Settings, Registry, Job]:
     settings = Settings(broker_url=broker.url, state_dir=tmp_path / "state")
-    registry = Registry.connect(broker.url, lease_ttl=3)
     source = make_sample(tmp_path / "rec.ts", seconds=0.3, width=320, height=240)
     job = Job.create(str(source), "h264-x264", output_dir=tmp_path)
     submit_job(create_app(settings), registry, settings, job)
@@ -71,9 +79,9 @@ def waiting(registry: Registry) -> int:
 
 
 def test_a_job_caught_between_brpop_and_the_lease_is_not_published_again(
-    broker: RedisProcess, tmp_path: Path
+    broker: RedisProcess, registry: Registry, tmp_path: Path
 ) -> None:
-    settings, registry, job = submitted(broker, tmp_path)
+    settings, registry, job = submitted(broker, registry, tmp_path)
     time.sleep(GRACE + 0.5)  # the job itself is older than the grace
     recording = take(registry, delay=0.4)
     passed = reconcile(create_app(settings), registry, grace=GRACE, recheck=0.8)
@@ -85,9 +93,9 @@ def test_a_job_caught_between_brpop_and_the_lease_is_not_published_again(
 
 
 def test_a_delivery_older_than_the_grace_without_a_lease_is_a_dead_workers(
-    broker: RedisProcess, tmp_path: Path
+    broker: RedisProcess, registry: Registry, tmp_path: Path
 ) -> None:
-    settings, registry, job = submitted(broker, tmp_path)
+    settings, registry, job = submitted(broker, registry, tmp_path)
     take(registry, delay=0).join()
     time.sleep(GRACE + 0.5)  # no worker took the lease: it died with the message
     passed = reconcile(create_app(settings), registry, grace=GRACE, recheck=0.1)
