@@ -88,6 +88,9 @@ def celery_config(settings: Settings, broker_url: str) -> dict[str, Any]:
         "task_default_queue": QUEUE_CPU,
         "task_queues": [Queue(QUEUE_GPU), Queue(QUEUE_CPU)],
         "task_create_missing_queues": True,
+        # Every worker also consumes its own queue (<node name>.dq2): a live job goes to
+        # the one worker the scheduler found fast enough (worker/broker/publish.py).
+        "worker_direct": True,
         "task_default_priority": 5,
         "worker_disable_rate_limits": True,
         "enable_utc": True,

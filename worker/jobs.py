@@ -179,6 +179,9 @@ class Job(BaseModel):
     priority: int = Field(default=5, ge=0, le=9, description="0 is most urgent")
     submitted_at: datetime = Field(default_factory=now)
     recording: Recording | None = None
+    # Submitted by a recorder's start hook: a worker may follow the recording as it grows
+    # (worker/broker/live.py holds the live attempt's phase).
+    live: bool = False
 
     @field_validator("schema_version")
     @classmethod
@@ -208,6 +211,7 @@ class Job(BaseModel):
         recording: Recording | None = None,
         output_name: str = DEFAULT_TEMPLATE,
         per_output: bool = False,
+        live: bool = False,
     ) -> Job:
         """A new job with its id derived from the source's identity and the profile (and,
         with ``per_output``, the given output); its output, unless given, named by the
@@ -220,6 +224,7 @@ class Job(BaseModel):
             profile=profile,
             priority=priority,
             recording=recording,
+            live=live,
         )
 
     @classmethod

@@ -185,6 +185,8 @@ class Reader:
             worker = key.removeprefix(SPEED_PREFIX)
             raw = reg.call("read speeds", reg.client.hgetall, key)
             for backend, text in sorted(raw.items()):
+                if ":" in backend:  # per profile (live routing), not a backend's series
+                    continue
                 try:
                     data = json.loads(text)
                 except ValueError:

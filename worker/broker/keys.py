@@ -7,6 +7,7 @@ role spells a key by hand. kamado's keys all start with ``kamado:``:
 ``kamado:job:<id>``                the job's hash (state, attempts, progress, result)
 ``kamado:job:<id>:lease``          the lease of the attempt that may run the job
 ``kamado:job:<id>:attempts``       every attempt: attempt id → AttemptRecord JSON
+``kamado:job:<id>:live``           a live job's phase, lag and reason (worker/broker/live.py)
 ``kamado:jobs``                    sorted set of job ids by submission time
 ``kamado:jobs:active``             set of jobs that are not final
 ``kamado:jobs:ended``              pub/sub channel: a job may have ended (a hint to waiters)
@@ -56,6 +57,7 @@ __all__ = [
     "host_key",
     "job_key",
     "lease_key",
+    "live_key",
     "queue_list",
     "queue_lists",
     "speed_key",
@@ -113,6 +115,11 @@ def lease_key(job_id: str) -> str:
 def attempts_key(job_id: str) -> str:
     """Every attempt at the job: attempt id → AttemptRecord JSON."""
     return f"{JOB_PREFIX}{job_id}:attempts"
+
+
+def live_key(job_id: str) -> str:
+    """A live job's phase (recording, finished, abandoned, ...), lag and reason."""
+    return f"{JOB_PREFIX}{job_id}:live"
 
 
 def worker_key(hostname: str) -> str:

@@ -25,10 +25,23 @@ log = logging.getLogger("kamado.presence")
 SPEED_WEIGHT = 0.3
 
 
+def speed_field(backend: str, profile: str | None = None) -> str:
+    """The field of a worker's speed hash: a backend, or a backend with one profile."""
+    return backend if profile is None else f"{backend}:{profile}"
+
+
 def record_speed(
-    registry: Registry, hostname: str, backend: str, fps: float | None, realtime: float | None
+    registry: Registry,
+    hostname: str,
+    backend: str,
+    fps: float | None,
+    realtime: float | None,
+    *,
+    profile: str | None = None,
 ) -> None:
-    """Fold one finished job's speed into the worker's moving average for that backend."""
+    """Fold one finished job's speed into the worker's moving average for that backend
+    (with ``profile``, for that backend and profile: what a live job needs)."""
+    backend = speed_field(backend, profile)
     raw = registry.call("read speeds", registry.client.hget, speed_key(hostname), backend)
     old = json.loads(raw) if raw else {}
     jobs = int(old.get("jobs", 0))
@@ -48,11 +61,23 @@ def record_speed(
     )
 
 
+def profile_realtime(registry: Registry, hostname: str, backend: str, profile: str) -> float | None:
+    """A worker's measured speed (× real time) for one backend and profile, or None when it
+    has not finished a job of that profile with that backend yet."""
+    raw = registry.call(
+        "read speeds", registry.client.hget, speed_key(hostname), speed_field(backend, profile)
+    )
+    value = json.loads(raw).get("realtime") if raw else None
+    return float(value) if value is not None else None
+
+
 def speeds(registry: Registry, hostname: str) -> dict[str, BackendSpeed]:
     """A worker's measured speed per backend."""
     raw = registry.call("read speeds", registry.client.hgetall, speed_key(hostname))
     result = {}
     for backend, text in raw.items():
+        if ":" in backend:  # a backend with one profile (profile_realtime)
+            continue
         data = json.loads(text)
         result[backend] = BackendSpeed(
             backend=backend, fps=data.get("fps"), realtime=data.get("realtime")

@@ -7,13 +7,15 @@ message was lost.
 from __future__ import annotations
 
 import secrets
+from typing import Any, cast
 
 from celery import Celery
+from celery.utils.nodenames import worker_direct
 
 from worker.errors import BrokerError
 from worker.jobs import ENCODE_TASK, Job
 
-__all__ = ["publish", "task_id_for"]
+__all__ = ["publish", "publish_to_worker", "task_id_for"]
 
 
 def task_id_for(job: Job) -> str:
@@ -34,4 +36,21 @@ def publish(app: Celery, job: Job, queue: str) -> str:
         )
     except Exception as e:  # kombu/redis raise many types; all mean the broker is away
         raise BrokerError(f"cannot publish job {job.id} to {queue}: {e}") from e
+    return task_id
+
+
+def publish_to_worker(app: Celery, job: Job, hostname: str) -> str:
+    """Send the job's message to one worker's own queue (its Celery node name, as in its
+    heartbeat); returns the task id. Used for live jobs, which need a fast enough worker."""
+    task_id = task_id_for(job)
+    try:
+        app.send_task(
+            ENCODE_TASK,
+            args=[job.model_dump(mode="json")],
+            task_id=task_id,
+            queue=cast(Any, worker_direct(hostname)),  # a Queue, which celery accepts
+            priority=job.priority,
+        )
+    except Exception as e:  # kombu/redis raise many types; all mean the broker is away
+        raise BrokerError(f"cannot publish job {job.id} to worker {hostname}: {e}") from e
     return task_id

@@ -286,17 +286,25 @@ def run_attempt(
     log.info("job %s done: %s (%s)", job.id, result["output"], result["backend"])
     with span(job.id, "task.announce"):
         announce(registry, notifier, job.id)
-        note_speed(registry, worker, result)
+        note_speed(registry, worker, result, job.profile)
     return result
 
 
-def note_speed(registry: Registry, worker: str, result: dict[str, Any]) -> None:
-    """Record the backend's measured speed for routing; never fail a done job over it."""
+def note_speed(
+    registry: Registry, worker: str, result: dict[str, Any], profile: str | None = None
+) -> None:
+    """Record the backend's measured speed for routing (and, with ``profile``, for that
+    profile: what live jobs are routed by); never fail a done job over it."""
     seconds = float(result.get("encode_seconds") or 0)
     duration = float(result.get("source_duration_s") or result.get("duration_s") or 0)
     realtime = duration / seconds if seconds > 0 and duration > 0 else None
     try:
-        record_speed(registry, worker, str(result["backend"]), result.get("average_fps"), realtime)
+        backend = str(result["backend"])
+        record_speed(registry, worker, backend, result.get("average_fps"), realtime)
+        if profile is not None:
+            record_speed(
+                registry, worker, backend, result.get("average_fps"), realtime, profile=profile
+            )
     except KamadoError as e:
         log.warning("could not record the encode speed: %s", e)
 

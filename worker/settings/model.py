@@ -31,6 +31,7 @@ from worker.settings.base import Section
 from worker.settings.file import find_config, read_toml
 from worker.settings.guest import GuestSettings
 from worker.settings.host import HostSettings
+from worker.settings.live import LiveSettings
 from worker.settings.masking import is_secret_field, shown_scheme
 from worker.settings.masking import mask_url as mask_url  # re-exported: callers import it from here
 from worker.settings.scheduler import SchedulerSettings
@@ -220,6 +221,7 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = MetricsSettings()
     notify: NotifySettings = NotifySettings()
     staging: StagingSettings = StagingSettings()
+    live: LiveSettings = LiveSettings()
     profiles: dict[str, Profile] = Field(
         default_factory=dict, description="user profiles, added to (or replacing) the built-ins"
     )
