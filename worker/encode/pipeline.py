@@ -32,12 +32,13 @@ from worker.encode.caption_files import (
     sidecar_temp,
     verify_captions,
 )
-from worker.encode.ffprobe import check_readable, read_media
+from worker.encode.ffprobe import MediaInfo, check_readable, read_media
 from worker.encode.remote_output import RemoteOutput, deliver_remote, prepare_remote, push_kept
 from worker.encode.run import run_encode
 from worker.encode.verify import verify_output
 from worker.errors import EncodeError, EncodeErrorKind, OutputError, OutputRefused, VerifyError
 from worker.jobs import EncodeResult, Job, JobState
+from worker.live.feed import LiveFeed, LiveInput, live_input
 from worker.outputs.identity import local_fingerprint, local_identity, real_path
 from worker.outputs.names import temp_name, temp_pattern
 from worker.outputs.view import LocalView
@@ -84,6 +85,10 @@ class Attempt:
     # (worker/backends/proof.py); a worker passes the cached probe's. None: the configured
     # driver, full power.
     hardware: Callable[[Backend], tuple[str, bool]] | None = None
+    # Set for a live job while its recording is still being written: ffmpeg reads the
+    # recording as it grows (worker/live/), and the output is verified against the
+    # finished file.
+    live: LiveFeed | None = None
 
 
 def temp_output(output: Path, job_id: str, attempt_id: str) -> Path:
@@ -203,6 +208,8 @@ def _encode_job(job: Job, attempt: Attempt, remote: RemoteOutput | None) -> Enco
     backend = choose_backend(profile, attempt.backends)
     destination = resolve(settings.staging, job.output)
     origin = resolve(settings.staging, job.source)
+    if attempt.live is not None:
+        return _encode_live(job, attempt, (backend, profile), origin, destination, remote)
     if origin.kind == "local":
         check_readable(Path(origin.path))  # the clearest words for a local file's problem
     attempt.on_progress(Progress(state=JobState.STAGING, backend=backend.value))
@@ -211,25 +218,61 @@ def _encode_job(job: Job, attempt: Attempt, remote: RemoteOutput | None) -> Enco
     stage = attempt.stage_source or (lambda uri: stage_in(settings.staging, uri, stream=False))
     with stage(job.source) as staged:
         source = staged.path
-        if destination.kind == "local":
-            output = Path(destination.path)
-            if local_identity(str(output)).same_file(local_identity(str(source))):
-                raise OutputRefused(f"{output}: the output would overwrite the source", path=output)
-            check_output_dir(output)
-            temp = temp_output(output, job.id, attempt.attempt_id)
-        else:
-            scratch = settings.staging.scratch_dir
-            scratch.mkdir(parents=True, exist_ok=True)
-            temp = temp_output(scratch / Path(destination.path).name, job.id, attempt.attempt_id)
-        remove_stale_temps(temp, job.id)
+        temp = _temp_for(job, attempt, source, destination)
         try:
             return _encode_and_commit(
                 job, attempt, backend, profile, source, temp, destination, remote
             )
         finally:
-            discard(temp)
-            for fmt in ("srt", "ass"):
-                discard(sidecar_temp(temp, fmt))
+            _discard_temps(temp)
+
+
+def _temp_for(job: Job, attempt: Attempt, source: Path, destination: Target) -> Path:
+    """The attempt's temporary output (next to a local output, in scratch for a remote
+    one), after checking a local output is not the source; stale temps removed."""
+    if destination.kind == "local":
+        output = Path(destination.path)
+        if local_identity(str(output)).same_file(local_identity(str(source))):
+            raise OutputRefused(f"{output}: the output would overwrite the source", path=output)
+        check_output_dir(output)
+        temp = temp_output(output, job.id, attempt.attempt_id)
+    else:
+        scratch = attempt.settings.staging.scratch_dir
+        scratch.mkdir(parents=True, exist_ok=True)
+        temp = temp_output(scratch / Path(destination.path).name, job.id, attempt.attempt_id)
+    remove_stale_temps(temp, job.id)
+    return temp
+
+
+def _discard_temps(temp: Path) -> None:
+    discard(temp)
+    for fmt in ("srt", "ass"):
+        discard(sidecar_temp(temp, fmt))
+
+
+def _encode_live(
+    job: Job,
+    attempt: Attempt,
+    chosen: tuple[Backend, Profile],
+    origin: Target,
+    destination: Target,
+    remote: RemoteOutput | None,
+) -> EncodeResult:
+    """A live attempt: probe the recording's first bytes, encode it through a FIFO as it
+    grows, verify the output against the finished recording (worker/live/)."""
+    assert attempt.live is not None
+    backend, profile = chosen
+    settings = attempt.settings
+    attempt.on_progress(Progress(state=JobState.STAGING, backend=backend.value))
+    temp = _temp_for(job, attempt, Path(origin.path), destination)
+    name = f"{job.id}-{attempt.attempt_id}"
+    try:
+        with live_input(settings, origin, attempt.live, name) as live:
+            return _encode_and_commit(
+                job, attempt, backend, profile, live.fifo, temp, destination, remote, live=live
+            )
+    finally:
+        _discard_temps(temp)
 
 
 def _place_sidecar(
@@ -264,6 +307,29 @@ def _named_for_output(job: Job, temp: Path) -> Iterator[None]:
         raise VerifyError(f"{text} (the encode was discarded)", path=job.output) from e
 
 
+def _source_info(
+    job: Job, settings: Settings, profile: Profile, probed: Path, *, live: bool
+) -> MediaInfo:
+    """The source's streams (a live job's: its first bytes, which may end mid-packet)."""
+    with span(job.id, "encode.source_probe"):
+        info = read_media(
+            settings.encode.ffprobe, probed, service_id=profile.service_id, reject_cut_ts=not live
+        )
+    return read_layouts(settings.encode.ffmpeg, probed, info, profile.audio)
+
+
+def _cancel_check(attempt: Attempt, live: LiveInput | None) -> Callable[[], None]:
+    """What ffmpeg's watchdog calls: the job's cancel check, and a live feed's failure."""
+    if live is None:
+        return attempt.check_cancel
+
+    def check() -> None:
+        attempt.check_cancel()
+        live.check()
+
+    return check
+
+
 def _encode_and_commit(
     job: Job,
     attempt: Attempt,
@@ -273,12 +339,15 @@ def _encode_and_commit(
     temp: Path,
     destination: Target,
     remote: RemoteOutput | None,
+    *,
+    live: LiveInput | None = None,
 ) -> EncodeResult:
     settings = attempt.settings
-    with span(job.id, "encode.source_probe"):
-        info = read_media(settings.encode.ffprobe, source, service_id=profile.service_id)
-    info = read_layouts(settings.encode.ffmpeg, source, info, profile.audio)
-    duration = info.duration_s or (job.recording.duration_s if job.recording else None)
+    probed = source if live is None else live.head
+    info = _source_info(job, settings, profile, probed, live=live is not None)
+    recorded = job.recording.duration_s if job.recording else None
+    duration = recorded if live is not None else (info.duration_s or recorded)
+
     captions = plan_for(
         profile.captions, info.captions, settings.encode.ffmpeg, lambda f: sidecar_temp(temp, f)
     )
@@ -308,7 +377,7 @@ def _encode_and_commit(
                 source=source,
                 duration_s=duration,
                 on_progress=attempt.on_progress,
-                check_cancel=attempt.check_cancel,
+                check_cancel=_cancel_check(attempt, live),
                 progress_interval=settings.encode.progress_interval,
                 stall_timeout=settings.encode.stall_timeout,
             )
@@ -320,6 +389,14 @@ def _encode_and_commit(
         raise
     seconds = time.monotonic() - started
     attempt.on_progress(Progress(state=JobState.VERIFYING, percent=100.0, backend=backend.value))
+    audio_plan = plan_audio(profile.audio, info)
+    if live is not None:
+        # ffmpeg read everything the feed gave it; the output answers to the whole file.
+        live.finish()
+        with span(job.id, "encode.final_probe"):
+            info = read_media(
+                settings.encode.ffprobe, live.final_source(), service_id=profile.service_id
+            )
     written = local_fingerprint(str(temp))
     sidecar_written = local_fingerprint(str(captions.sidecar_temp or temp))
     # The disk writes the file back while ffprobe reads it: the commit's fsync then finds
@@ -331,7 +408,7 @@ def _encode_and_commit(
             info,
             settings.verify,
             ffprobe=settings.encode.ffprobe,
-            audio=plan_audio(profile.audio, info),
+            audio=audio_plan,
         )
         had_text = verify_captions(settings.encode.ffprobe, temp, captions)
     size = temp.stat().st_size

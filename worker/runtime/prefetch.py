@@ -120,7 +120,7 @@ class NextPrefetch:
                 return
             job = job_of_message(message) if message else None
             # The same recording under another profile: its copy is the one in use.
-            if job is None or job.source == current:
+            if job is None or job.source == current or job.live:  # a live one is still growing
                 return
             prefetcher = self._current()
             if prefetcher.prefetch(job.source):

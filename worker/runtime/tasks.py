@@ -52,6 +52,8 @@ from worker.errors import (
     VerifyError,
 )
 from worker.jobs import ENCODE_TASK, Job, JobState
+from worker.live.attempt import live_feed, stop_live
+from worker.live.feed import LiveFeed
 from worker.profiles import Backend, get_profile
 from worker.progress import Progress
 from worker.runtime.lease import LeaseKeeper
@@ -220,6 +222,7 @@ def run_attempt(
         send_update(app, worker, task_id, ended_fields(state, reason))
 
     claims = Claims(registry)
+    feed = live_feed(registry, job)  # None: an ordinary attempt (the file is complete)
     with LeaseKeeper(registry, job.id, attempt_id, publish=publish) as keeper:
         try:
             # The worker's own check before any file is touched: a crafted or stale task
@@ -242,6 +245,7 @@ def run_attempt(
                 replace_output=replace,
                 on_committed=claims.mark_written,
                 hardware=lambda backend: encode_hardware(settings, backend),
+                live=feed,
             )
             with span(job.id, "task.encode_job"):
                 result = encode_job(job, attempt).model_dump(mode="json")
@@ -263,17 +267,18 @@ def run_attempt(
             ended(JobState.FAILED.value, message)
             raise JobFailed(message) from None
         except KamadoError as e:
-            return fail_or_retry(
-                task, settings, registry, job, (attempt_id, got.attempt), e, notifier, ended
+            return ended_badly(
+                task, settings, (registry, notifier, ended), job, (attempt_id, got.attempt), feed, e
             )
         except Exception as e:  # a bug or an OS error nobody converted: end the attempt now
             log.exception("job %s: attempt %s crashed", job.id, attempt_id)
             crashed = AttemptCrashed(
                 f"{job.source}: the attempt ended on an unexpected {type(e).__name__}: {e}"
             )
-            return fail_or_retry(
-                task, settings, registry, job, (attempt_id, got.attempt), crashed, notifier, ended
-            )
+            return ended_badly(
+                task, settings, (registry, notifier, ended), job, (attempt_id, got.attempt), feed,
+                crashed,
+            )  # fmt: skip
     with span(job.id, "task.finish"):
         done = registry.finish(
             job.id, attempt_id, JobState.DONE, result=result, backend=result.get("backend")
@@ -288,6 +293,23 @@ def run_attempt(
         announce(registry, notifier, job.id)
         note_speed(registry, worker, result, job.profile)
     return result
+
+
+def ended_badly(
+    task: Task[Any, Any],
+    settings: Settings,
+    where: tuple[Registry, Notifier, Callable[[str, str], None]],
+    job: Job,
+    attempt: tuple[str, int],
+    feed: LiveFeed | None,
+    error: KamadoError,
+) -> dict[str, Any]:
+    """An attempt that raised: a live one falls back to an ordinary job (never failing it),
+    any other fails or is retried (:func:`fail_or_retry`)."""
+    registry, notifier, ended = where
+    if feed is not None:
+        return stop_live(task.app, settings, registry, job, attempt[0], error)
+    return fail_or_retry(task, settings, registry, job, attempt, error, notifier, ended)
 
 
 def note_speed(

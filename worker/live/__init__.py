@@ -1,0 +1,1 @@
+"""Encoding a recording while it is being recorded (issue #17): the worker's side."""
