@@ -43,6 +43,7 @@ tests/unit/worker/test_error_tree.py keeps the drawing true)::
     ├── LeaseLost
     ├── JobFailed
     ├── AttemptCrashed
+    ├── LiveStopped                         worker.live.follow
     ├── TourError                           worker.tour.acts
     ├── TourUnavailable                     worker.tour.demo
     ├── SetupError                          worker.setup.errors

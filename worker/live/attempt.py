@@ -12,6 +12,7 @@ policy asked.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any
 
@@ -23,11 +24,12 @@ from worker.broker.registry import Registry
 from worker.errors import BrokerError, KamadoError
 from worker.jobs import Job, JobState
 from worker.live.feed import LiveFeed
-from worker.live.follow import Position
+from worker.live.follow import LiveStopped, Position
 from worker.profiles import get_profile
 from worker.settings.model import Settings
+from worker.staging.uri import resolve
 
-__all__ = ["live_feed", "stop_live"]
+__all__ = ["await_recording", "live_feed", "stop_live"]
 
 log = logging.getLogger("kamado.live")
 
@@ -55,6 +57,24 @@ def live_feed(registry: Registry, job: Job) -> LiveFeed | None:
     return LiveFeed(
         phase=lambda: phase_of(registry, job.id), deadline=state.deadline, report=report
     )
+
+
+def await_recording(settings: Settings, job: Job, feed: LiveFeed) -> None:
+    """Wait for a local recording to appear (a start hook may come before the file is
+    created), at most ``live.start_wait`` seconds; a remote one is waited for by the feed."""
+    target = resolve(settings.staging, job.source)
+    if target.kind != "local":
+        return
+    give_up = time.monotonic() + settings.live.start_wait
+    while not os.path.lexists(target.path):
+        if feed.phase() is not Phase.RECORDING:
+            raise LiveStopped(f"{target.path}: the live path ended before the recording appeared")
+        if time.monotonic() > give_up:
+            raise LiveStopped(
+                f"{target.path}: the recording did not appear within "
+                f"{settings.live.start_wait:g} s (live.start_wait)"
+            )
+        time.sleep(settings.live.poll)
 
 
 def stop_live(

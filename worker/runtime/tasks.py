@@ -52,7 +52,7 @@ from worker.errors import (
     VerifyError,
 )
 from worker.jobs import ENCODE_TASK, Job, JobState
-from worker.live.attempt import live_feed, stop_live
+from worker.live.attempt import await_recording, live_feed, stop_live
 from worker.live.feed import LiveFeed
 from worker.profiles import Backend, get_profile
 from worker.progress import Progress
@@ -227,6 +227,8 @@ def run_attempt(
         try:
             # The worker's own check before any file is touched: a crafted or stale task
             # whose source or output breaks the contract fails here, permanently.
+            if feed is not None:
+                await_recording(settings, job, feed)
             with span(job.id, "task.check_task"):
                 job, replace = check_task(settings, claims, job)
             seen = seen_source(settings, job)  # what encode.delete_source may delete later
