@@ -120,9 +120,16 @@ def canonical_source(source: str) -> str:
 def source_identity_key(source: str) -> str:
     """What names the recording itself: its real path when it is a file on this machine
     (symlinks and ``..`` resolved), else its canonical spelling (a URI, or a path only
-    the workers can see)."""
+    the workers can see).
+
+    A file not there yet in a directory that is (a recording that has just started, named
+    by the recorder's start hook) is named by that directory's real path too, so the
+    finish hook, which finds the file, names the same job.
+    """
     canonical = canonical_source(source)
-    if is_uri(canonical) or not os.path.lexists(canonical):
+    if is_uri(canonical):
+        return canonical
+    if not os.path.lexists(canonical) and not os.path.isdir(os.path.dirname(canonical)):  # noqa: PTH112, PTH120 (never raise)
         return canonical
     return real_path(canonical)
 

@@ -17,7 +17,7 @@ from worker.broker.keys import job_key, speed_key, worker_key
 from worker.broker.registry import Registry
 from worker.errors import BrokerError
 
-__all__ = ["workers"]
+__all__ = ["profile_realtime", "workers"]
 
 log = logging.getLogger("kamado.presence")
 

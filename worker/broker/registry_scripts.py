@@ -83,13 +83,17 @@ redis.call('HSET', KEYS[1], 'cancel', '1', 'updated_at', ARGV[1])
 return 'cancelling'
 """
 
+# A job settled queued joins the active set (a held job, which is not in it, released by
+# the finish hook of a live job), so the reconciler sees it if its message is lost.
 SETTLE = """
 if redis.call('GET', KEYS[2]) then return 0 end
 local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return 0 end
 if state == 'done' or state == 'failed' or state == 'cancelled' then return 0 end
 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'updated_at', ARGV[2], 'error', ARGV[3],
   'worker', '', 'attempt_id', '')
 if ARGV[1] == 'failed' or ARGV[1] == 'cancelled' then redis.call('SREM', KEYS[3], ARGV[4]) end
+if ARGV[1] == 'queued' then redis.call('SADD', KEYS[3], ARGV[4]) end
 return 1
 """
 
