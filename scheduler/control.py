@@ -11,6 +11,7 @@ from scheduler.queues import BrokerState
 from scheduler.routing import initial_queue
 from scheduler.waiting import waiting_reasons
 from worker.admin.task_events import ended_fields, send_revoked, sender_name
+from worker.broker.live import LiveState, Phase, read_live
 from worker.broker.registry import JobRecord, Registry
 from worker.errors import BadInputError, KamadoError
 from worker.jobs import JobState, now
@@ -96,6 +97,7 @@ def row(record: JobRecord, flags: list[str] | None = None) -> dict[str, Any]:
         "eta_s": progress.eta_s if progress and running else None,
         **outcome,
         "waiting": None,
+        "live": None,
         "error": record.error,
         "kind": record.kind,
         "flags": flags or [],
@@ -118,7 +120,33 @@ def detail(registry: Registry, state: BrokerState, job_id: str) -> dict[str, Any
     data = row(record, state.flags([job_id]).get(job_id))
     data["history"] = [a.model_dump(mode="json") for a in record.history]
     _add_waiting(registry, state, [data])
+    _add_live(registry, [record], [data])
     return data
+
+
+def live_fields(live: LiveState) -> dict[str, Any]:
+    """A live job's phase, its worker and its lag behind the recording, as plain data."""
+    return {
+        "phase": live.phase.value,
+        "worker": live.worker or None,
+        "reason": live.reason or None,
+        "after": live.after,
+        "deadline": live.deadline,
+        "lag_s": live.lag_s,
+        "read_bytes": live.read_bytes,
+        "file_bytes": live.file_bytes,
+        "updated_at": live.updated_at,
+    }
+
+
+def _add_live(registry: Registry, records: list[JobRecord], rows: list[dict[str, Any]]) -> None:
+    """Set each live job's ``live`` (its phase and lag; one read per live job only)."""
+    for record, item in zip(records, rows, strict=True):
+        if record.job.live and (live := read_live(registry, record.id)) is not None:
+            item["live"] = live_fields(live)
+            if live.phase is Phase.RECORDING and record.state is JobState.QUEUED:
+                # its message is in the chosen worker's own queue, not a capability queue
+                item["waiting"] = f"sent to {live.worker}'s own queue (a live job)"
 
 
 def _add_waiting(registry: Registry, state: BrokerState, rows: list[dict[str, Any]]) -> None:
@@ -139,6 +167,7 @@ def listing(
     flags = state.flags([r.id for r in records])
     rows = [row(r, flags.get(r.id)) for r in records]
     _add_waiting(registry, state, rows)
+    _add_live(registry, records, rows)
     return rows
 
 

@@ -112,3 +112,14 @@ def check_recording(path: Path) -> int:
     if stat.st_size == 0:
         raise RecordingError(f"{name}: the file is empty", path=path)
     return stat.st_size
+
+
+def check_started(path: Path) -> None:
+    """Raise RecordingError when a recording that has just started cannot be one: it may
+    be missing or empty still (the recorder creates and fills it), but if something is
+    there it must be a regular file."""
+    try:
+        if path.exists() and not path.is_file():
+            raise RecordingError(f"{shown(path)}: not a regular file", path=path)
+    except OSError as e:  # a directory on the way this user may not search
+        raise RecordingError(f"{shown(path)}: {e.strerror or e}", path=path) from e

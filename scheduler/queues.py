@@ -90,6 +90,10 @@ class BrokerState:
             self.registry.call("move a job", self._move, keys=keys, args=[message.raw, queue])
         )
 
+    def point_at(self, job_id: str, queue: str) -> None:
+        """Set the queue a job's record names (where it is published next)."""
+        self.registry.call("set a job's queue", self.client.hset, job_key(job_id), "queue", queue)
+
     def remove(self, job_id: str, queues: list[str]) -> int:
         """Drop every waiting message of a job (after it was cancelled)."""
         return len(self.remove_messages(job_id, queues))

@@ -221,6 +221,10 @@ REQUEST = SchemaValidator(
             "received_at": cs.typed_dict_field(
                 cs.no_info_after_validator_function(_aware, cs.datetime_schema())
             ),
+            # The recorder's start hook (a live job); entries spooled before it say nothing.
+            "start": cs.typed_dict_field(
+                cs.with_default_schema(cs.bool_schema(), default=False), required=False
+            ),
         },
         extra_behavior="forbid",
     )
@@ -233,6 +237,8 @@ class HookRequest(NamedTuple):
     ``variables`` holds exactly what the recorder passed that kamado reads (its
     environment variables, or Chinachu's two arguments), so delivery parses the same
     input again; ``path`` is the recording, made absolute against the hook's directory.
+    ``start`` marks a recording that has just started (EPGStation's recordingStartCommand):
+    delivery submits it as a live job.
     """
 
     origin: Origin
@@ -240,6 +246,7 @@ class HookRequest(NamedTuple):
     failed: bool
     variables: dict[str, str]
     received_at: datetime
+    start: bool = False
     kind: Literal["hook"] = "hook"
     schema_version: Literal[1] = 1
 
@@ -295,8 +302,9 @@ def _read_env(
 def validate_epgstation(env: Mapping[str, str]) -> EpgstationVars:
     """EPGStation's variables, validated; a missing or bad one is a HookInputError."""
     hint = (
-        " (or is null): use `kamado hook epgstation` as recordingFinishCommand or "
-        "recordingFailedCommand, whose environment names the recording"
+        " (or is null): use `kamado hook epgstation` as recordingFinishCommand, "
+        "recordingFailedCommand or (with --start) recordingStartCommand, whose environment "
+        "names the recording"
     )
     return cast(EpgstationVars, _read_env(EPGSTATION, env, "epgstation", "RECPATH", hint))
 
@@ -360,6 +368,7 @@ def hook_request(
     args: list[str],
     path: str,
     failed: bool = False,
+    start: bool = False,
 ) -> HookRequest:
     """The request to spool for one hook run (input already read by the ``read_*`` above)."""
     if origin == "chinachu":
@@ -374,4 +383,4 @@ def hook_request(
             raise HookInputError(
                 f"{origin}: {name} is not valid UTF-8 text", recorder=origin, field=name
             ) from None
-    return HookRequest(origin, path, failed, variables, datetime.now(UTC))
+    return HookRequest(origin, path, failed, variables, datetime.now(UTC), start=start)

@@ -28,12 +28,14 @@ EDCB_SUCCESS = "録画終了"
 
 @dataclass(frozen=True)
 class HookInput:
-    """A finished (or failed) recording as a hook received it."""
+    """A finished (or failed) recording as a hook received it; ``live``: one that has just
+    started (the start hook), to encode while it records."""
 
     path: str
     recording: Recording
     failed: bool = False
     flags: list[str] = field(default_factory=list)
+    live: bool = False
 
 
 FIELD_NAMES = {"title": "NAME", "channel": "CHANNELNAME", "recorded_id": "RECORDEDID"}
@@ -58,8 +60,9 @@ def _from_ms(value: int | None) -> datetime | None:
     return datetime.fromtimestamp(value / 1000, UTC) if value is not None else None
 
 
-def epgstation_input(env: Mapping[str, str], *, failed: bool) -> HookInput:
-    """EPGStation's environment as a HookInput; a missing or bad variable is a HookInputError."""
+def epgstation_input(env: Mapping[str, str], *, failed: bool, live: bool = False) -> HookInput:
+    """EPGStation's environment as a HookInput (``live``: recordingStartCommand's); a missing
+    or bad variable is a HookInputError."""
     data = validate_epgstation(env)
     recording = _recording(
         "epgstation",
@@ -72,7 +75,7 @@ def epgstation_input(env: Mapping[str, str], *, failed: bool) -> HookInput:
         error_count=data["ERROR_CNT"],
         scrambling_count=data["SCRAMBLING_CNT"],
     )
-    return HookInput(data["RECPATH"], recording, failed=failed)
+    return HookInput(data["RECPATH"], recording, failed=failed, live=live)
 
 
 @dataclass(frozen=True)
@@ -148,5 +151,9 @@ def hook_input(request: HookRequest) -> HookInput:
     else:
         parsed = edcb_input(variables)
     return HookInput(
-        request.path, parsed.recording, failed=parsed.failed or request.failed, flags=parsed.flags
+        request.path,
+        parsed.recording,
+        failed=parsed.failed or request.failed,
+        flags=parsed.flags,
+        live=request.start,
     )

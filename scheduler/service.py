@@ -135,8 +135,9 @@ class Service:
                 grace=self.settings.jobs.lease_ttl,
                 queues=[QUEUE_GPU, QUEUE_CPU],
             )
-            if passed.requeued or passed.failed:
-                log.info("reconciler: requeued %s, failed %s", passed.requeued, passed.failed)
+            if passed.requeued or passed.failed or passed.held:
+                log.info("reconciler: requeued %s, failed %s, held %s (live, past their end)",
+                         passed.requeued, passed.failed, passed.held)  # fmt: skip
 
     def register_loop(self, stop: threading.Event) -> None:
         """Register done outputs in EPGStation until ``stop`` (a thread of its own: an

@@ -21,6 +21,8 @@ from worker.settings.model import Settings
 from worker.settings.scheduler import HoldSettings
 
 SCHEMA_VERSION = 1
+# The flag of a recording its recorder reported as failed (and a live job's reject reason).
+FAILED_RECORDING = "the recorder reported the recording as failed"
 
 
 class Submission(BaseModel):
@@ -81,16 +83,20 @@ def prepare(
     cwd: Path | None = None,
     size: int | None = None,
     output: str | None = None,
+    live: bool = False,
 ) -> Submission | None:
     """A complete submission for one recording, or None when config says to skip it.
 
     ``output`` is a recorder-side path the recorder chose (EPGStation's encode preset):
     path-mapped like the source, and part of the job's id (each output its own job).
+    ``live``: a recording that has just started (a start hook): the file is not checked
+    (it may not be there yet), its length comes from the recorder's times, and the job is
+    flagged live; its id is the one the finish hook's job gets.
     Raises RecordingError (bad path or file) or BadInputError (unknown profile).
     """
     text = require_utf8(path)
     local = absolute(text, cwd)
-    if size is None:
+    if size is None and not live:
         size = check_recording(Path(local))
     sched = settings.scheduler
     name = profile or choose_profile(settings, recording, local, origin)
@@ -98,7 +104,7 @@ def prepare(
     notes = list(flags or [])
     held = False
     if failed:
-        notes.append("the recorder reported the recording as failed")
+        notes.append(FAILED_RECORDING)
         if sched.hold.failed_recordings == "skip":
             return None
         held = sched.hold.failed_recordings == "hold"
@@ -109,18 +115,15 @@ def prepare(
     default_priority = sched.backlog_priority if origin == "enqueue" else sched.hook_priority
     if failed and recording is not None:
         recording = recording.model_copy(update={"failed": True})
-    mapped_output = None
-    if output is not None:
-        mapped_output = map_source(absolute(require_utf8(output), cwd), sched.path_map)
-    job = Job.create(
-        map_source(local, sched.path_map),
+    job = make_job(
+        settings,
+        local,
         name,
-        output=mapped_output,
-        per_output=mapped_output is not None,
-        output_dir=settings.encode.output_dir,
-        priority=default_priority if priority is None else priority,
         recording=recording,
-        output_name=settings.encode.output_name,
+        priority=default_priority if priority is None else priority,
+        output=output,
+        cwd=cwd,
+        live=live,
     )
     return Submission(
         job=job,
@@ -131,3 +134,41 @@ def prepare(
         flags=notes,
         estimate_s=estimate_seconds(recording, size, sched.routing.assumed_bitrate_mbps),
     )
+
+
+def make_job(
+    settings: Settings,
+    local: str,
+    profile: str,
+    *,
+    recording: Recording | None,
+    priority: int,
+    output: str | None = None,
+    cwd: Path | None = None,
+    live: bool = False,
+) -> Job:
+    """The job for the recording at the recorder's absolute path ``local`` (path-mapped)."""
+    path_map = settings.scheduler.path_map
+    mapped_output = None
+    if output is not None:
+        mapped_output = map_source(absolute(require_utf8(output), cwd), path_map)
+    return Job.create(
+        map_source(local, path_map),
+        profile,
+        output=mapped_output,
+        per_output=mapped_output is not None,
+        output_dir=settings.encode.output_dir,
+        priority=priority,
+        recording=recording,
+        output_name=settings.encode.output_name,
+        live=live,
+    )
+
+
+def skipped_job_id(
+    settings: Settings, path: str, *, origin: str, recording: Recording | None, cwd: Path | None
+) -> str:
+    """The id of the job a recording config skips would have had (its live job is told)."""
+    local = absolute(require_utf8(path), cwd)
+    name = choose_profile(settings, recording, local, origin)
+    return make_job(settings, local, name, recording=recording, priority=5).id

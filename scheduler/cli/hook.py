@@ -1,5 +1,10 @@
 """`kamado hook epgstation|chinachu|edcb`: a finished recording into the queue, fast.
 
+``kamado hook epgstation --start`` (EPGStation's recordingStartCommand) submits a live
+job instead: a fast enough worker encodes the recording while it is recorded
+(:mod:`scheduler.live`); the finish hook for the same recording then tells it the file
+is complete. Chinachu and EDCB have no start command kamado relies on.
+
 By default a hook validates its input, spools it and hands delivery to a detached
 process (:mod:`scheduler.hooks.quick`, which `kamado` runs before loading this module).
 ``--wait`` delivers in the hook's own process and reports the job id and outcome.
@@ -19,7 +24,7 @@ import typer
 from scheduler.hooks.log import log_line
 from scheduler.hooks.quick import HookArgs, accept
 from worker.cli.common import ConfigOption, JsonOption, console, fail, print_json, settings_or_exit
-from worker.errors import KamadoError
+from worker.errors import BadInputError, KamadoError
 
 if TYPE_CHECKING:
     from scheduler.recorders import HookInput
@@ -70,18 +75,33 @@ def _quick(args: HookArgs) -> None:
 @app.command("epgstation")
 def epgstation(
     failed: Annotated[bool, typer.Option("--failed", help="run as recordingFailedCommand")] = False,
+    start: Annotated[
+        bool,
+        typer.Option(
+            "--start",
+            help="run as recordingStartCommand: encode the recording while it is recorded",
+        ),
+    ] = False,
     wait: WaitOption = False,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """EPGStation v2 recordingFinishCommand / recordingFailedCommand (reads its environment)."""
+    """EPGStation v2 recordingFinishCommand / recordingFailedCommand / recordingStartCommand
+    (reads its environment)."""
+    if start and failed:
+        fail(
+            BadInputError(
+                "epgstation: --start (recordingStartCommand) and --failed "
+                "(recordingFailedCommand) are different hooks: give one"
+            )
+        )
     if not wait:
-        _quick(HookArgs("epgstation", failed=failed, config=config, as_json=as_json))
+        _quick(HookArgs("epgstation", failed=failed, config=config, as_json=as_json, start=start))
         return
     from scheduler.recorders import epgstation_input
 
     env = dict(os.environ)
-    _wait(config, "epgstation", lambda: epgstation_input(env, failed=failed), as_json)
+    _wait(config, "epgstation", lambda: epgstation_input(env, failed=failed, live=start), as_json)
 
 
 @app.command("chinachu")

@@ -30,6 +30,8 @@ COLOURS = {
 # Priority 0-9 (0 first) in the words `kamado enqueue --priority` takes.
 PRIORITY_WORDS = {0: "urgent", 1: "urgent", 2: "high", 3: "high", 4: "high", 5: "normal",
                   6: "low", 7: "low", 8: "idle", 9: "idle"}  # fmt: skip
+# What a rejected live job becomes once its attempt stops (worker/broker/live.py's after).
+AFTER_WORDS = {"queue": "queued", "hold": "held", "cancel": "cancelled"}
 MIN_DETAIL = 16
 # Rich's default box: one edge, then padding, cell, padding and a rule per column.
 EDGE, PER_COLUMN = 1, 3
@@ -59,11 +61,39 @@ def priority_word(priority: int) -> str:
     return PRIORITY_WORDS.get(priority, str(priority))
 
 
+def live_words(live: dict[str, Any], state: str) -> str:
+    """A live job's phase in words: who follows the recording and how far behind, or why
+    it waits for the finish hook."""
+    phase, reason, worker = live["phase"], live.get("reason") or "", live.get("worker") or ""
+    lag = live.get("lag_s")
+    behind = f"{lag:.1f} s behind" if lag is not None else "following the recording"
+    if live.get("file_bytes"):
+        behind += f" ({size(live.get('read_bytes'))} of {size(live['file_bytes'])} read)"
+    if phase == "recording":
+        if state == "queued":
+            return f"live: sent to {worker}, not started yet"
+        return f"live, {behind}"
+    if phase == "finished":
+        return f"live: recording ended, reading to its end, {behind}"
+    if phase == "rejected":
+        then = AFTER_WORDS.get(live.get("after") or "queue", "queued")
+        return f"live: stopping ({reason}), then {then}"
+    if phase == "waiting":
+        return f"live: waiting for the finish hook ({reason})"
+    if phase == "abandoned":
+        return f"live attempt gave up ({reason}); waiting for the finish hook"
+    return f"not live: {reason}" if reason else "not live"
+
+
 def detail(item: dict[str, Any]) -> str:
-    """What a row needs said: the error, why it waits, or what a done job produced."""
+    """What a row needs said: the error, why it waits, what a live job does, or what a
+    done job produced."""
     state = item["state"]
     if state in ("failed", "cancelled"):
         return str(item.get("error") or state)
+    live = item.get("live")
+    if live and state != "done" and live["phase"] != "ordinary":
+        return live_words(live, state)
     if state == "queued" and item.get("waiting"):
         return f"waiting: {item['waiting']}"
     if state == "done":

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from scheduler.cli.job_table import jobs_table, presence_tables
+from scheduler.cli.job_table import jobs_table, live_words, presence_tables
 from worker.cli.common import (
     EXIT_FAILED,
     ConfigOption,
@@ -46,11 +46,14 @@ def _states(values: list[str] | None) -> list[JobState]:
 
 
 def _show_one(data: dict[str, Any]) -> None:
-    for key in ("id", "state", "waiting", "source", "output", "profile", "priority", "queue",
-                "attempts", "worker", "backend", "progress", "error", "flags", "size_bytes",
-                "duration_s", "encode_s", "realtime", "epgstation_video_file_id", "created_at",
-                "queued_at"):  # fmt: skip
+    live = data.get("live")
+    for key in ("id", "state", "waiting", "live", "source", "output", "profile", "priority",
+                "queue", "attempts", "worker", "backend", "progress", "error", "flags",
+                "size_bytes", "duration_s", "encode_s", "realtime", "epgstation_video_file_id",
+                "created_at", "queued_at"):  # fmt: skip
         value = data.get(key)
+        if key == "live" and live:  # under its own label: "live: 3.2 s behind"
+            value = live_words(live, data["state"]).removeprefix("live: ").removeprefix("live, ")
         if value not in (None, "", []):
             console.print(f"[bold]{key}[/]: ", end="")
             console.print(str(value), markup=False)

@@ -24,15 +24,27 @@ FINAL = {JobState.DONE.value, JobState.FAILED.value, JobState.CANCELLED.value}
 RECENT = 8
 
 
+def lag_cell(item: dict[str, Any]) -> str:
+    """How far a live job is behind the recording it follows ("" for an ordinary job)."""
+    live = item.get("live")
+    if not live or live["phase"] not in ("recording", "finished"):
+        return ""
+    lag = live.get("lag_s")
+    return f"{lag:.1f} s" if lag is not None else "live"
+
+
 def running_table(running: list[dict[str, Any]]) -> Table:
-    """Running jobs with a bar each: recording, worker, backend, %, fps, ETA."""
+    """Running jobs with a bar each: recording, worker, backend, %, fps, ETA, and a live
+    job's lag behind the recording."""
     bars = Table(title=f"running ({len(running)})", expand=True)
     bars.add_column("job", no_wrap=True)
     bars.add_column("recording", overflow="fold", ratio=3)
     for column in ("worker", "backend"):
         bars.add_column(column, no_wrap=True)
     bars.add_column("progress", ratio=2)
-    for column in ("%", "fps", "ETA"):
+    # Only with a live job among them: how far it is behind the recording it follows.
+    lags = any(item.get("live") for item in running)
+    for column in ("%", "fps", "ETA", *(("behind",) if lags else ())):
         bars.add_column(column, no_wrap=True, justify="right")
     for item in running:
         percent = item["progress"] or 0.0
@@ -40,7 +52,7 @@ def running_table(running: list[dict[str, Any]]) -> Table:
             item["id"][:8], Text(name_of(item["source"])), Text(item["worker_host"] or ""),
             item["backend"] or "", ProgressBar(total=100, completed=percent),
             f"{percent:.0f}", f"{item['fps']:.0f}" if item["fps"] else "",
-            duration(item["eta_s"]),
+            duration(item["eta_s"]), *((lag_cell(item),) if lags else ()),
         )  # fmt: skip
     return bars
 

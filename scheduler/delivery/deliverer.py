@@ -1,7 +1,8 @@
 """Delivering submissions: route, record in the registry, publish (worker.submit), note.
 
-Celery is imported only when something is actually published, so a hook that finds the
-broker away spools without paying for it.
+A live job (a recorder's start hook) and the finish hook of one go through
+:mod:`scheduler.live`. Celery is imported only when something is actually published, so
+a hook that finds the broker away spools without paying for it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from scheduler.cluster import Snapshot
-from scheduler.delivery.hook_jobs import action_of, request_submission
+from scheduler.delivery.hook_jobs import Skipped, action_of, detail_of, request_submission
 from scheduler.errors import RecordingError
 from scheduler.hooks.log import log_line
 from scheduler.queues import BrokerState
@@ -65,15 +66,23 @@ class Deliverer:
     def submit(
         self, sub: Submission, cluster: Cluster | None = None, *, note: bool = True
     ) -> Submitted:
-        """Record and publish one submission to the queue routing picks for it."""
+        """Record and publish one submission to the queue routing picks for it; a live job
+        goes to a fast enough worker, and a finish hook tells a live job of its recording."""
+        from scheduler import live
         from worker.submit import submit_job
 
         profile = get_profile(sub.job.profile, self.settings.profiles)
         queue = initial_queue(profile, cluster or self.cluster())
-        done = submit_job(
-            self.app, self.registry, self.settings, sub.job,
-            queue=queue, force=sub.force, held=sub.held,
-        )  # fmt: skip
+        done: Submitted | None = None
+        if sub.job.live:
+            done = live.submit_live(self, sub, queue)
+        elif sub.origin != "enqueue":  # a recorder's hook: the recording is complete
+            done = live.finish_live(self, sub, queue)
+        if done is None:
+            done = submit_job(
+                self.app, self.registry, self.settings, sub.job,
+                queue=queue, force=sub.force, held=sub.held,
+            )  # fmt: skip
         if note:
             self.state.note([sub])
         if sub.register_in == "epgstation":
@@ -127,13 +136,14 @@ def drain(spool: Spool, deliverer: Deliverer, *, blocking: bool = False) -> Drai
 
 def _submission(
     spool: Spool, entry: Entry, settings: Settings, result: Drained
-) -> Submission | None:
-    """The entry's submission, or None after setting it aside, skipping or leaving it."""
+) -> Submission | Skipped | None:
+    """The entry's submission, Skipped (config submits nothing), or None after setting it
+    aside or leaving it."""
     request, sub = entry.request, entry.submission
     state_dir = settings.state_dir
     if request is not None:
         try:
-            sub = request_submission(settings, request)
+            return request_submission(settings, request)
         except RecordingError as e:
             if e.denied:  # there, but not for this user: fix the mode, it is delivered
                 result.unreadable.append(replace(entry, problem=_denied(e), readable=False))
@@ -144,12 +154,6 @@ def _submission(
         except KamadoError as e:
             _quarantine(spool, entry, str(e), state_dir)
             result.quarantined += 1
-            return None
-        if sub is None:
-            log_line(state_dir, f"{request.origin}: skipped {request.path!r}: "
-                     "a failed recording (scheduler.hold.failed_recordings)")  # fmt: skip
-            spool.remove(entry)
-            result.skipped += 1
             return None
     if sub is None:
         _quarantine(spool, entry, entry.problem, state_dir)
@@ -186,6 +190,9 @@ def drain_pass(spool: Spool, deliverer: Deliverer) -> Drained:
             continue
         request = entry.request
         try:
+            if isinstance(sub, Skipped):
+                _skip(spool, entry, deliverer, sub, result)
+                continue
             done = deliverer.submit(sub, cluster)
         except BrokerError as e:
             result.error = str(e)
@@ -199,5 +206,21 @@ def drain_pass(spool: Spool, deliverer: Deliverer) -> Drained:
         result.delivered.append(done)
         if request is not None:
             log_line(state_dir, f"{request.origin}: {action_of(sub, done)} {sub.job.id} "
-                     f"{request.path!r} {done.queue}")  # fmt: skip
+                     f"{request.path!r} {detail_of(done)}")  # fmt: skip
     return result
+
+
+def _skip(spool: Spool, entry: Entry, deliverer: Deliverer, skipped: Skipped,
+          result: Drained) -> None:  # fmt: skip
+    """A request config submits nothing for: a live job of its recording is still told
+    (raises BrokerError, the entry kept, when the broker is away)."""
+    from scheduler.live import tell_skipped
+
+    told = tell_skipped(deliverer, skipped.job_id) if skipped.job_id else None
+    request = entry.request
+    spool.remove(entry)
+    result.skipped += 1
+    if request is not None:
+        said = f"; live job {told.job.id}: {told.outcome} ({detail_of(told)})" if told else ""
+        line = f"{request.origin}: skipped {request.path!r}: {skipped.reason}{said}"
+        log_line(deliverer.settings.state_dir, line)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scheduler.delivery.deliverer import Deliverer, drain
-from scheduler.delivery.hook_jobs import action_of, submission_for
+from scheduler.delivery.hook_jobs import Skipped, action_of, detail_of, submission_for
 from scheduler.hooks.quick import no_broker
 from scheduler.recorders import HookInput
 from scheduler.spool.durable import Spool
@@ -24,7 +24,9 @@ __all__ = ["HookOutcome", "run_hook"]
 class HookOutcome:
     """What a hook did with its recording."""
 
-    action: str  # submitted, exists, held, spooled, skipped
+    # submitted, exists, held, spooled, skipped; for a live job (scheduler.live):
+    # live: recording, live: waiting, live: following, live: stopping, released, ...
+    action: str
     job_id: str | None = None
     detail: str = ""
 
@@ -34,10 +36,8 @@ def run_hook(
 ) -> HookOutcome:
     """Submit (or spool) one finished recording now; raises only for bad input or config."""
     sub = submission_for(settings, origin, data, cwd)
-    if sub is None:
-        return HookOutcome(
-            "skipped", detail="a failed recording (scheduler.hold.failed_recordings)"
-        )
+    if isinstance(sub, Skipped):
+        return _skipped(settings, sub)
     spool = Spool(spool_dir(settings))
     if settings.broker_url is None:
         spool.put(sub)
@@ -58,4 +58,23 @@ def run_hook(
             return HookOutcome("spooled", sub.job.id, f"broker unreachable: {e}")
     finally:
         deliverer.close()
-    return HookOutcome(action_of(sub, done), sub.job.id, done.queue)
+    return HookOutcome(action_of(sub, done), sub.job.id, detail_of(done))
+
+
+def _skipped(settings: Settings, skipped: Skipped) -> HookOutcome:
+    """Nothing to submit; a live job of the recording is still told when the broker
+    answers (else its live attempt falls back on its own, at the programme's end)."""
+    from scheduler.live import tell_skipped
+
+    if skipped.job_id is None or settings.broker_url is None:
+        return HookOutcome("skipped", skipped.job_id, skipped.reason)
+    deliverer = Deliverer(settings, timeout=settings.scheduler.hook_connect_timeout)
+    try:
+        told = tell_skipped(deliverer, skipped.job_id)
+    except BrokerError as e:
+        return HookOutcome("skipped", skipped.job_id, f"{skipped.reason}; broker unreachable: {e}")
+    finally:
+        deliverer.close()
+    if told is None:
+        return HookOutcome("skipped", skipped.job_id, skipped.reason)
+    return HookOutcome(f"skipped, {told.outcome}", skipped.job_id, detail_of(told))

@@ -6,7 +6,9 @@ pydantic and nothing heavier (no typer, no Celery, no settings models, no Redis 
 1. the config's few values the hook needs (:mod:`scheduler.hooks.config`, validated in
    full when the config changed),
 2. the recorder's input, validated (:mod:`scheduler.recorder_input`), and the recording
-   checked (a readable, non-empty file whose name is UTF-8),
+   checked (a readable, non-empty file whose name is UTF-8; with ``--start``, EPGStation's
+   recordingStartCommand, only the name: the recording has just begun and may not be
+   there yet),
 3. the request written to the durable spool (fsync'd, renamed into place),
 4. delivery: nothing to do when a scheduler service on this machine holds the spool
    (it delivers it), nor when a delivery is already running (it takes the entry, see
@@ -30,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, cast
 
 from scheduler.hooks.log import log_line
-from scheduler.paths import absolute, check_recording, require_utf8
+from scheduler.paths import absolute, check_recording, check_started, require_utf8
 from scheduler.recorder_input import (
     Origin,
     hook_request,
@@ -57,16 +59,18 @@ class HookArgs(NamedTuple):
     failed: bool = False
     config: Path | None = None
     as_json: bool = False
+    start: bool = False
 
 
 def parse_args(argv: list[str]) -> HookArgs | None:
-    """``hook RECORDER [ARGS] [--failed] [--config FILE] [--json]``, else None."""
+    """``hook RECORDER [ARGS] [--failed|--start] [--config FILE] [--json]``, else None
+    (``--start`` with ``--failed`` too: the full command line refuses it, exit 2)."""
     if len(argv) < 2 or argv[0] != "hook" or argv[1] not in ARGUMENTS:
         return None
     origin = cast(Origin, argv[1])
     arguments: list[str] = []
     config: Path | None = None
-    failed = as_json = False
+    failed = as_json = start = False
     rest = iter(argv[2:])
     for arg in rest:
         if arg in ("--config", "-c"):
@@ -80,13 +84,15 @@ def parse_args(argv: list[str]) -> HookArgs | None:
             as_json = True
         elif arg == "--failed" and origin == "epgstation":
             failed = True
+        elif arg == "--start" and origin == "epgstation":
+            start = True
         elif arg.startswith("-") and arg != "-":
             return None  # --help, --wait or a mistake: the full command line answers
         else:
             arguments.append(arg)
-    if len(arguments) != ARGUMENTS[origin]:
+    if len(arguments) != ARGUMENTS[origin] or (start and failed):
         return None
-    return HookArgs(origin, tuple(arguments), failed, config, as_json)
+    return HookArgs(origin, tuple(arguments), failed, config, as_json, start)
 
 
 def _recording_path(args: HookArgs, env: dict[str, str]) -> str:
@@ -214,23 +220,28 @@ def _accept(args: HookArgs, env: dict[str, str]) -> int:
     try:
         given = require_utf8(_recording_path(args, env))
         path = absolute(given, _cwd())
-        check_recording(Path(path))
+        if args.start:
+            check_started(Path(path))
+        else:
+            check_recording(Path(path))
         request = hook_request(
-            origin, env=env, args=list(args.arguments), path=path, failed=args.failed
-        )
+            origin, env=env, args=list(args.arguments), path=path, failed=args.failed,
+            start=args.start,
+        )  # fmt: skip
         spool_store.write_entry(config.spool_dir, origin, request.to_json())
     except KamadoError as e:
         log_line(config.state_dir, f"{origin}: error: {e}")
         return _error(e)
+    what = f"the start of {path!r}" if args.start else repr(path)
     try:
         if not config.broker and not spool_store.service_running(config.spool_dir):
-            log_line(config.state_dir, f"{origin}: spooled {path!r}; no broker configured")
+            log_line(config.state_dir, f"{origin}: spooled {what}; no broker configured")
             return _error(no_broker(config.spool_dir))
         detail = hand_off(config)
     except KamadoError as e:
-        log_line(config.state_dir, f"{origin}: spooled {path!r}; {e}")
+        log_line(config.state_dir, f"{origin}: spooled {what}; {e}")
         return _error(e)
-    log_line(config.state_dir, f"{origin}: spooled {path!r}: {detail}")
+    log_line(config.state_dir, f"{origin}: spooled {what}: {detail}")
     _report(args, "spooled", detail)
     return 0
 
