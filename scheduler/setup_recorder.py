@@ -222,10 +222,13 @@ def hook_lines(recorder: str, binary: str) -> list[Paste]:
     if recorder == "epgstation":
         return [
             Paste(
-                "EPGStation v2: the hook commands (restart EPGStation afterwards)",
+                "EPGStation v2: the hook commands (restart EPGStation afterwards); the start "
+                "command encodes while recording on a worker fast enough for it, else the "
+                "job runs after the finish command",
                 "EPGStation's config/config.yml",
                 f"recordingFinishCommand: '{binary} hook epgstation {config}'\n"
-                f"recordingFailedCommand: '{binary} hook epgstation --failed {config}'\n",
+                f"recordingFailedCommand: '{binary} hook epgstation --failed {config}'\n"
+                f"recordingStartCommand: '{binary} hook epgstation --start {config}'\n",
             ),
             Paste(
                 "EPGStation v2: or kamado behind its encode button and auto-encode (presets; "
@@ -237,7 +240,8 @@ def hook_lines(recorder: str, binary: str) -> list[Paste]:
     if recorder == "chinachu":
         return [
             Paste(
-                "Chinachu gamma: the hook command (the script is installed)",
+                "Chinachu gamma: the hook command (the script is installed); Chinachu has no "
+                "start command kamado relies on, so recordings are encoded after they end",
                 "Chinachu's config.json",
                 f'"recordedCommand": "{CHINACHU_SCRIPT}"\n',
             )
@@ -245,7 +249,8 @@ def hook_lines(recorder: str, binary: str) -> list[Paste]:
     if recorder == "edcb":
         return [
             Paste(
-                "EDCB: the post-recording batch (chmod 755)",
+                "EDCB: the post-recording batch (chmod 755); EDCB has no start command kamado "
+                "relies on, so recordings are encoded after they end",
                 "PostRecEnd.sh in the EDCB folder",
                 f"#!/bin/sh\nexec {binary} hook edcb {config}\n",
             )
