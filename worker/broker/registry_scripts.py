@@ -26,6 +26,7 @@ local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {'missing', ''} end
 if state == 'done' or state == 'failed' or state == 'cancelled' then return {'final', state} end
 if redis.call('HGET', KEYS[1], 'cancel') == '1' then return {'cancelled', ''} end
+if state == 'held' then return {'on_hold', ''} end
 local holder = redis.call('GET', KEYS[2])
 if holder then return {'held', holder} end
 local attempts = tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0')

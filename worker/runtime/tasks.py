@@ -207,7 +207,7 @@ def run_attempt(
         registry.end_duplicate(job.id, attempt_id, worker, f"lease held by attempt {got.detail}")
         log.info("job %s: dropped a duplicate delivery (lease held)", job.id)
         return {"job_id": job.id, "skipped": "duplicate delivery: another attempt holds the lease"}
-    if got.status in ("final", "cancelled", "exhausted"):
+    if got.status in ("final", "cancelled", "exhausted", "on_hold"):
         return not_run(task, app, registry, notifier, job, (worker, got))
 
     # The keeper thread publishes progress: Celery's request context is thread-local, so
@@ -293,7 +293,7 @@ def run_attempt(
     log.info("job %s done: %s (%s)", job.id, result["output"], result["backend"])
     with span(job.id, "task.announce"):
         announce(registry, notifier, job.id)
-        note_speed(registry, worker, result, job.profile)
+        note_speed(registry, worker, result, job.profile, live=feed is not None)
     return result
 
 
@@ -315,10 +315,18 @@ def ended_badly(
 
 
 def note_speed(
-    registry: Registry, worker: str, result: dict[str, Any], profile: str | None = None
+    registry: Registry,
+    worker: str,
+    result: dict[str, Any],
+    profile: str | None = None,
+    *,
+    live: bool = False,
 ) -> None:
     """Record the backend's measured speed for routing (and, with ``profile``, for that
-    profile: what live jobs are routed by); never fail a done job over it."""
+    profile: what live jobs are routed by); never fail a done job over it. A live encode
+    ran at the recording's pace, not the worker's: it is not recorded."""
+    if live:
+        return
     seconds = float(result.get("encode_seconds") or 0)
     duration = float(result.get("source_duration_s") or result.get("duration_s") or 0)
     realtime = duration / seconds if seconds > 0 and duration > 0 else None
@@ -341,8 +349,11 @@ def not_run(
     job: Job,
     taken: tuple[str, Acquired],
 ) -> dict[str, Any]:
-    """A delivery of a job that must not run: final, cancelled, or out of attempts."""
+    """A delivery of a job that must not run: final, cancelled, held, or out of attempts."""
     worker, got = taken
+    if got.status == "on_hold":  # a stale message (a live job waiting for its finish hook)
+        log.info("job %s: dropped a delivery of a held job", job.id)
+        return {"job_id": job.id, "skipped": "the job is held; `kamado retry` releases it"}
     if got.status in ("final", "cancelled"):
         record = registry.get(job.id)
         log.info("job %s: nothing to do (%s)", job.id, got.detail or got.status)

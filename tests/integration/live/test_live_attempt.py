@@ -7,6 +7,7 @@ ffmpeg/ffprobe encoding and verifying it.
 
 from __future__ import annotations
 
+import socket
 import time
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 from tests.integration.live.conftest import Rig
 from tests.support.live import recording_in_real_time
 from tests.support.media import sha256
+from worker.broker.keys import speed_key
 from worker.broker.live import finish_recording, read_live
 from worker.encode.ffprobe import read_media
 from worker.jobs import JobState
@@ -31,6 +33,8 @@ def test_a_live_attempt_finishes_seconds_after_the_recording_ends(
     rig: Rig = request.getfixturevalue("rig" if where == "local" else "sftp_rig")
     rig.path.touch()  # EPGStation's start command runs once the file is open
     job = rig.submit(SECONDS)
+    speeds = speed_key(socket.gethostname())  # the name a task run in this process has
+    before = rig.registry.client.hgetall(speeds)
     with recording_in_real_time(rig.path, SECONDS) as writer:
         rig.start()
         time.sleep(SECONDS / 2)
@@ -57,6 +61,8 @@ def test_a_live_attempt_finishes_seconds_after_the_recording_ends(
     assert result["source_duration_s"] == pytest.approx(source.duration_s, abs=0.1)
     assert during is not None and during.read_bytes > 0 and during.lag_s is not None
     assert sha256(rig.path) == digest
+    # It ran at the recording's pace: that is not the worker's speed, which routes live jobs.
+    assert rig.registry.client.hgetall(speeds) == before
     assert [p.name for p in rig.path.parent.iterdir()] == [rig.path.name]
     assert [p.name for p in rig.outputs.iterdir()] == [Path(job.output).name]
     assert not list((rig.settings.staging.scratch_dir).glob("live-*"))
