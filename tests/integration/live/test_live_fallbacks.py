@@ -57,6 +57,12 @@ def held_for_the_finish_hook(rig: Rig, words: str) -> None:
     state = read_live(rig.registry, rig.job.id)
     assert state is not None and state.phase is Phase.ABANDONED
     assert rig.waiting_messages() == 0
+    # A stale delivery of it (the chosen worker's message) does not start it.
+    attempts = record.attempts
+    rig.start()
+    assert "held" in rig.wait()["skipped"]
+    again = rig.registry.get(rig.job.id)
+    assert again is not None and again.state is JobState.HELD and again.attempts == attempts
     # The finish hook then releases it as an ordinary job (scheduler.live does the publish).
     assert finish_recording(rig.registry, rig.job.id) == "release"
 
