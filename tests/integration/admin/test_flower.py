@@ -110,7 +110,7 @@ def test_api_lists_the_worker_and_the_queues_it_consumes(
 
     assert wait_for(listed, 30, interval=0.5), f"workers seen: {list(found)}"
     queues = {q["name"] for q in found[hostname]["active_queues"]}
-    assert queues == {"encode.gpu", "encode.cpu"}
+    assert queues == {"encode.gpu", "encode.cpu", f"{hostname}.dq2"}  # its own: live jobs
     # Flower's inspect calls run with kamado's transport options (the visibility timeout).
     assert found[hostname]["conf"]["broker_transport_options"]["visibility_timeout"] == 36_000
 

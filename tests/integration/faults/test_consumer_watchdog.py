@@ -29,7 +29,7 @@ QUEUES = ("encode.gpu", "encode.cpu")
 
 def silence(rig: Rig, name: str) -> None:
     """Stop the worker consuming every queue, through the broker, as an admin could."""
-    for queue in QUEUES:
+    for queue in (*QUEUES, f"{name}.dq2"):  # and its own queue (live jobs): nothing at all
         replies = rig.app.control.cancel_consumer(queue, destination=[name], reply=True, timeout=5)
         assert replies, f"{name} did not answer cancel_consumer {queue}"
     assert wait_for(
@@ -108,10 +108,13 @@ def test_idle_queues_and_a_worker_without_a_free_slot_never_trigger_the_watchdog
     time.sleep(SILENCE * 2)
     assert actions(rig, idle_name) == {} and idle.alive()
     idle.stop(grace=15)
-    # The busy worker encodes the short clip with the veryslow preset: one encode still
-    # outlasts the silence (the assertion below checks it), at a fraction of the time the
-    # long clip takes.
-    sources = [rig.source(clip=rig.clips.isdb_1080i, name=f"busy-{n}.ts") for n in range(2)]
+    # The busy worker encodes with the veryslow preset: the first encode (the 8 s clip)
+    # outlasts the silence even on an idle machine (the assertion below checks it; the 2 s
+    # clip took 6 s there, under the 7.5 s needed), the waiting one is the short clip.
+    sources = [
+        rig.source(clip=clip, name=f"busy-{n}.ts")
+        for n, clip in enumerate((rig.clips.long_1080i, rig.clips.isdb_1080i))
+    ]
     digests = [sha256(s) for s in sources]
     busy_silence = SILENCE
     slow = json.dumps({"fault": {**PROFILES["fault"], "x264_preset": "veryslow"}})

@@ -61,8 +61,10 @@ def running_guest(
 
 
 def consumed_queues(app: Celery, hostname: str) -> list[str]:
-    """The queues a worker consumes right now, as it answers remote control."""
+    """The capability queues a worker consumes right now, as it answers remote control
+    (not its own queue ``<hostname>.dq2``, where only live jobs sent to it wait)."""
     replies: dict[str, Any] = (
         app.control.inspect(destination=[hostname], timeout=2).active_queues() or {}
     )
-    return sorted(q["name"] for q in replies.get(hostname, []))
+    own = f"{hostname}.dq2"
+    return sorted(q["name"] for q in replies.get(hostname, []) if q["name"] != own)

@@ -126,7 +126,8 @@ def test_the_running_worker_loaded_the_settings_long_encodes_need(
     assert visibility == settings.broker.visibility_timeout > conf["task_time_limit"]
     assert conf["task_soft_time_limit"] < conf["task_time_limit"]
     queues = app.control.inspect(destination=[hostname], timeout=5).active_queues()[hostname]
-    assert {q["name"] for q in queues} == {"encode.gpu", "encode.cpu"}
+    # and its own queue, where the scheduler sends a live job it chose this worker for
+    assert {q["name"] for q in queues} == {"encode.gpu", "encode.cpu", f"{hostname}.dq2"}
 
 
 def test_progress_reaches_event_listeners_such_as_flower(
