@@ -8,9 +8,6 @@ Celery worker process (``kamado worker``) and stops both afterwards.
 from __future__ import annotations
 
 import contextlib
-import os
-import secrets
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,20 +16,19 @@ from typing import Any
 
 from celery import Celery
 
-from worker import process
 from worker.backends.proof_reuse import last_start
 from worker.broker.embedded import EmbeddedBroker
-from worker.broker.keys import UNACKED, worker_key
+from worker.broker.keys import UNACKED
 from worker.broker.reconcile import reconcile
 from worker.broker.registry import Registry
 from worker.celery_app import create_app
 from worker.errors import KamadoError
 from worker.jobs import EncodeResult, Job, JobState
+from worker.onebox_early import LocalWorker, Wanted, take
 from worker.settings.model import Settings
 from worker.spans import mark, span
 from worker.submit import submit_job
 
-WORKER_READY_TIMEOUT = 90.0
 # A job's end wakes the waiter at once (Registry.endings); between ends it looks at the
 # progress this often. Each look costs the CLI CPU that x264 wants while it runs.
 POLL = 0.5
@@ -115,95 +111,6 @@ def _wait_all(
     return [outcomes[t.job.id] for t in tracked]
 
 
-class LocalWorker:
-    """A real `kamado worker` process on the embedded broker."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        broker_url: str,
-        config: Path | None,
-        output_dir: Path | None = None,
-        *,
-        concurrency: int | None = None,
-        reprobe: bool = False,
-    ) -> None:
-        self.settings = settings
-        log_dir = settings.state_dir / "logs"
-        log_dir.mkdir(parents=True, exist_ok=True)
-        self.log = log_dir / "worker.log"
-        self.hostname = f"onebox-{secrets.token_hex(3)}@{os.uname().nodename}"
-        argv = [
-            sys.executable, "-m", "worker.cli.main", "worker",
-            "--hostname", self.hostname,
-            "--concurrency", str(concurrency or settings.worker.concurrency),
-        ]  # fmt: skip
-        if reprobe:
-            argv.append("--reprobe")
-        if config:
-            argv += ["--config", str(config)]
-        env = {
-            "KAMADO_BROKER_URL": broker_url,
-            "KAMADO_STATE_DIR": str(settings.state_dir),
-            # Celery's soft shutdown on SIGTERM: running work is requeued, not lost.
-            "REMAP_SIGTERM": "SIGQUIT",
-        }
-        if output_dir is not None:  # `kamado encode -o DIR`: this worker may write there
-            env["KAMADO_ENCODE__OUTPUT_DIR"] = str(output_dir.expanduser().absolute())
-        self.daemon = process.Daemon(argv, env=env, log=self.log)
-
-    def check(self) -> None:
-        """Raise if the worker process has died."""
-        if not self.daemon.alive():
-            raise KamadoError(
-                f"the local worker exited ({self.daemon.returncode}); its log "
-                f"{self.log} ends with:\n{self.daemon.log_tail(15)}"
-            )
-
-    def wait_ready(self, app: Celery, timeout: float = WORKER_READY_TIMEOUT) -> None:
-        """Wait until the worker answers a ping over the broker."""
-        started = time.monotonic()
-        deadline = started + timeout
-        while time.monotonic() < deadline:
-            self.check()
-            # A ping sent before the worker listens is lost and waits out its timeout: short
-            # ones see a fresh worker sooner; after 10 s, longer ones allow a slow reply.
-            wait = 0.1 if time.monotonic() - started < 10 else 0.5
-            replies = app.control.ping(destination=[self.hostname], timeout=wait)
-            if replies:
-                return
-        raise KamadoError(f"the local worker did not come up within {timeout:g} s ({self.log})")
-
-    def wait_idle(self, app: Celery, timeout: float = 30.0) -> bool:
-        """Wait until the worker runs no task; True once it said so, False on timeout.
-
-        A Celery worker stopped while a request is active sleeps its whole
-        worker_soft_shutdown_timeout (30 s) before going, however soon the task ends.
-        """
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.daemon.alive():
-            active = app.control.inspect(destination=[self.hostname], timeout=1.0).active()
-            if active is not None and not active.get(self.hostname):
-                return True
-            time.sleep(0.02)
-        return False
-
-    def stop(self) -> None:
-        """Warm-stop the worker, then make sure it is gone (the path for a busy worker)."""
-        self.daemon.stop(grace=20.0)
-
-    def drop(self, registry: Registry) -> None:
-        """Kill the idle worker's process group at once and remove its heartbeat.
-
-        Only for a worker with nothing left to lose: every job it was given is final in
-        the registry and the broker holds no unacknowledged message (checked by
-        :func:`quiescent`). Its warm shutdown (pool, event dispatcher, heartbeat, lease
-        and watchdog threads) costs about two seconds and saves nothing then.
-        """
-        self.daemon.kill()
-        registry.call("remove a heartbeat", registry.client.delete, worker_key(self.hostname))
-
-
 def quiescent(registry: Registry, job_ids: list[str], timeout: float = 2.0) -> bool:
     """True when every job is final and the broker holds no unacknowledged message.
 
@@ -231,6 +138,20 @@ class Session:
     worker: LocalWorker | None = None
     _last_reconcile: float = 0.0
     submitted: list[str] = field(default_factory=list)  # job ids, for the quick stop
+    on_status: Callable[[str], None] = lambda _m: None
+    _ready: bool = False
+
+    def ready(self) -> None:
+        """Wait for the local worker (if any) to answer, once: jobs submitted before wait
+        for it in the broker, so submitting first overlaps the two."""
+        if self.worker is None or self._ready:
+            return
+        with span("onebox", "session.worker_ready"):
+            self.worker.wait_ready(self.app)
+        self._ready = True
+        probe = last_start(self.settings) if self.settings.worker.backends == "auto" else None
+        if probe is not None:
+            self.on_status(f"encoder probe {'reused' if probe[0] else 'redone'}: {probe[1]}")
 
     def tick(self) -> None:
         """While waiting: fail if the local worker died; on one box, run the reconciler."""
@@ -266,14 +187,24 @@ def session(
         return
     slots = concurrency or settings.worker.concurrency
     on_status(f"starting the embedded broker and a local worker ({slots} slot(s))")
-    broker = EmbeddedBroker(settings.state_dir)
-    broker.spawn()
+    wanted = Wanted(
+        state_dir=settings.state_dir,
+        concurrency=slots,
+        config=config,
+        output_dir=output_dir.expanduser().absolute() if output_dir is not None else None,
+        reprobe=reprobe,
+    )
+    early = take(wanted)  # spawned by `kamado encode`'s quick path (worker/onebox_early.py)
+    if early is not None:
+        mark("onebox", "session.head_start")  # the pair the quick path spawned, adopted
+        broker = early.broker
+    else:
+        broker = EmbeddedBroker(settings.state_dir)
+        broker.spawn()
     try:
         # The worker starts at once: its imports and probe need no broker, and it waits
         # for one that is not up yet, so the two start side by side.
-        worker = LocalWorker(
-            settings, broker.url, config, output_dir, concurrency=slots, reprobe=reprobe
-        )
+        worker = early.worker if early is not None else LocalWorker(wanted, broker.url)
         try:
             with span("onebox", "session.broker_up"):
                 broker.wait_up()
@@ -281,13 +212,9 @@ def session(
             try:
                 registry = open_registry(settings, broker.url)
                 try:
-                    with span("onebox", "session.worker_ready"):
-                        worker.wait_ready(app)
-                    probe = last_start(settings) if settings.worker.backends == "auto" else None
-                    if probe is not None:
-                        on_status(f"encoder probe {'reused' if probe[0] else 'redone'}: {probe[1]}")
-                    box = Session(app, registry, settings, worker)
+                    box = Session(app, registry, settings, worker, on_status=on_status)
                     yield box
+                    box.ready()  # a caller that submitted nothing still sees it come up
                     with span("onebox", "session.worker_idle"):
                         idle = worker.wait_idle(app) and quiescent(registry, box.submitted)
                     if idle:  # nothing running, nothing unacknowledged: nothing to lose
@@ -339,4 +266,5 @@ def encode_files(
         done = submit_job(box.app, box.registry, box.settings, job, force=again)
         tracked.append(Tracked(done.job))
         box.submitted.append(done.job.id)
+    box.ready()
     return wait_all(box.registry, tracked, on_update, timeout=timeout, tick=box.tick)

@@ -13,7 +13,6 @@ from worker.staging.errors import BadUriError, IntegrityError, LocationError, No
 from worker.staging.files import Files
 from worker.staging.local import LocalFiles
 from worker.staging.sftp.openssh_files import Opening, OpenSshSession
-from worker.staging.sftp.paramiko_files import SftpSession
 from worker.staging.sftp.ssh_command import ssh_binary
 from worker.staging.uri import undefined_location
 
@@ -40,6 +39,8 @@ def connect(settings: StagingSettings, name: str) -> Files:
         if (name, why_not) not in _told:  # once per location and reason, not per transfer
             _told.add((name, why_not))
             log.warning("location %r uses the slower paramiko transport: %s", name, why_not)
+        from worker.staging.sftp.paramiko_files import SftpSession  # paramiko: only when used
+
         return SftpSession.connect(
             name, location, window_mb=settings.window_mb, max_requests=settings.max_requests
         )

@@ -46,7 +46,6 @@ from worker.staging.sftp.common import (
     known_hosts_name,
     not_sftp_reason,
 )
-from worker.staging.sftp.hostkey import explain_host_key, preflight
 from worker.staging.sftp.ssh_command import diagnose, sftp_argv, sftp_env
 
 MIB = 1024 * 1024
@@ -86,6 +85,8 @@ class OpenSshSession(SessionBase):
         cls, name: str, location: SftpLocation, *, ssh: str, max_requests: int = 16
     ) -> Opening:
         """Start ssh and ask for SFTP without waiting: the handshake runs in ssh meanwhile."""
+        from worker.staging.sftp.hostkey import preflight  # paramiko: only for SFTP
+
         preflight(name, location)
         try:
             child = Piped(sftp_argv(ssh, location), env=sftp_env(location))
@@ -419,6 +420,8 @@ def _refused(
     found = diagnose(tail, code)
     reason = found.reason if tail else str(error)
     if found.failure in ("host key", "host key changed"):
+        from worker.staging.sftp.hostkey import explain_host_key
+
         explain_host_key(name, location)  # paramiko names the fingerprint, when it sees one
         host = known_hosts_name(location.host, location.port)
         raise HostKeyError(
