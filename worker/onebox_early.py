@@ -20,6 +20,7 @@ from __future__ import annotations
 import atexit
 import os
 import secrets
+import shutil
 import sys
 import time
 import tomllib
@@ -140,14 +141,29 @@ class Early:
     broker: EmbeddedBroker
     worker: LocalWorker
     taken: bool = False
+    # The outermost directory the head start created (the state directory on a first
+    # run): a command refused after it leaves nothing behind, as one refused before.
+    created: Path | None = None
 
     def discard(self) -> None:
-        """Stop both (nobody adopted them)."""
+        """Stop both (nobody adopted them) and remove what only they wrote."""
         if self.taken:
             return
         self.taken = True
         self.worker.daemon.kill()
         self.broker.stop()
+        if self.created is not None:
+            shutil.rmtree(self.created, ignore_errors=True)
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost directory of ``path`` that does not exist yet (None: it exists)."""
+    missing = None
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        missing = folder
+    return missing
 
 
 _early: list[Early] = []
@@ -250,6 +266,7 @@ def main(argv: list[str]) -> int | None:
     try:
         wanted = wanted_from(argv)
         if wanted is not None and 1 <= wanted.concurrency <= 16:
+            created = _first_missing(wanted.state_dir)
             broker = EmbeddedBroker(wanted.state_dir)
             broker.spawn()
             try:
@@ -257,7 +274,7 @@ def main(argv: list[str]) -> int | None:
             except BaseException:
                 broker.stop()
                 raise
-            early = Early(wanted, broker, worker)
+            early = Early(wanted, broker, worker, created=created)
             _early.append(early)
             atexit.register(early.discard)
     except (OSError, ValueError, TypeError, AttributeError, KamadoError, tomllib.TOMLDecodeError):

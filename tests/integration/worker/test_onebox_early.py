@@ -68,5 +68,6 @@ def test_a_command_that_fails_after_the_head_start_leaves_nothing_running(
     while running_under(state) and time.monotonic() < give_up:
         time.sleep(0.1)
     assert not running_under(state)
+    assert not (tmp_path / ".local").exists(), "the head start's state directory was left"
     assert list(out.iterdir()) == []
     assert sha256(rec) == digest

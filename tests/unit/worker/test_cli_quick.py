@@ -10,7 +10,7 @@ from worker.cli.quick import GROUP, load, quick_targets, read_group
 
 def test_the_quick_targets_are_what_importlib_metadata_reports() -> None:
     expected = {ep.name: ep.value for ep in entry_points(group=GROUP)}
-    assert expected == {"hook": "scheduler.hooks.quick:main"}
+    assert expected == {"hook": "scheduler.hooks.quick:main", "encode": "worker.onebox_early:main"}
     assert quick_targets() == expected
 
 
