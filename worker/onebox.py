@@ -147,11 +147,19 @@ class Session:
         if self.worker is None or self._ready:
             return
         with span("onebox", "session.worker_ready"):
-            self.worker.wait_ready(self.app)
+            self.worker.wait_ready(self.app, working=self._took_a_job)
         self._ready = True
         probe = last_start(self.settings) if self.settings.worker.backends == "auto" else None
         if probe is not None:
             self.on_status(f"encoder probe {'reused' if probe[0] else 'redone'}: {probe[1]}")
+
+    def _took_a_job(self) -> bool:
+        """True once a job submitted here left the queue (the local worker took it)."""
+        for job_id in self.submitted:
+            record = self.registry.get(job_id)
+            if record is not None and record.state is not JobState.QUEUED:
+                return True
+        return False
 
     def tick(self) -> None:
         """While waiting: fail if the local worker died; on one box, run the reconciler."""

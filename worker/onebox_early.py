@@ -24,6 +24,7 @@ import shutil
 import sys
 import time
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -89,15 +90,25 @@ class LocalWorker:
                 f"{self.log} ends with:\n{self.daemon.log_tail(15)}"
             )
 
-    def wait_ready(self, app: Celery, timeout: float = WORKER_READY_TIMEOUT) -> None:
-        """Wait until the worker answers a ping over the broker."""
+    def wait_ready(
+        self,
+        app: Celery,
+        timeout: float = WORKER_READY_TIMEOUT,
+        *,
+        working: Callable[[], bool] = lambda: False,
+    ) -> None:
+        """Wait until the worker answers a ping over the broker, or ``working`` says it
+        took a job already (then no ping is needed: each one costs both processes CPU
+        that the first encode wants)."""
         started = time.monotonic()
         deadline = started + timeout
         while time.monotonic() < deadline:
             self.check()
+            if working():
+                return
             # A ping sent before the worker listens is lost and waits out its timeout: short
             # ones see a fresh worker sooner; after 10 s, longer ones allow a slow reply.
-            wait = 0.1 if time.monotonic() - started < 10 else 0.5
+            wait = 0.25 if time.monotonic() - started < 10 else 0.5
             replies = app.control.ping(destination=[self.hostname], timeout=wait)
             if replies:
                 return

@@ -33,6 +33,7 @@ from worker.encode.caption_files import (
     verify_captions,
 )
 from worker.encode.ffprobe import MediaInfo, check_readable, read_media
+from worker.encode.probe_ahead import read_source
 from worker.encode.remote_output import RemoteOutput, deliver_remote, prepare_remote, push_kept
 from worker.encode.run import run_encode
 from worker.encode.verify import verify_output
@@ -312,9 +313,12 @@ def _source_info(
 ) -> MediaInfo:
     """The source's streams (a live job's: its first bytes, which may end mid-packet)."""
     with span(job.id, "encode.source_probe"):
-        info = read_media(
-            settings.encode.ffprobe, probed, service_id=profile.service_id, reject_cut_ts=not live
-        )
+        if live:  # the head of a growing recording: it may end mid-packet
+            info = read_media(
+                settings.encode.ffprobe, probed, service_id=profile.service_id, reject_cut_ts=False
+            )
+        else:
+            info = read_source(settings.encode.ffprobe, probed, service_id=profile.service_id)
     return read_layouts(settings.encode.ffmpeg, probed, info, profile.audio)
 
 

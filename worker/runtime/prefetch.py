@@ -18,14 +18,17 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from celery import Celery
 
 from worker.broker.registry import Registry
+from worker.encode.probe_ahead import warm
 from worker.errors import KamadoError
 from worker.jobs import ENCODE_TASK, Job
+from worker.profiles import get_profile
 from worker.settings.model import Settings
-from worker.staging.api import Prefetcher, StagedSource, stage_in
+from worker.staging.api import Prefetcher, StagedSource, resolve, stage_in
 
 log = logging.getLogger("kamado.prefetch")
 
@@ -122,10 +125,31 @@ class NextPrefetch:
             # The same recording under another profile: its copy is the one in use.
             if job is None or job.source == current or job.live:  # a live one is still growing
                 return
+            if self._probe_ahead(job):
+                return
             prefetcher = self._current()
             if prefetcher.prefetch(job.source):
                 self._waiting[job.source] = job.id
                 log.info("prefetching the source of job %s: %s", job.id, job.source)
+
+    def _probe_ahead(self, job: Job) -> bool:
+        """For a local source: probe it while this job encodes (True); a remote one is
+        prefetched instead (False)."""
+        try:
+            target = resolve(self.settings.staging, job.source)
+            service_id = get_profile(job.profile, self.settings.profiles).service_id
+        except KamadoError:
+            return True  # its own attempt reports what is wrong
+        if target.kind != "local":
+            return False
+        thread = threading.Thread(
+            target=warm,
+            args=(self.settings.encode.ffprobe, Path(target.path), service_id),
+            name="kamado-probe-ahead",
+            daemon=True,
+        )
+        thread.start()
+        return True
 
     def _schedule_sweep(self, seen: int | None = None) -> None:
         if self._idle_sweep <= 0:
