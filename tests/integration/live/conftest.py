@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from celery import Celery
 
+from tests.integration.prefetch.remote_worker import sftp_location
 from tests.support.live import programme
 from tests.support.redis_proc import RedisProcess
 from tests.support.sshd import SshdProcess, start_sshd
@@ -34,20 +35,6 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshdProcess]:
     server = start_sshd(tmp_path_factory.mktemp("live-sshd"))
     yield server
     server.stop()
-
-
-def sftp_location(sshd: SshdProcess, root: Path) -> dict[str, object]:
-    return {
-        "kind": "sftp",
-        "host": "127.0.0.1",
-        "port": sshd.port,
-        "user": sshd.user,
-        "key_file": str(sshd.user_key),
-        "known_hosts": str(sshd.known_hosts),
-        "root": str(root),
-        "connect_timeout": 5,
-        "io_timeout": 10,
-    }
 
 
 @dataclass
@@ -123,7 +110,16 @@ def make_rig(
     source = str(recorded / name)
     if where == "sftp":
         assert sshd is not None
-        locations = {"rec": sftp_location(sshd, recorded)}
+        locations = {
+            "rec": sftp_location(
+                host="127.0.0.1",
+                port=sshd.port,
+                user=sshd.user,
+                key_file=sshd.user_key,
+                known_hosts=sshd.known_hosts,
+                root=recorded,
+            )
+        }
         source = f"sftp://rec/{name}"
     settings = Settings(
         broker_url=redis_server.url,

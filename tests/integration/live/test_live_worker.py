@@ -45,10 +45,13 @@ LIVE_ENV = {
 
 @pytest.fixture
 def world(redis_server: RedisProcess, tmp_path: Path) -> Iterator[tuple[Kamado, Registry, Path]]:
+    """The hooks' CLI and config, the registry, and the output directory (with
+    ``recorded/`` beside it for the recordings)."""
     registry = Registry.connect(redis_server.url, lease_ttl=LEASE)
     registry.client.flushall()
     out = tmp_path / "out"
     out.mkdir()
+    (tmp_path / "recorded").mkdir()
     extra = (
         f'[encode]\noutput_dir = "{out}"\n[jobs]\nlease_ttl = {LEASE}\n'
         "[live]\npoll = 0.2\nhead_wait = 1\n"
@@ -91,7 +94,6 @@ def test_a_fast_worker_follows_the_recording_from_the_start_hook_to_the_finish_h
 ) -> None:
     kamado, registry, out = world
     rec_dir = tmp_path / "recorded"
-    rec_dir.mkdir()
     env = {**LIVE_ENV, "KAMADO_ENCODE__OUTPUT_DIR": str(out)}
     with running_worker(redis_server.url, tmp_path / "w", **env) as (_app, hostname, _daemon):
         warm_up(kamado, registry, clips, rec_dir, hostname)
@@ -126,7 +128,6 @@ def test_a_worker_killed_mid_recording_leaves_an_ordinary_job_after_the_finish_h
 ) -> None:
     kamado, registry, out = world
     rec_dir = tmp_path / "recorded"
-    rec_dir.mkdir()
     rec = rec_dir / "killed.ts"
     env = {**LIVE_ENV, "KAMADO_ENCODE__OUTPUT_DIR": str(out)}
     with running_worker(redis_server.url, tmp_path / "a", **env) as (_app, hostname, daemon):
