@@ -204,6 +204,7 @@ class EpgstationServer:
     sample: Path
     programmes: list[Programme] = field(default_factory=list)
     finish_command: str | None = None
+    start_command: str | None = None
     encoding_finish_command: str | None = None
     env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
@@ -356,6 +357,8 @@ class EpgstationServer:
                 f"      suffix: {preset.suffix}",
                 f"      rate: {preset.rate}",
             ]
+        if self.start_command:
+            lines.append(f"recordingStartCommand: '{self.start_command}'")
         if self.finish_command:
             lines.append(f"recordingFinishCommand: '{self.finish_command}'")
         if self.encoding_finish_command:
