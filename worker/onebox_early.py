@@ -23,7 +23,6 @@ import secrets
 import shutil
 import sys
 import time
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ from worker import process
 from worker.broker.embedded import EmbeddedBroker
 from worker.broker.keys import worker_key
 from worker.errors import KamadoError
+from worker.settings.file import find_config, read_toml
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -220,20 +220,11 @@ def _parse(argv: list[str]) -> tuple[list[str], dict[str, str], set[str]] | None
 
 
 def _config(values: dict[str, str]) -> tuple[Path | None, dict[str, Any]]:
+    """The ``--config`` given (None: found the usual way) and the file's contents."""
     explicit = values.get("--config") or values.get("-c")
-    path = Path(explicit) if explicit else None
-    if path is None and os.environ.get("KAMADO_CONFIG"):
-        path = Path(os.environ["KAMADO_CONFIG"]).expanduser()
-    if path is None:
-        for candidate in (Path("~/.config/kamado/kamado.toml").expanduser(),
-                          Path("/etc/kamado/kamado.toml")):  # fmt: skip
-            if candidate.is_file():
-                path = candidate
-                break
-    if path is None:
-        return None, {}
-    with path.open("rb") as fh:
-        return (path if explicit else None), tomllib.load(fh)
+    given = Path(explicit) if explicit else None
+    path = find_config(given)
+    return given, (read_toml(path) if path is not None else {})
 
 
 def _env(name: str) -> str | None:
@@ -288,6 +279,6 @@ def main(argv: list[str]) -> int | None:
             early = Early(wanted, broker, worker, created=created)
             _early.append(early)
             atexit.register(early.discard)
-    except (OSError, ValueError, TypeError, AttributeError, KamadoError, tomllib.TOMLDecodeError):
+    except (OSError, ValueError, TypeError, AttributeError, KamadoError):
         pass  # no head start; the full command line says what is wrong, if anything
     return None

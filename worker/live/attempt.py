@@ -1,12 +1,11 @@
 """A live attempt in the encode task: whether to follow the recording, and the fallback.
 
 A task for a live job runs live only while the job's phase is ``recording`` (the finish
-hook has not come) or ``finished`` is not yet set; in any other phase it is an ordinary
-attempt at a finished file. A live attempt that stops for any reason but a cancel (the
-feed, ffmpeg or the verification failed) never fails the job: it ends its attempt and
-the job goes where :func:`worker.broker.live.abandon` says: held until the finish hook,
-or published at once as an ordinary job, or held or cancelled as the finish hook's
-policy asked.
+hook has not come); in any other phase it is an ordinary attempt at a finished file. A
+live attempt that stops for any reason but a cancel (the feed, ffmpeg or the
+verification failed) never fails the job: it ends its attempt and the job goes where
+:func:`worker.broker.live.abandon` says: held until the finish hook, or published at
+once as an ordinary job, or held or cancelled as the finish hook's policy asked.
 """
 
 from __future__ import annotations
@@ -77,6 +76,15 @@ def await_recording(settings: Settings, job: Job, feed: LiveFeed) -> None:
         time.sleep(settings.live.poll)
 
 
+# What a stopped live attempt leaves its job as, by abandon()'s answer.
+_AFTER = {
+    "wait": (JobState.HELD, "it runs after the recording's finish hook"),
+    "hold": (JobState.HELD, "held, as the finish hook's policy says"),
+    "cancel": (JobState.CANCELLED, "the recording is skipped (a failed recording)"),
+    "queue": (JobState.QUEUED, "published again as an ordinary job"),
+}
+
+
 def stop_live(
     app: Celery,
     settings: Settings,
@@ -88,17 +96,9 @@ def stop_live(
     """End a live attempt that could not finish, and send the job on as an ordinary one."""
     reason = f"live attempt stopped: {error}"
     then = abandon(registry, job.id, str(error))
-    if then == "wait":
-        registry.finish(job.id, attempt_id, JobState.HELD, error=reason, kind="live")
-        log.warning("job %s: %s; it runs after the recording's finish hook", job.id, reason)
-    elif then == "hold":
-        registry.finish(job.id, attempt_id, JobState.HELD, error=reason, kind="live")
-        log.warning("job %s: %s; held, as the finish hook's policy says", job.id, reason)
-    elif then == "cancel":
-        registry.finish(job.id, attempt_id, JobState.CANCELLED, error=reason, kind="live")
-        log.warning("job %s: %s; the recording is skipped (a failed recording)", job.id, reason)
-    else:
-        if registry.finish(job.id, attempt_id, JobState.QUEUED, error=reason, kind="live"):
-            publish(app, job, get_profile(job.profile, settings.profiles).queue)
-        log.warning("job %s: %s; published again as an ordinary job", job.id, reason)
+    state, after = _AFTER.get(then, _AFTER["queue"])
+    ended = registry.finish(job.id, attempt_id, state, error=reason, kind="live")
+    if ended and state is JobState.QUEUED:
+        publish(app, job, get_profile(job.profile, settings.profiles).queue)
+    log.warning("job %s: %s; %s", job.id, reason, after)
     return {"job_id": job.id, "skipped": reason, "live": then}

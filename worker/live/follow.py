@@ -28,6 +28,7 @@ from worker.settings.staging import StagingSettings
 from worker.staging.connection import connect
 from worker.staging.errors import LocationError, RemoteNotFoundError
 from worker.staging.files import Chunk, Files, RemoteStat, TransferProgress
+from worker.staging.stream import open_fifo_writer
 from worker.staging.uri import Target
 
 __all__ = ["Follower", "LiveStopped", "Position", "read_head"]
@@ -253,7 +254,7 @@ class Follower:
         self.phase = phase
         self.deadline = deadline
         self.position = Position()
-        self.error: LiveStopped | KamadoError | None = None
+        self.error: KamadoError | None = None
         self.cancel = threading.Event()
         self._thread = threading.Thread(target=self._run, name="kamado-live", daemon=True)
 
@@ -279,24 +280,11 @@ class Follower:
             raise self.error
         return self.position.fed
 
-    def _open_writer(self) -> int | None:
-        while not self.cancel.is_set():
-            try:
-                fd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)
-            except OSError as e:
-                if e.errno != errno.ENXIO:  # ENXIO: ffmpeg has not opened it yet
-                    raise
-                self.cancel.wait(0.02)
-                continue
-            os.set_blocking(fd, True)
-            return fd
-        return None
-
     def _run(self) -> None:
         source = _Source(self.staging, self.target)
         copy = None
         try:
-            fd = self._open_writer()
+            fd = open_fifo_writer(self.fifo, self.cancel)
             if fd is None:
                 return
             copy = self.copy.open("wb") if self.copy is not None else None

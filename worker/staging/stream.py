@@ -25,6 +25,22 @@ from worker.staging.uri import Target
 PIPE_BUFFER = 1024 * 1024
 
 
+def open_fifo_writer(fifo: Path, cancel: threading.Event) -> int | None:
+    """Open ``fifo`` for writing once a reader (ffmpeg) has opened it; None if ``cancel``
+    is set first (a blocking open could hang for ever)."""
+    while not cancel.is_set():
+        try:
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as e:
+            if e.errno != errno.ENXIO:  # ENXIO: no reader yet
+                raise
+            cancel.wait(0.02)
+            continue
+        os.set_blocking(fd, True)
+        return fd
+    return None
+
+
 class Stream:
     """A thread that writes one remote file into a FIFO, reconnecting after drops."""
 
@@ -57,7 +73,7 @@ class Stream:
         files, self._files = self._files, None
         fd: int | None = None
         try:
-            fd = self._open_writer()
+            fd = open_fifo_writer(self.fifo, self.cancel)
         except OSError as e:
             self.error = TransferError(f"cannot open pipe {str(self.fifo)!r}: {e.strerror}")
         if fd is None or self.error is not None:
@@ -93,20 +109,6 @@ class Stream:
                     location=self.target.location,
                     path=self.target.path,
                 )
-
-    def _open_writer(self) -> int | None:
-        """Open the FIFO once a reader has; None if stopped first (a blocking open could hang)."""
-        while not self.cancel.is_set():
-            try:
-                fd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)
-            except OSError as e:
-                if e.errno != errno.ENXIO:  # ENXIO: no reader yet
-                    raise
-                self.cancel.wait(0.02)
-                continue
-            os.set_blocking(fd, True)
-            return fd
-        return None
 
     def finish(self, timeout: float | None = None) -> str:
         """Wait for the download to end; its sha256, or raise its error."""
